@@ -1,0 +1,30 @@
+"""The assistant: config, the model registry and the chat model, wired together once.
+
+Everything is created lazily; building an Assistant loads no model.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from chat.config import Config
+from chat.registry import ModelRegistry, Progress
+
+
+class Assistant:
+    def __init__(self, config: Config, progress: Progress | None = None):
+        self.config = config
+        self.registry = ModelRegistry(config, progress=progress)
+
+    @cached_property
+    def mllm(self):
+        from chat.mllm import MultimodalChat
+
+        return MultimodalChat(self.registry)
+
+    def generation_options(self, **overrides):
+        from chat.mllm import GenerationOptions
+
+        merged = self.config.generation.model_dump()
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return GenerationOptions(**merged)

@@ -1,0 +1,146 @@
+"""Configuration: pydantic models loaded from YAML.
+
+Every model has ``extra="forbid"`` so a misspelt key is an error that names the key and the file.
+Model paths may contain ``{tiny}``, replaced by the tiny-checkpoint directory (env ``MMCHAT_TINY_DIR``
+overrides the YAML's ``tiny_dir``). Nothing here touches the disk except :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chat.errors import UserError
+
+DEFAULT_CONFIG = "configs/default.yaml"
+QuantMode = Literal["none", "nf4", "int8"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelSpec(Strict):
+    """One checkpoint: a hub id or a local folder."""
+
+    path: str
+    quantize: QuantMode = "none"
+    dtype: DType = "auto"
+    revision: str | None = None
+
+
+class GenerationConfig(Strict):
+    max_new_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    auth: str | None = None  # "user:pass"; env MMCHAT_AUTH also works
+    queue_size: int = Field(16, ge=1)
+    concurrency: int = Field(1, ge=1)
+
+
+class LimitsConfig(Strict):
+    max_upload_bytes: int = Field(25 * 2**20, ge=1)
+    max_pixels: int = Field(4096 * 4096, ge=1)  # larger images get a working copy
+    max_image_pixels_hard: int = Field(144_000_000, ge=1)  # refuse above (decompression bombs)
+    max_images_per_session: int = Field(32, ge=1)
+    max_message_chars: int = Field(8000, ge=1)
+    max_labels: int = Field(100, ge=1)
+
+
+class ToolsConfig(Strict):
+    click_radius: int = Field(40, ge=2)
+    prompt_templates: list[str] = ["a photo of a {}."]
+    som_method: Literal["slic", "sam"] = "slic"
+    som_max_regions: int = Field(24, ge=1, le=200)
+    edit_steps: int = Field(20, ge=1, le=200)
+    guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
+    image_guidance_scale: float = Field(1.5, ge=0.0, le=20.0)
+    mask_dilate: int = Field(8, ge=0)
+    mask_feather: int = Field(6, ge=0)
+    classify_rounds: int = Field(2, ge=1, le=10)
+
+
+class RemoteLLM(Strict):
+    """An OpenAI-compatible server (vLLM, Ollama, ...) that replaces the local chat model."""
+
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+
+
+class Config(Strict):
+    profile: str = "default"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: DType = "auto"
+    memory_budget_gb: float = Field(22.0, gt=0)
+    data_dir: str = "~/.local/share/mmchat"
+    tiny_dir: str | None = None  # set in the tiny profile: missing tiny checkpoints are built on use
+    chat_model: str = "llava"  # key in ``models``
+    models: dict[str, ModelSpec]
+    generation: GenerationConfig = GenerationConfig()
+    server: ServerConfig = ServerConfig()
+    limits: LimitsConfig = LimitsConfig()
+    tools: ToolsConfig = ToolsConfig()
+    remote_llm: RemoteLLM | None = None
+
+    def model(self, name: str) -> ModelSpec:
+        if name not in self.models:
+            raise UserError(f"No model named '{name}' in the config; add it under 'models:'.")
+        return self.models[name]
+
+    @property
+    def data_path(self) -> Path:
+        return Path(os.path.expanduser(self.data_dir))
+
+    @property
+    def tiny_path(self) -> Path | None:
+        raw = os.environ.get("MMCHAT_TINY_DIR") or self.tiny_dir
+        return Path(os.path.expanduser(raw)) if raw else None
+
+
+def _resolve_tiny(config: Config) -> Config:
+    tiny = config.tiny_path
+    for spec in config.models.values():
+        if "{tiny}" in spec.path:
+            if tiny is None:
+                raise UserError("A model path uses {tiny} but the config sets no 'tiny_dir'.")
+            spec.path = spec.path.replace("{tiny}", str(tiny))
+    return config
+
+
+def config_path(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("MMCHAT_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides) -> Config:
+    """Read and validate a YAML config; errors name the file and the offending key."""
+    p = config_path(str(path) if path else None)
+    if not p.is_file():
+        raise UserError(f"Config file {p} not found; pass --config PATH or set MMCHAT_CONFIG.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"Config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"Config file {p} must be a mapping of keys to values.")
+    data.update(overrides)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise UserError(f"Config file {p}: key '{key}': {err['msg']}.") from None
+    if config.chat_model not in config.models:
+        raise UserError(f"Config file {p}: key 'chat_model': '{config.chat_model}' is not under 'models'.")
+    return _resolve_tiny(config)

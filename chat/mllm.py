@@ -1,0 +1,173 @@
+"""The local multimodal model (LLaVA-style): prompts from the checkpoint's chat template, streaming.
+
+A conversation is a list of :class:`Turn`; each user turn carries the images it is about. The prompt is
+rendered by the processor's own chat template, so any llava-hf-compatible checkpoint works unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+from PIL import Image
+from pydantic import Field
+
+from chat.config import GenerationConfig, Strict
+
+
+class GenerationOptions(GenerationConfig):
+    """Validated per-request generation options (defaults come from the config)."""
+
+
+@dataclass
+class Turn:
+    role: Literal["user", "assistant", "system"]
+    text: str
+    images: list[Image.Image] = field(default_factory=list)
+
+
+class ChoiceScores(Strict):
+    options: list[str]
+    logprobs: list[float] = Field(default_factory=list)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _cancel_criteria(event: threading.Event):
+    from transformers import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return event.is_set()
+
+    return Cancelled()
+
+
+class MultimodalChat:
+    """Chat with a LLaVA-style model held by the registry under ``name``."""
+
+    def __init__(self, registry, name: str | None = None):
+        self.registry = registry
+        self.name = name or registry.config.chat_model
+
+    # -- prompt ----------------------------------------------------------------------------
+    @property
+    def bundle(self):
+        return self.registry.get(self.name)
+
+    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
+        """The prompt text from the chat template, and the images in the order they appear in it."""
+        conversation, images = [], []
+        for turn in turns:
+            parts = [{"type": "image"} for _ in turn.images]
+            parts.append({"type": "text", "text": turn.text})
+            conversation.append({"role": turn.role, "content": parts})
+            images.extend(im.convert("RGB") for im in turn.images)
+        prompt = self.bundle.processor.apply_chat_template(
+            conversation, add_generation_prompt=add_generation_prompt, tokenize=False
+        )
+        return prompt, images
+
+    def inputs(self, turns: list[Turn]):
+        prompt, images = self.render(turns)
+        bundle = self.bundle
+        batch = bundle.processor(images=images or None, text=prompt, return_tensors="pt")
+        device = bundle.model.device
+        dtype = bundle.model.dtype
+        out = {}
+        for key, value in batch.items():
+            if key == "pixel_values":
+                value = value.to(device=device, dtype=self._vision_dtype(dtype))
+            elif hasattr(value, "to"):
+                value = value.to(device)
+            out[key] = value
+        return out
+
+    def _vision_dtype(self, default):
+        try:
+            return next(self.bundle.model.model.vision_tower.parameters()).dtype
+        except (AttributeError, StopIteration):
+            return default
+
+    # -- generation ------------------------------------------------------------------------
+    def _generate_kwargs(self, options: GenerationOptions) -> dict:
+        kwargs = {"max_new_tokens": options.max_new_tokens}
+        if options.temperature > 0:
+            kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p)
+        else:
+            kwargs.update(do_sample=False)
+        tokenizer = self.bundle.processor.tokenizer
+        kwargs["pad_token_id"] = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return kwargs
+
+    def stream(
+        self,
+        turns: list[Turn],
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer piece by piece. Setting ``cancel`` (or closing the iterator) stops generation."""
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        options = options or GenerationOptions(**self.registry.config.generation.model_dump())
+        cancel = cancel or threading.Event()
+        inputs = self.inputs(turns)
+        tokenizer = self.bundle.processor.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs = dict(inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel)]))
+        kwargs.update(self._generate_kwargs(options))
+        errors: list[BaseException] = []
+
+        def run():
+            torch = _torch()
+            try:
+                if options.seed is not None:
+                    torch.manual_seed(options.seed)
+                with torch.inference_mode():
+                    self.bundle.model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="mmchat-generate", daemon=True)
+        worker.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+                if cancel.is_set():
+                    break
+        finally:
+            cancel.set()
+            worker.join()
+        if errors:
+            raise errors[0]
+
+    def generate(self, turns: list[Turn], options: GenerationOptions | None = None) -> str:
+        return "".join(self.stream(turns, options)).strip()
+
+    def choice_logprobs(self, turns: list[Turn], options: list[str]) -> list[float]:
+        """Mean log-probability of each option as the assistant's answer: a constrained choice."""
+        torch = _torch()
+        bundle = self.bundle
+        base = self.inputs(turns)
+        prompt_len = base["input_ids"].shape[1]
+        tokenizer = bundle.processor.tokenizer
+        scores = []
+        with torch.inference_mode():
+            for option in options:
+                ids = tokenizer(option, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
+                    base["input_ids"].device
+                )
+                full = dict(base)
+                full["input_ids"] = torch.cat([base["input_ids"], ids], dim=1)
+                full["attention_mask"] = torch.ones_like(full["input_ids"])
+                logits = bundle.model(**full).logits[0, prompt_len - 1 : -1].float()
+                logp = torch.log_softmax(logits, dim=-1).gather(1, ids[0].unsqueeze(1)).squeeze(1)
+                scores.append(float(logp.mean()))
+        return scores

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny checkpoints are built once per test session into a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / "configs" / "tiny.yaml"
+
+
+def pytest_configure(config):
+    # Point every tiny-profile load (also in subprocesses) at this session's checkpoints and data dir.
+    base = Path(os.environ.get("MMCHAT_TEST_DIR") or tempfile.mkdtemp(prefix="mmchat-test-"))
+    os.environ.setdefault("MMCHAT_TINY_DIR", str(base / "tiny"))
+    os.environ.setdefault("MMCHAT_TEST_DATA", str(base / "data"))
+    os.environ.pop("MMCHAT_CONFIG", None)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    from chat import tiny
+
+    directory = Path(os.environ["MMCHAT_TINY_DIR"])
+    missing = [f for f in tiny.FAMILIES if not tiny.is_built(directory, f)]
+    if missing:
+        tiny.build(directory, missing)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_dir):
+    from chat.config import load_config
+
+    return load_config(TINY_CONFIG, data_dir=os.environ["MMCHAT_TEST_DATA"])
+
+
+@pytest.fixture(scope="session")
+def assistant(tiny_config):
+    from chat.assistant import Assistant
+
+    return Assistant(tiny_config)
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
