@@ -17,6 +17,12 @@ class Assistant:
         self.registry = ModelRegistry(config, progress=progress)
 
     @cached_property
+    def sessions(self):
+        from chat.store import SessionStore
+
+        return SessionStore(self.config.data_path, limits=self.config.limits)
+
+    @cached_property
     def mllm(self):
         from chat.mllm import MultimodalChat
 

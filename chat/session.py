@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -70,6 +70,7 @@ class Session(BaseModel):
     trace: list[TraceEntry] = []
     next_image: int = 1
     _pixels: dict[str, Image.Image] = PrivateAttr(default_factory=dict)
+    _loader: Callable[[str], Image.Image] | None = PrivateAttr(default=None)
 
     # -- images ---------------------------------------------------------------------------
     def add_image(self, image: Image.Image, name: str = "", limit: int | None = None) -> ImageRecord:
@@ -117,10 +118,19 @@ class Session(BaseModel):
 
     def pixels(self, ref: str | None = None) -> Image.Image:
         """The pixels of an image's current version, or of a given version id."""
-        return self._pixels[self.version(ref).id]
+        version_id = self.version(ref).id
+        if version_id not in self._pixels:
+            if self._loader is None:
+                raise UserError(f"The pixels of {version_id} are missing.")
+            self._pixels[version_id] = self._loader(version_id)
+        return self._pixels[version_id]
 
     def set_pixels(self, version_id: str, image: Image.Image) -> None:
         self._pixels[version_id] = image
+
+    def set_loader(self, loader: Callable[[str], Image.Image]) -> None:
+        """Where pixels not in memory come from (the store reads them from disk on first use)."""
+        self._loader = loader
 
     def has_pixels(self, version_id: str) -> bool:
         return version_id in self._pixels

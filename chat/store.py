@@ -1,0 +1,221 @@
+"""Sessions on disk: a SQLite index plus one folder per session, written atomically.
+
+Layout under the data directory::
+
+    index.sqlite                       sessions(id, title, created, updated)
+    sessions/<id>/session.json         the Session (images, versions, markers, messages, trace)
+    sessions/<id>/images/<img>.v<n>.png  pixels of every version (written once, never rewritten)
+    exports/<id>-<time>.zip            conversation exports
+
+Every file is written to a temporary name and renamed into place, so killing the server mid-write leaves
+either the old file or the new one, never a torn one. Pixels are read back lazily on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image
+
+from chat.errors import UserError
+from chat.session import Session
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_VERSION_FILE = re.compile(r"^img\d+\.v\d+\.png$")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class SessionStore:
+    """Creates, loads and saves sessions; keeps recently used ones in memory."""
+
+    def __init__(self, root: str | os.PathLike, cache_size: int = 64, limits=None):
+        self.root = Path(root)
+        self.cache_size = cache_size
+        self.limits = limits
+        self._cache: OrderedDict[str, Session] = OrderedDict()
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    # -- paths and index ------------------------------------------------------------------
+    def _dir(self, session_id: str) -> Path:
+        if not _ID.match(session_id or ""):
+            raise UserError("That session id is not valid.")
+        return self.root / "sessions" / session_id
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.root / "index.sqlite", timeout=30)
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, title TEXT, created REAL, updated REAL)"
+            )
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    # -- public API -----------------------------------------------------------------------
+    def lock(self, session_id: str) -> threading.RLock:
+        """One request at a time per session: ``with store.lock(sid): ...``."""
+        with self._guard:
+            return self._locks.setdefault(session_id, threading.RLock())
+
+    def create(self) -> Session:
+        session = Session()
+        self._remember(session)
+        self.save(session)
+        return session
+
+    def get(self, session_id: str) -> Session:
+        with self._guard:
+            if session_id in self._cache:
+                self._cache.move_to_end(session_id)
+                return self._cache[session_id]
+        path = self._dir(session_id) / "session.json"
+        if not path.is_file():
+            raise UserError("This session no longer exists; a new one was started.")
+        try:
+            session = Session.model_validate_json(path.read_bytes())
+        except ValueError as exc:
+            raise UserError(f"Session {session_id} could not be read ({str(exc).splitlines()[0]}).") from None
+        self._attach(session)
+        self._remember(session)
+        return session
+
+    def exists(self, session_id: str) -> bool:
+        try:
+            return session_id in self._cache or (self._dir(session_id) / "session.json").is_file()
+        except UserError:
+            return False
+
+    def save(self, session: Session) -> None:
+        folder = self._dir(session.id)
+        for record in session.images.values():
+            for version in record.versions:
+                target = folder / "images" / f"{version.id}.png"
+                if not target.exists() and session.has_pixels(version.id):
+                    atomic_write(target, png_bytes(session.pixels(version.id)))
+        atomic_write(folder / "session.json", session.model_dump_json().encode("utf-8"))
+        title = session.title or next((m.content[:60] for m in session.messages if m.role == "user"), "")
+        with self._db() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, title, created, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated = excluded.updated",
+                (session.id, title, session.created, time.time()),
+            )
+        self._remember(session)
+
+    def list(self) -> list[dict]:
+        if not (self.root / "index.sqlite").exists():
+            return []
+        with self._db() as conn:
+            rows = conn.execute("SELECT id, title, created, updated FROM sessions ORDER BY updated DESC").fetchall()
+        return [dict(zip(("id", "title", "created", "updated"), row)) for row in rows]
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session from memory (it stays on disk); used by tests and to bound memory."""
+        with self._guard:
+            self._cache.pop(session_id, None)
+
+    # -- export / import ------------------------------------------------------------------
+    def export_zip(self, session: Session) -> Path:
+        """A zip with session.json, conversation.md, trace.json and every image version."""
+        self.save(session)
+        out = self.root / "exports" / f"{session.id}-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("session.json", session.model_dump_json(indent=2))
+            zf.writestr("conversation.md", conversation_markdown(session))
+            zf.writestr("trace.json", json.dumps([t.model_dump() for t in session.trace], indent=2))
+            for record in session.images.values():
+                for version in record.versions:
+                    zf.writestr(f"images/{version.id}.png", png_bytes(session.pixels(version.id)))
+        atomic_write(out, buf.getvalue())
+        return out
+
+    def import_zip(self, path: str | os.PathLike) -> Session:
+        """A new session (new id) from an export; every image is re-validated on the way in."""
+        from chat.imageio import load_image_bytes
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                session = Session.model_validate_json(zf.read("session.json"))
+                pixels = {}
+                for name in zf.namelist():
+                    base = name.removeprefix("images/")
+                    if name.startswith("images/") and _VERSION_FILE.match(base):
+                        pixels[base[:-4]] = load_image_bytes(zf.read(name), name, self.limits)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise UserError(f"That file is not an mmchat export ({str(exc).splitlines()[0]}).") from None
+        for record in session.images.values():
+            for version in record.versions:
+                if version.id not in pixels:
+                    raise UserError(f"The export is missing the image {version.id}.")
+                session.set_pixels(version.id, pixels[version.id])
+        session.id = Session().id
+        self.save(session)
+        return session
+
+    # -- internals ------------------------------------------------------------------------
+    def _attach(self, session: Session) -> None:
+        folder = self._dir(session.id) / "images"
+
+        def load(version_id: str) -> Image.Image:
+            with Image.open(folder / f"{version_id}.png") as im:
+                return im.convert("RGB")
+
+        session.set_loader(load)
+
+    def _remember(self, session: Session) -> None:
+        with self._guard:
+            self._cache[session.id] = session
+            self._cache.move_to_end(session.id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+def conversation_markdown(session: Session) -> str:
+    lines = [f"# mmchat conversation {session.id}", ""]
+    for record in session.images.values():
+        chain = ", ".join(f"{v.id} ({v.note})" for v in record.versions)
+        lines.append(f"- **{record.id}** {record.name}: {chain}; current {record.current_id}")
+    lines.append("")
+    for message in session.messages:
+        refs = f" _(images: {', '.join(message.images)})_" if message.images else ""
+        lines += [f"**{message.role}**{refs}:", "", message.content, ""]
+    for version_id in (v.id for r in session.images.values() for v in r.versions):
+        lines.append(f"![{version_id}](images/{version_id}.png)")
+    return "\n".join(lines) + "\n"
