@@ -15,7 +15,7 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 @contextlib.contextmanager
 def seeded(seed: int = SEED):
-    """Deterministic random init: fixed torch seed, default dtype float32, no grad."""
+    """Deterministic random init: a fixed torch seed (the global RNG is restored after), no grad."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -25,7 +25,7 @@ def seeded(seed: int = SEED):
 
 
 def save_model(model, directory: Path) -> None:
-    """``save_pretrained`` in safetensors, in float32, with a small shard limit never reached."""
+    """``save_pretrained`` in safetensors (float32, one shard)."""
     model.eval()
     model.save_pretrained(str(directory), safe_serialization=True)
 

@@ -1,17 +1,19 @@
 """Tokenizers trained locally on a small generated corpus: no hub, no downloads.
 
 One corpus, four tokenizer flavours, each saved the way its real counterpart is:
-Llama (LLaVA, ViP-LLaVA), CLIP (CLIP and the Stable Diffusion text encoder), BERT (BLIP) and
-SentencePiece (SigLIP). Everything is deterministic: same corpus, same vocabulary, same ids.
+Llama (LLaVA, ViP-LLaVA), CLIP (CLIP and the Stable Diffusion text encoder), BERT (BLIP) and a
+BPE tokenizer for SigLIP. Everything is deterministic: same corpus, same vocabulary, same ids.
+
+Training uses the ``tokenizers`` BPE trainer without an end-of-word suffix and with word starts
+(or ends) marked by hand: the trainer then orders its alphabet and breaks ties deterministically (with a
+suffix, or with the unigram trainer, ids change from one process to the next).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 
 COLORS = "red green blue yellow black white orange purple pink brown gray grey gold silver".split()
 OBJECTS = (
@@ -56,36 +58,25 @@ def corpus() -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _train_bpe(vocab_size: int, specials: list[str], byte_fallback: bool, clip_style: bool):
+WORD_MARK = "\u2581"  # "▁": starts a word (Llama, SigLIP)
+END_OF_WORD = 0xF0000  # CLIP: private-use plane offset of word-final characters
+
+
+def _train_bpe(words: list[str], vocab_size: int, specials: list[str]):
+    """Deterministic BPE over whitespace-separated, already marked words: (vocab, merges)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    if clip_style:
-        model = models.BPE(unk_token=specials[0], end_of_word_suffix="</w>")
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=specials, end_of_word_suffix="</w>",
-            show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        )
-        pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        text = [line.lower() for line in corpus()]
-    else:
-        model = models.BPE(unk_token=specials[0], byte_fallback=byte_fallback, fuse_unk=True)
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=specials, show_progress=False, initial_alphabet=["▁"]
-        )
-        # split=True while training keeps merges inside words, like sentencepiece does
-        pre = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-        text = list(corpus())
-    tok = Tokenizer(model)
-    if clip_style:
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre]
-        )
-    else:
-        tok.pre_tokenizer = pre
-    tok.train_from_iterator(text, trainer)
+    tok = Tokenizer(models.BPE(unk_token=specials[0]))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator([" ".join(words)], trainer)
     data = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in data["merges"]]
     return data["vocab"], merges
+
+
+def _metaspace_words() -> list[str]:
+    return [WORD_MARK + w for line in corpus() for w in line.split()]
 
 
 def llama_tokenizer(vocab_size: int = 1000):
@@ -93,7 +84,7 @@ def llama_tokenizer(vocab_size: int = 1000):
     from transformers import LlamaTokenizer
 
     byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    vocab, merges = _train_bpe(vocab_size - 1, SPECIALS_LLAMA + byte_tokens, True, False)
+    vocab, merges = _train_bpe(_metaspace_words(), vocab_size - 1, SPECIALS_LLAMA + byte_tokens)
     tok = LlamaTokenizer(
         vocab=vocab, merges=merges, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
         pad_token="<pad>", add_bos_token=True, add_eos_token=False, legacy=False,
@@ -104,22 +95,49 @@ def llama_tokenizer(vocab_size: int = 1000):
 
 
 def clip_tokenizer(vocab_size: int = 800, model_max_length: int = 77):
-    """A CLIPTokenizer built from a locally trained byte-level vocabulary and merges."""
+    """A CLIPTokenizer laid out like the real vocabulary: bytes, bytes+``</w>``, merges, specials."""
+    from tokenizers import Regex, pre_tokenizers
     from transformers import CLIPTokenizer
 
-    specials = ["<|endoftext|>", "<|startoftext|>"]
-    vocab, merges = _train_bpe(vocab_size, specials, False, True)
-    from tokenizers import pre_tokenizers
+    split = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(
+            Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
+            behavior="removed", invert=True,
+        ),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    # a word's last character is replaced by a private-use twin, CLIP's "x</w>" symbol in disguise
+    words = [
+        piece[:-1] + chr(END_OF_WORD + ord(piece[-1]))
+        for line in corpus() for piece, _ in split.pre_tokenize_str(line.lower())
+    ]
+    _, trained = _train_bpe(words, vocab_size, ["<|endoftext|>"])
 
-    # like the real CLIP vocabulary, every byte exists alone and as a word ending
-    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        for piece in (ch, ch + "</w>"):
-            vocab.setdefault(piece, len(vocab))
+    def clip_piece(piece: str) -> str:
+        last = ord(piece[-1])
+        return piece[:-1] + chr(last - END_OF_WORD) + "</w>" if last >= END_OF_WORD else piece
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=_byte_order)
+    tokens = alphabet + [ch + "</w>" for ch in alphabet]
+    merges = [(clip_piece(left), clip_piece(right)) for left, right in trained]
+    tokens += [left + right for left, right in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
-def bert_tokenizer(directory: Path):
-    """A BertTokenizer over a word-piece vocabulary of whole corpus words plus characters."""
+def _byte_order(ch: str) -> int:
+    """Position of a byte-level character in GPT-2's bytes_to_unicode table (the real CLIP order)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    code = ord(ch)
+    return printable.index(code) if code in printable else len(printable) + code
+
+
+def bert_tokenizer():
+    """A BertTokenizer over a word-piece vocabulary of whole corpus words plus characters.
+
+    BLIP's text decoder starts from ``[DEC]`` (bos) and stops at ``[SEP]``; pad is ``[PAD]``.
+    """
     from transformers import BertTokenizer
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -131,11 +149,8 @@ def bert_tokenizer(directory: Path):
                 for ch in piece:
                     chars.setdefault(ch, None)
     tokens = specials + list(chars) + ["##" + c for c in chars] + [w for w in words if w not in chars]
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "vocab.txt"
-    path.write_text("\n".join(dict.fromkeys(tokens)) + "\n", encoding="utf-8")
-    # BLIP's text decoder starts from [DEC] (bos) and its pad is [PAD]; vocab= (not vocab_file=) is read
-    tok = BertTokenizer(vocab=str(path), do_lower_case=True, model_max_length=512)
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    tok = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=512)
     tok.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
     return tok
 
@@ -153,17 +168,32 @@ def _split_punct(word: str) -> list[str]:
     return out + ([cur] if cur else [])
 
 
-def sentencepiece_model(vocab_size: int = 400) -> bytes:
-    """A SentencePiece unigram model (SigLIP's ``spiece.model``) trained on the corpus."""
-    import sentencepiece as spm
+def siglip_tokenizer(vocab_size: int = 600, max_length: int = 64):
+    """SigLIP's tokenizer as a fast tokenizer: lowercase, punctuation dropped, ``</s>`` appended.
 
-    with tempfile.TemporaryDirectory() as tmp:
-        text = Path(tmp) / "corpus.txt"
-        text.write_text("\n".join(corpus()) + "\n", encoding="utf-8")
-        spm.SentencePieceTrainer.train(
-            input=str(text), model_prefix=str(Path(tmp) / "spiece"), vocab_size=vocab_size,
-            model_type="unigram", character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-            pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
-            num_threads=1, minloglevel=2, hard_vocab_limit=False, seed_sentencepiece_size=10000, shuffle_input_sentence=False,
-        )
-        return (Path(tmp) / "spiece.model").read_bytes()
+    The real ``SiglipTokenizer`` reads a sentencepiece ``spiece.model`` and needs ``protobuf``; this
+    one behaves the same way on plain text (metaspace pieces), pads with ``</s>`` and loads through
+    ``AutoProcessor`` (as ``TokenizersBackend``) with no extra dependency.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<pad>", "</s>"]
+    punct = "[" + "".join("\\" + c for c in PUNCTUATION) + "]"
+    normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(punct), " "), normalizers.Lowercase(),
+        normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
+    ])
+    words = [WORD_MARK + w for line in corpus() for w in normalizer.normalize_str(line).split()]
+    vocab, merges = _train_bpe(words, vocab_size, specials)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", pad_token="</s>", unk_token="<unk>",
+        model_max_length=max_length,
+    )
