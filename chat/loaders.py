@@ -127,23 +127,23 @@ def load_controlnet(path: str, settings: LoadSettings):
     return ControlNetModel.from_pretrained(path, dtype=settings.dtype, **kwargs).to(settings.device).eval()
 
 
-# config key -> (loader, what it is, for error messages)
-LOADERS: dict[str, tuple[Callable[[str, LoadSettings], Any], str]] = {
-    "llava": (load_mllm, "LLaVA-style image-text-to-text model"),
-    "vip_llava": (load_mllm, "ViP-LLaVA image-text-to-text model"),
-    "clip": (load_dual_encoder, "CLIP model"),
-    "siglip": (load_dual_encoder, "SigLIP model"),
-    "blip_caption": (load_blip_caption, "BLIP captioning model"),
-    "blip_vqa": (load_blip_vqa, "BLIP question-answering model"),
-    "sam": (load_sam, "Segment Anything model"),
-    "pix2pix": (_pipeline("StableDiffusionInstructPix2PixPipeline"), "instruct-pix2pix pipeline"),
-    "inpaint": (_pipeline("StableDiffusionInpaintPipeline"), "Stable Diffusion inpainting pipeline"),
-    "txt2img": (_pipeline("StableDiffusionPipeline"), "Stable Diffusion text-to-image pipeline"),
-    "controlnet": (load_controlnet, "ControlNet model"),
+# config key -> (loader, what it is, accepted transformers model_types or None for diffusers folders)
+LOADERS: dict[str, tuple[Callable[[str, LoadSettings], Any], str, tuple[str, ...] | None]] = {
+    "llava": (load_mllm, "LLaVA-style image-text-to-text model", ("llava", "vipllava", "llava_next")),
+    "vip_llava": (load_mllm, "ViP-LLaVA image-text-to-text model", ("vipllava", "llava")),
+    "clip": (load_dual_encoder, "CLIP model", ("clip",)),
+    "siglip": (load_dual_encoder, "SigLIP model", ("siglip", "siglip2")),
+    "blip_caption": (load_blip_caption, "BLIP captioning model", ("blip",)),
+    "blip_vqa": (load_blip_vqa, "BLIP question-answering model", ("blip",)),
+    "sam": (load_sam, "Segment Anything model", ("sam",)),
+    "pix2pix": (_pipeline("StableDiffusionInstructPix2PixPipeline"), "instruct-pix2pix pipeline", None),
+    "inpaint": (_pipeline("StableDiffusionInpaintPipeline"), "Stable Diffusion inpainting pipeline", None),
+    "txt2img": (_pipeline("StableDiffusionPipeline"), "Stable Diffusion text-to-image pipeline", None),
+    "controlnet": (load_controlnet, "ControlNet model", None),
 }
 
 
-def loader_for(name: str) -> tuple[Callable[[str, LoadSettings], Any], str]:
+def loader_for(name: str) -> tuple[Callable[[str, LoadSettings], Any], str, tuple[str, ...] | None]:
     """The loader for a config key; keys like ``llava_13b`` fall back on their prefix."""
     if name in LOADERS:
         return LOADERS[name]
@@ -151,3 +151,15 @@ def loader_for(name: str) -> tuple[Callable[[str, LoadSettings], Any], str]:
         if name.startswith(key):
             return LOADERS[key]
     raise KeyError(name)
+
+
+def check_model_type(path: str, settings: LoadSettings, accepted: tuple[str, ...] | None, what: str) -> None:
+    """Refuse a checkpoint of another architecture before loading it (transformers would load it with
+    random weights and only a warning)."""
+    if accepted is None:
+        return
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(path, revision=settings.revision).model_type
+    if model_type not in accepted:
+        raise ValueError(f"it is a '{model_type}' checkpoint, expected a {what} ({', '.join(accepted)})")

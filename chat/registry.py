@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from chat.config import Config, ModelSpec
 from chat.errors import ModelLoadError
-from chat.loaders import LoadSettings, loader_for
+from chat.loaders import LoadSettings, check_model_type, loader_for
 
 # progress(model_name, fraction in [0, 1], message)
 Progress = Callable[[str, float, str], None]
@@ -173,7 +173,7 @@ class ModelRegistry:
     def _load(self, name: str) -> Entry:
         spec = self.config.model(name)
         try:
-            loader, what = loader_for(name)
+            loader, what, accepted = loader_for(name)
         except KeyError:
             raise ModelLoadError(f"No loader for model '{name}'; known kinds: llava, clip, siglip, blip_caption, "
                                  "blip_vqa, sam, pix2pix, inpaint, txt2img, controlnet.") from None
@@ -183,6 +183,7 @@ class ModelRegistry:
         self._report(name, 0.0, f"loading {name} from {spec.path}")
         start = time.perf_counter()
         try:
+            check_model_type(path, settings, accepted, what)
             obj = loader(path, settings)
         except ModelLoadError:
             raise

@@ -1,0 +1,69 @@
+"""The local multimodal model: chat template prompts, multi-turn with images, streaming, cancel."""
+
+import threading
+
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from chat.mllm import GenerationOptions, Turn
+
+
+@pytest.fixture(scope="module")
+def image():
+    return Image.new("RGB", (64, 48), (200, 30, 30))
+
+
+def test_prompt_comes_from_the_chat_template(assistant, image):
+    prompt, images = assistant.mllm.render(
+        [Turn("user", "what is this?", [image]), Turn("assistant", "a red square"), Turn("user", "and this?", [image])]
+    )
+    assert prompt.count("<image>") == 2 and len(images) == 2
+    assert prompt.index("what is this?") < prompt.index("a red square") < prompt.index("and this?")
+
+
+def test_streaming_yields_several_chunks(assistant, image):
+    options = GenerationOptions(max_new_tokens=16)
+    chunks = list(assistant.mllm.stream([Turn("user", "Describe the image.", [image])], options))
+    assert len(chunks) >= 3 and all(isinstance(c, str) for c in chunks)
+
+
+def test_cancel_stops_generation_early(assistant, image):
+    options = GenerationOptions(max_new_tokens=200)
+    full = list(assistant.mllm.stream([Turn("user", "Describe the image.", [image])], options))
+    cancel = threading.Event()
+    got = []
+    for piece in assistant.mllm.stream([Turn("user", "Describe the image.", [image])], options, cancel=cancel):
+        got.append(piece)
+        if len(got) == 2:
+            cancel.set()
+    assert len(got) <= 3 < len(full)
+
+
+def test_closing_the_stream_stops_the_worker(assistant, image):
+    stream = assistant.mllm.stream([Turn("user", "hi", [image])], GenerationOptions(max_new_tokens=200))
+    next(stream)
+    stream.close()
+    assert not any(t.name == "mmchat-generate" for t in threading.enumerate())
+
+
+def test_greedy_is_deterministic_and_seeded_sampling_reproduces(assistant, image):
+    turns = [Turn("user", "What colour is it?", [image])]
+    assert assistant.mllm.generate(turns, GenerationOptions(max_new_tokens=8)) == \
+        assistant.mllm.generate(turns, GenerationOptions(max_new_tokens=8))
+    sampled = GenerationOptions(max_new_tokens=8, temperature=1.0, seed=7)
+    assert assistant.mllm.generate(turns, sampled) == assistant.mllm.generate(turns, sampled)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValidationError):
+        GenerationOptions(max_new_tokens=0)
+    with pytest.raises(ValidationError):
+        GenerationOptions(temperature=-1)
+    with pytest.raises(ValidationError):
+        GenerationOptions(seed=2**40)
+
+
+def test_choice_logprobs_scores_each_option(assistant, image):
+    scores = assistant.mllm.choice_logprobs([Turn("user", "Pick one.", [image])], ["caption", "score", "answer"])
+    assert len(scores) == 3 and all(s < 0 for s in scores)

@@ -1,0 +1,91 @@
+"""The model registry: lazy loading, 4-bit on CPU, memory budget with LRU eviction, clear load errors."""
+
+import pytest
+
+from chat.config import load_config
+from chat.errors import ModelLoadError
+from chat.registry import ModelRegistry
+
+from tests.conftest import ROOT, TINY_CONFIG
+
+
+def _config(**overrides):
+    return load_config(TINY_CONFIG, **overrides)
+
+
+def test_nothing_loads_until_asked(tiny_dir):
+    registry = ModelRegistry(_config())
+    assert registry.loaded() == [] and registry.used_bytes() == 0
+    first = registry.get("clip")
+    assert registry.get("clip") is first and registry.load_count["clip"] == 1
+    assert registry.loaded() == ["clip"] and registry.used_bytes() > 0
+
+
+def test_llava_language_model_is_4bit_and_vision_tower_is_not(tiny_dir):
+    import bitsandbytes as bnb
+    import torch
+
+    model = ModelRegistry(_config()).get("llava").model
+    lm_linears = [m for n, m in model.named_modules() if n.startswith("model.language_model") and
+                  isinstance(m, torch.nn.Linear)]
+    assert lm_linears and all(isinstance(m, bnb.nn.Linear4bit) for m in lm_linears)
+    vision = [m for n, m in model.named_modules() if n.startswith("model.vision_tower") and
+              isinstance(m, torch.nn.Linear)]
+    assert vision and not any(isinstance(m, bnb.nn.Linear4bit) for m in vision)
+    assert not isinstance(model.lm_head, bnb.nn.Linear4bit)
+
+
+def test_budget_evicts_least_recently_used(tiny_dir):
+    sizes = {}
+    for name in ("clip", "siglip", "blip_vqa"):
+        probe = ModelRegistry(_config())
+        probe.get(name)
+        sizes[name] = probe.used_bytes()
+    # room for clip + blip_vqa, not for all three
+    budget = sizes["clip"] + sizes["blip_vqa"] + 0.1 * sizes["siglip"]
+    registry = ModelRegistry(_config(memory_budget_gb=budget / 2**30))
+    registry.get("clip")
+    registry.get("siglip")
+    registry.get("clip")  # clip is now the most recently used
+    registry.get("blip_vqa")
+    assert registry.evictions == ["siglip"]
+    assert sorted(registry.loaded()) == ["blip_vqa", "clip"]
+    assert registry.used_bytes() <= registry.budget_bytes
+
+
+def test_progress_is_reported(tiny_dir):
+    seen = []
+    ModelRegistry(_config(), progress=lambda name, f, msg: seen.append((name, f))).get("blip_caption")
+    assert ("blip_caption", 0.0) in seen and ("blip_caption", 1.0) in seen
+
+
+def test_missing_folder_names_the_checkpoint(tmp_path):
+    config = _config()
+    config.models["clip"].path = str(tmp_path / "nowhere")
+    with pytest.raises(ModelLoadError) as err:
+        ModelRegistry(config).get("clip")
+    assert str(tmp_path / "nowhere") in str(err.value) and "models.clip.path" in str(err.value)
+
+
+def test_hub_id_offline_says_how_to_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = _config()
+    config.models["clip"].path = "someone/not-cached-model"
+    with pytest.raises(ModelLoadError) as err:
+        ModelRegistry(config).get("clip")
+    assert "someone/not-cached-model" in str(err.value) and "download" in str(err.value)
+
+
+def test_wrong_architecture_is_named(tiny_dir):
+    config = _config()
+    config.models["sam"].path = str(tiny_dir / "clip")
+    with pytest.raises(ModelLoadError) as err:
+        ModelRegistry(config).get("sam")
+    assert str(tiny_dir / "clip") in str(err.value) and "sam" in str(err.value).lower()
+
+
+def test_tiny_profile_builds_missing_checkpoints_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tmp_path))
+    registry = ModelRegistry(load_config(ROOT / "configs" / "tiny.yaml"))
+    assert registry.get("blip_vqa").model is not None
+    assert (tmp_path / "blip_vqa").is_dir() and not (tmp_path / "clip").exists()
