@@ -71,6 +71,14 @@ class ToolsConfig(Strict):
     classify_rounds: int = Field(2, ge=1, le=10)
 
 
+class CacheConfig(Strict):
+    """Work kept across turns (see chat/turn_cache.py)."""
+
+    prefix_slots: int = Field(4, ge=0, le=64)  # conversations whose KV cache is kept; 0 turns reuse off
+    vision_entries: int = Field(64, ge=0)  # images whose projected features are kept
+    embedding_entries: int = Field(256, ge=0)  # CLIP/SigLIP image and text embeddings
+
+
 class RemoteLLM(Strict):
     """An OpenAI-compatible server (vLLM, Ollama, ...) that replaces the local chat model."""
 
@@ -92,6 +100,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     limits: LimitsConfig = LimitsConfig()
     tools: ToolsConfig = ToolsConfig()
+    cache: CacheConfig = CacheConfig()
     remote_llm: RemoteLLM | None = None
 
     def model(self, name: str) -> ModelSpec:

@@ -52,8 +52,14 @@ class MultimodalChat:
     """Chat with a LLaVA-style model held by the registry under ``name``."""
 
     def __init__(self, registry, name: str | None = None):
+        from chat.turn_cache import PrefixCache, VisionCache
+
         self.registry = registry
         self.name = name or registry.config.chat_model
+        cache = registry.config.cache
+        self.prefix_cache = PrefixCache(cache.prefix_slots)
+        self.vision_cache = VisionCache(cache.vision_entries)
+        self.last_stats: dict[str, int] = {}
 
     # -- prompt ----------------------------------------------------------------------------
     @property
@@ -110,17 +116,22 @@ class MultimodalChat:
         turns: list[Turn],
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
+        reuse: bool = True,
     ) -> Iterator[str]:
-        """Yield the answer piece by piece. Setting ``cancel`` (or closing the iterator) stops generation."""
+        """Yield the answer piece by piece. Setting ``cancel`` (or closing the iterator) stops generation.
+
+        With ``reuse``, the KV cache of an earlier turn sharing this prompt's prefix is continued and image
+        features come from the vision cache, so a follow-up prefills only its new tokens.
+        """
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         options = options or GenerationOptions(**self.registry.config.generation.model_dump())
         cancel = cancel or threading.Event()
-        inputs = self.inputs(turns)
+        kwargs = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = dict(inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel)]))
-        kwargs.update(self._generate_kwargs(options))
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel)]))
+        kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
         errors: list[BaseException] = []
 
         def run():
@@ -129,7 +140,9 @@ class MultimodalChat:
                 if options.seed is not None:
                     torch.manual_seed(options.seed)
                 with torch.inference_mode():
-                    self.bundle.model.generate(**kwargs)
+                    out = self.bundle.model.generate(**kwargs)
+                if reuse:
+                    self.prefix_cache.put(out.sequences[0], out.past_key_values)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
                 errors.append(exc)
                 streamer.end()
@@ -148,8 +161,36 @@ class MultimodalChat:
         if errors:
             raise errors[0]
 
-    def generate(self, turns: list[Turn], options: GenerationOptions | None = None) -> str:
-        return "".join(self.stream(turns, options)).strip()
+    def _prepared(self, inputs: dict, reuse: bool) -> dict:
+        """Generation inputs, continuing a cached prefix and using cached image features when allowed."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        model = self.bundle.model
+        ids = inputs["input_ids"][0]
+        image_token = getattr(model.config, "image_token_id", None)
+        cache, reused = self.prefix_cache.take(ids, image_token) if reuse else (None, 0)
+        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values"}
+        pixel_values = inputs.get("pixel_values")
+        encoded = 0
+        if pixel_values is not None:
+            per_image = int((ids == image_token).sum()) // pixel_values.shape[0]
+            in_prefix = int((ids[:reused] == image_token).sum()) // max(per_image, 1)
+            remaining = pixel_values[in_prefix:]
+            if len(remaining) and reuse:
+                before = self.vision_cache.encodes
+                features = self.vision_cache.features(model, remaining)
+                encoded = self.vision_cache.encodes - before
+                kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+            elif len(remaining):
+                kwargs["pixel_values"] = remaining
+                encoded = len(remaining)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
+        self.last_stats = {"prompt_tokens": len(ids), "reused_tokens": reused, "images_encoded": encoded}
+        return kwargs
+
+    def generate(self, turns: list[Turn], options: GenerationOptions | None = None, reuse: bool = True) -> str:
+        return "".join(self.stream(turns, options, reuse=reuse)).strip()
 
     def choice_logprobs(self, turns: list[Turn], options: list[str]) -> list[float]:
         """Mean log-probability of each option as the assistant's answer: a constrained choice."""

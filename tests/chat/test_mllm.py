@@ -67,3 +67,29 @@ def test_options_are_validated():
 def test_choice_logprobs_scores_each_option(assistant, image):
     scores = assistant.mllm.choice_logprobs([Turn("user", "Pick one.", [image])], ["caption", "score", "answer"])
     assert len(scores) == 3 and all(s < 0 for s in scores)
+
+
+def test_follow_up_reuses_the_prefix_and_matches_the_uncached_answer(assistant, image):
+    options = GenerationOptions(max_new_tokens=12)
+    mllm = assistant.mllm
+    mllm.prefix_cache.clear()
+    first = [Turn("user", "Describe the image.", [image])]
+    answer = mllm.generate(first, options)
+    assert mllm.last_stats["reused_tokens"] == 0
+    follow = first + [Turn("assistant", answer), Turn("user", "And what colour is it?")]
+    cached = mllm.generate(follow, options)
+    stats = mllm.last_stats
+    assert stats["images_encoded"] == 0 and stats["reused_tokens"] > 16  # the image tokens were not prefilled
+    assert cached == mllm.generate(follow, options, reuse=False)
+
+
+def test_an_image_is_encoded_once(assistant, image):
+    mllm = assistant.mllm
+    mllm.prefix_cache.clear()
+    mllm.vision_cache.clear()
+    before = mllm.vision_cache.encodes
+    options = GenerationOptions(max_new_tokens=4)
+    mllm.generate([Turn("user", "What is it?", [image])], options)
+    mllm.prefix_cache.clear()
+    mllm.generate([Turn("user", "Something else entirely: how big?", [image])], options)
+    assert mllm.vision_cache.encodes - before == 1
