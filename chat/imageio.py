@@ -53,7 +53,7 @@ def load_image_bytes(data: bytes, name: str = "the image", limits=None) -> Image
                 raise UserError(f"{name} is a {image.format} file; upload a PNG, JPEG, WebP, GIF, BMP or TIFF.")
             w, h = image.size
             if w * h > hard:
-                raise UserError(f"{name} is {w}x{h} pixels, more than the {hard / 1e6:.0f}-megapixel limit.")
+                raise UserError(f"{name} is too large: {w}x{h} pixels, more than the {hard / 1e6:.0f}-megapixel limit.")
             if w < 1 or h < 1:
                 raise UserError(f"{name} has no pixels.")
             image.seek(0)
@@ -63,7 +63,7 @@ def load_image_bytes(data: bytes, name: str = "the image", limits=None) -> Image
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"{name} is too large to decode safely (a decompression bomb?).") from None
+        raise UserError(f"{name} is too large: too many pixels to decode safely (a decompression bomb?).") from None
     except UnidentifiedImageError:
         raise UserError(f"{name} is not an image Pillow can read; upload a PNG, JPEG or WebP.") from None
     except (OSError, SyntaxError, ValueError) as exc:
