@@ -47,7 +47,7 @@ def load_image_bytes(data: bytes, name: str = "the image", limits=None) -> Image
         raise UserError(f"{name} is SVG/HTML, not a raster image; upload a PNG, JPEG or WebP.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             image = Image.open(io.BytesIO(data))
             if image.format not in ALLOWED_FORMATS:
                 raise UserError(f"{name} is a {image.format} file; upload a PNG, JPEG, WebP, GIF, BMP or TIFF.")
