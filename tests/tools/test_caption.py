@@ -1,0 +1,81 @@
+"""BLIP captioning and VQA on the tiny checkpoints: strings come back, prefixes are continued, schemas."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw
+from pydantic import ValidationError
+
+from chat.errors import UserError
+from tools.caption import CaptionInput, VqaInput, answer_question, caption
+
+
+@pytest.fixture(scope="module")
+def registry(assistant):
+    return assistant.registry
+
+
+@pytest.fixture(scope="module")
+def image():
+    im = Image.new("RGB", (120, 90), (200, 190, 170))
+    ImageDraw.Draw(im).ellipse((30, 20, 90, 70), fill=(200, 40, 40))
+    return im
+
+
+def test_caption_is_a_string(registry, image):
+    text = caption(registry, image, max_new_tokens=8)
+    assert isinstance(text, str) and text == text.strip()
+    assert text == caption(registry, image, max_new_tokens=8)  # greedy: deterministic
+
+
+def test_caption_continues_the_prefix_as_written(registry, image):
+    text = caption(registry, image, prefix="  A Photo   of ", max_new_tokens=6)
+    assert isinstance(text, str)
+    assert text.startswith("A Photo of")  # the user's spelling, not the model's lower-cased echo
+    assert not text.lower().startswith("a photo of a photo of")
+    assert len(text) > len("A Photo of")
+
+
+def test_caption_accepts_other_image_modes(registry):
+    text = caption(registry, Image.new("RGBA", (40, 30), (0, 0, 255, 128)), max_new_tokens=4)
+    assert isinstance(text, str)
+
+
+def test_vqa_answers_with_a_string(registry, image):
+    answer = answer_question(registry, image, "  what   color is the ball? ")
+    assert isinstance(answer, str) and answer == answer.strip()
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 501])
+def test_vqa_rejects_bad_questions_before_loading(question, image):
+    class NoModels:
+        def get(self, name):
+            raise AssertionError("no model should load for a bad question")
+
+    with pytest.raises(UserError, match="question"):
+        answer_question(NoModels(), image, question)
+
+
+def test_caption_input_schema():
+    assert CaptionInput().prefix is None and CaptionInput().image is None
+    assert CaptionInput(prefix="   ").prefix is None
+    assert CaptionInput(prefix=" a  painting of ", image="img2").prefix == "a painting of"
+    with pytest.raises(ValidationError, match="limit is 200"):
+        CaptionInput(prefix="x" * 201)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        CaptionInput(text="a painting of")
+    props = CaptionInput.model_json_schema()["properties"]
+    assert "continue" in props["prefix"]["description"] and "img1" in props["image"]["description"]
+
+
+def test_vqa_input_schema():
+    assert VqaInput(question=" what  is it? ").question == "what is it?"
+    with pytest.raises(ValidationError, match="question is empty"):
+        VqaInput(question="  ")
+    with pytest.raises(ValidationError, match="limit is 500"):
+        VqaInput(question="why " * 200)
+    with pytest.raises(ValidationError, match="Field required"):
+        VqaInput()
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        VqaInput(question="what?", model="blip")
+    assert "question" in VqaInput.model_json_schema()["properties"]["question"]["description"]

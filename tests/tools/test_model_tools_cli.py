@@ -1,0 +1,102 @@
+"""The caption / edit / generate verbs on the tiny profile (--json), and their argument errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image, ImageDraw
+
+from chat.cli import main
+from tests.conftest import ROOT
+
+CONFIG = ["--config", str(ROOT / "configs" / "tiny.yaml")]
+
+
+@pytest.fixture(autouse=True)
+def _tiny(tiny_dir, monkeypatch):
+    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tiny_dir))
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "scene.png"
+    im = Image.new("RGB", (90, 70), (170, 190, 200))
+    ImageDraw.Draw(im).ellipse((20, 15, 60, 55), fill=(200, 50, 40))
+    im.save(path)
+    return path
+
+
+def run(capsys, *argv):
+    try:
+        code = main([*map(str, argv), *CONFIG])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out.strip().splitlines()[-1]), err
+
+
+def test_caption_and_question(capsys, image_path):
+    data, _ = run_json(capsys, "caption", image_path)
+    assert isinstance(data["caption"], str)
+    data, _ = run_json(capsys, "caption", image_path, "--prefix", "a drawing of")
+    assert data["caption"].startswith("a drawing of")
+    data, _ = run_json(capsys, "caption", image_path, "--question", "what color is the ball?")
+    assert isinstance(data["answer"], str) and "caption" not in data
+
+
+def test_edit_pix2pix(capsys, image_path, tmp_path):
+    out = tmp_path / "edited.png"
+    data, err = run_json(capsys, "edit", image_path, "make it winter", "--steps", "2", "--seed", "9", "-o", out)
+    assert data == {"image": str(out), "seed": 9, "mode": "pix2pix", "size": [90, 70]}
+    assert Image.open(out).size == (90, 70)
+    assert "step 1/2" in err and "step 2/2" in err
+
+
+def test_edit_inpaint_and_remove_at_points(capsys, image_path, tmp_path):
+    out = tmp_path / "inpainted.png"
+    data, _ = run_json(capsys, "edit", image_path, "a blue ball", "--point", "40,35", "-o", out)
+    assert data["mode"] == "inpaint" and isinstance(data["seed"], int) and Image.open(out).size == (90, 70)
+    out2 = tmp_path / "removed.png"
+    data, _ = run_json(capsys, "edit", image_path, "the ball", "--point", "40,35", "--remove", "--seed", "1",
+                       "-o", out2)
+    assert data["mode"] == "remove" and data["seed"] == 1 and Image.open(out2).size == (90, 70)
+
+
+def test_generate_text_and_sketch(capsys, image_path, tmp_path):
+    out = tmp_path / "gen.png"
+    data, err = run_json(capsys, "generate", "a lighthouse", "--size", "72x64", "--seed", "4", "-o", out)
+    assert data == {"image": str(out), "seed": 4, "mode": "txt2img", "size": [72, 64]}
+    assert "step 1/" in err
+    out2 = tmp_path / "sketch.png"
+    data, _ = run_json(capsys, "generate", "a ball", "--sketch", image_path, "-o", out2)
+    assert data["mode"] == "sketch" and data["size"] == [90, 70] and Image.open(out2).size == (90, 70)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["caption", "{img}", "--question", "  "], "question is empty"),
+    (["caption", "{missing}"], "does not exist"),
+    (["edit", "{img}", " ", "-o", "{out}"], "instruction is empty"),
+    (["edit", "{img}", "x", "--steps", "0", "-o", "{out}"], "--steps"),
+    (["edit", "{img}", "x", "--seed", "-2", "-o", "{out}"], "--seed"),
+    (["edit", "{img}", "x", "--point", "500,5", "-o", "{out}"], "outside the 90x70 image"),
+    (["edit", "{img}", "x", "--remove", "-o", "{out}"], "--remove needs"),
+    (["edit", "{img}", "x", "--point", "abc", "-o", "{out}"], "is not a point"),
+    (["edit", "{img}", "x"], "-o/--output"),
+    (["generate", "", "-o", "{out}"], "prompt is empty"),
+    (["generate", "a cat", "--size", "32x32", "-o", "{out}"], "64 to 1024"),
+    (["generate", "a cat", "--steps", "151", "-o", "{out}"], "--steps"),
+    (["generate", "a cat", "--sketch", "{missing}", "-o", "{out}"], "does not exist"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, image_path, tmp_path, argv, message):
+    subst = {"img": image_path, "out": tmp_path / "out.png", "missing": tmp_path / "nope.png"}
+    code, out, err = run(capsys, *[a.format(**subst) for a in argv])
+    assert code == 2 and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err

@@ -1,0 +1,154 @@
+"""BLIP captioning and visual question answering.
+
+    >>> caption(registry, image)                          # 'a dog running on a beach'
+    >>> caption(registry, image, prefix="a painting of")  # 'a painting of a dog on a beach'
+    >>> answer_question(registry, image, "what color is the dog?")   # 'brown'
+
+Models come from the registry ("blip_caption": BlipForConditionalGeneration, "blip_vqa":
+BlipForQuestionAnswering), which owns their device and dtype. Generation is greedy, so answers are
+deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chat.errors import UserError
+
+MAX_QUESTION_CHARS = 500
+MAX_PREFIX_CHARS = 200
+IMAGE_FIELD = dict(description="Id of the image, e.g. 'img1' or 'img1.v2'; leave empty for the active image.")
+
+
+class CaptionInput(BaseModel):
+    """Describe an image in one short sentence (BLIP captioning), optionally continuing a given start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str | None = Field(
+        None,
+        description="Optional start of the caption for the model to continue, e.g. 'a painting of' or 'the man "
+        "is holding'; leave empty for a free caption. Up to 200 characters.",
+    )
+    image: str | None = Field(None, **IMAGE_FIELD)
+
+    @field_validator("prefix", mode="before")
+    @classmethod
+    def _prefix(cls, value):
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("the prefix must be text, e.g. 'a painting of'")
+        text = " ".join(value.split())
+        if len(text) > MAX_PREFIX_CHARS:
+            raise ValueError(f"the prefix is {len(text)} characters long; the limit is {MAX_PREFIX_CHARS}")
+        return text or None
+
+
+class VqaInput(BaseModel):
+    """Answer a short factual question about an image in a word or two (BLIP VQA), e.g. 'what color is the car?'."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        description="A short question about the image, e.g. 'how many people are there?' or 'what color is the "
+        "car?'. Up to 500 characters.",
+    )
+    image: str | None = Field(None, **IMAGE_FIELD)
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _question(cls, value):
+        return _clean_question(value)
+
+
+def _clean_question(value: Any) -> str:
+    """The question with whitespace tidied; ValueError (one clause, lower case) when unusable."""
+    if not isinstance(value, str):
+        raise ValueError("the question must be text, e.g. 'what color is the car?'")
+    text = " ".join(value.split())
+    if not text:
+        raise ValueError("the question is empty; ask something about the image, e.g. 'what color is the car?'")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"the question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return text
+
+
+def _inputs(bundle, image: Image.Image, text: str | None) -> dict:
+    """Processor outputs on the model's device, pixel values in the model's dtype."""
+    if not isinstance(image, Image.Image):
+        raise UserError(f"The image must be an image, not {type(image).__name__}.")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    kwargs = {"images": rgb, "return_tensors": "pt"}
+    if text is not None:
+        kwargs["text"] = text
+    raw = bundle.processor(**kwargs)
+    model = bundle.model
+    out = {}
+    for key, value in raw.items():
+        if hasattr(value, "to"):
+            value = value.to(model.device)
+            if value.is_floating_point():
+                value = value.to(model.dtype)
+        out[key] = value
+    return out
+
+
+def _tidy(text: str) -> str:
+    return " ".join(text.split())
+
+
+def caption(models, image: Image.Image, prefix: str | None = None, max_new_tokens: int = 30) -> str:
+    """A one-sentence caption of ``image``. With ``prefix`` the model continues that text and the caption
+    starts with the prefix as given (the model's lower-cased echo of it is dropped)."""
+    import torch
+
+    if prefix is not None:
+        if not isinstance(prefix, str):
+            raise UserError("The caption prefix must be text, e.g. 'a painting of'.")
+        prefix = _tidy(prefix)[:MAX_PREFIX_CHARS] or None
+    if not 1 <= int(max_new_tokens) <= 512:
+        raise UserError("max_new_tokens must be between 1 and 512.")
+    bundle = models.get("blip_caption")
+    inputs = _inputs(bundle, image, prefix)
+    with torch.inference_mode():
+        output = bundle.model.generate(**inputs, max_new_tokens=int(max_new_tokens))
+    ids = output[0]
+    decode = bundle.processor.tokenizer.decode
+    if prefix is None:
+        return _tidy(decode(ids, skip_special_tokens=True))
+    # BLIP replaces [CLS] with [DEC], drops the trailing [SEP] and echoes the prompt before continuing.
+    prompt = inputs["input_ids"][0]
+    n = int(inputs["attention_mask"][0].sum()) - 1 if "attention_mask" in inputs else len(prompt) - 1
+    if len(ids) >= n and torch.equal(ids[1:n].cpu(), prompt[1:n].cpu()):
+        continuation = decode(ids[n:], skip_special_tokens=True)
+    else:  # fall back on the text: drop an echo of the prefix, compared case- and space-insensitively
+        text = _tidy(decode(ids, skip_special_tokens=True))
+        echo = _tidy(decode(prompt, skip_special_tokens=True))
+        continuation = text[len(echo):] if echo and text.lower().startswith(echo.lower()) else text
+    continuation = _tidy(continuation)
+    if continuation.startswith("##"):  # a word piece glued to the prefix's last word
+        return prefix + continuation[2:]
+    return f"{prefix} {continuation}".strip()
+
+
+def answer_question(models, image: Image.Image, question: str, max_new_tokens: int = 20) -> str:
+    """A short answer (a word or a few) to ``question`` about ``image``."""
+    import torch
+
+    try:
+        question = _clean_question(question)
+    except ValueError as exc:
+        text = str(exc)
+        raise UserError(text[0].upper() + text[1:] + ".") from None
+    bundle = models.get("blip_vqa")
+    inputs = _inputs(bundle, image, question)
+    with torch.inference_mode():
+        output = bundle.model.generate(**inputs, max_new_tokens=int(max_new_tokens))
+    return _tidy(bundle.processor.tokenizer.decode(output[0], skip_special_tokens=True))
+
+
+__all__ = ["CaptionInput", "VqaInput", "caption", "answer_question"]
