@@ -1,0 +1,101 @@
+"""``mmchat score`` (zero-shot CLIP/SigLIP scores) and ``mmchat classify`` (LLM<->CLIP)."""
+
+from __future__ import annotations
+
+from chat.commands.common import add_common, emit, load, open_image, point, save_image
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "score", help="zero-shot scores of labels for an image (CLIP or SigLIP)",
+        description="Score how well each --label describes the image. CLIP compares the labels with each other "
+                    "(softmax, scores sum to 1); SigLIP scores each label on its own (sigmoid). With --point X,Y "
+                    "the clicked region is scored: a red ellipse is drawn around it (the red-circle recipe).",
+    )
+    p.add_argument("image", help="image file")
+    p.add_argument("--label", action="append", default=[], metavar="L", help="a candidate label (repeat for more)")
+    p.add_argument("--model", default="clip", choices=["clip", "siglip"], help="scoring model (default clip)")
+    p.add_argument("--point", type=point, action="append", default=[], metavar="X,Y",
+                   help="score the region around this pixel (repeat for several regions)")
+    p.add_argument("--template", action="append", default=[], metavar="T",
+                   help="prompt template with {} for the label (repeat to ensemble; default from the config)")
+    p.add_argument("--chart", metavar="OUT", help="also save a bar chart of the scores to this image file")
+    add_common(p)
+    p.set_defaults(func=run_score)
+
+    c = sub.add_parser(
+        "classify", help="name the main object: the chat model proposes names, CLIP checks them",
+        description="Coarse-to-fine classification: each round the multimodal model proposes names for the main "
+                    "object and CLIP scores them; later rounds ask for more specific names. The label is the "
+                    "best-scoring name over all rounds.",
+    )
+    c.add_argument("image", help="image file")
+    c.add_argument("--rounds", type=int, metavar="N", help="propose-and-score rounds, 1..10 (default from the config)")
+    add_common(c)
+    c.set_defaults(func=run_classify)
+
+
+def _markers(points, image, radius):
+    from tools.markers import Marker, validate_point
+
+    markers = []
+    for x, y in points:
+        validate_point(x, y, image.size)
+        markers.append(Marker(x=x, y=y, shape="circle", color="red", radius=radius))
+    return markers
+
+
+def run_score(args) -> int:
+    from pydantic import ValidationError
+
+    from chat.assistant import Assistant
+    from chat.commands.common import stderr_progress
+    from chat.errors import UserError
+    from tools.scoring import clean_labels, score_chart, score_labels
+
+    config = load(args)
+    try:
+        labels = clean_labels(args.label, limit=config.limits.max_labels)
+    except (ValueError, ValidationError) as exc:
+        reason = str(exc)
+        if not args.label:
+            reason = "no labels given; pass at least one --label, e.g. --label cat --label dog"
+        raise UserError(f"--label: {reason}.") from None
+    image = open_image(args.image, config)
+    markers = _markers(args.point, image, config.tools.click_radius)
+    templates = args.template or config.tools.prompt_templates
+    assistant = Assistant(config, progress=stderr_progress)
+    result = score_labels(
+        assistant.registry, image, labels, model=args.model, markers=markers, templates=templates,
+        cache=getattr(assistant, "embedding_cache", None),
+    )
+    payload = {"labels": result.labels, "scores": result.scores, "mode": result.mode, "model": result.model,
+               "region": result.region}
+    if args.chart:
+        payload["chart"] = save_image(score_chart(result), args.chart)
+    emit(args, payload, result.table())
+    return 0
+
+
+def run_classify(args) -> int:
+    from chat.assistant import Assistant
+    from chat.commands.common import stderr_progress
+    from chat.errors import UserError
+    from tools.classify import classify
+
+    config = load(args)
+    rounds = config.tools.classify_rounds if args.rounds is None else args.rounds
+    if not 1 <= rounds <= 10:
+        raise UserError(f"--rounds must be between 1 and 10, not {rounds}.")
+    image = open_image(args.image, config)
+    assistant = Assistant(config, progress=stderr_progress)
+    result = classify(
+        assistant.registry, image, assistant.mllm, rounds=rounds,
+        cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
+    )
+    payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds]}
+    lines = [result.label]
+    for i, r in enumerate(result.rounds, 1):
+        lines.append(f"  round {i}: " + ", ".join(f"{c} {s:.2f}" for c, s in zip(r.candidates, r.scores)))
+    emit(args, payload, "\n".join(lines))
+    return 0

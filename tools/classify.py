@@ -1,0 +1,201 @@
+"""Coarse-to-fine classification: the multimodal model proposes names, CLIP scores them, repeat.
+
+Round 1 asks the chat model for a few possible names of the main object; CLIP scores them against the
+image. Each later round tells the model the scores so far and asks for more specific names. The final
+label is the candidate with the highest CLIP logit over all rounds (logits, unlike softmax scores, are
+comparable across candidate sets). Text and image embeddings go through the caller's cache, so the
+vision encoder runs once for the whole dialogue.
+
+``chat`` is anything with ``generate(turns, options=None) -> str`` (:class:`chat.mllm.MultimodalChat`,
+or a scripted fake in tests). When the model's answer cannot be parsed into names (e.g. random tiny
+weights), words drawn from the answer, then a generic list, keep the machinery running.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.scoring import DEFAULT_TEMPLATES, EmbeddingCache, score_labels
+
+GENERIC_LABELS: tuple[str, ...] = ("object", "animal", "person", "scene", "food")
+CANDIDATES_PER_ROUND = 5
+MAX_CANDIDATE_CHARS = 40
+MAX_CANDIDATE_WORDS = 5
+
+FIRST_PROMPT = (
+    "List {n} possible names for the main object in this image, most likely first. "
+    "Answer with the names only, comma separated."
+)
+NEXT_PROMPT = (
+    "An image-text matching model scored your names for this image: {scores}. "
+    "List {n} more specific names for the main object (for example its kind, species, breed or model), "
+    "most likely first. Answer with the names only, comma separated."
+)
+
+
+class ClassifyInput(BaseModel):
+    """Name the main object of an image by asking the chat model for names and checking them with CLIP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(
+        2, ge=1, le=10,
+        description="How many propose-and-score rounds to run (1 to 10); later rounds ask for more specific names.",
+    )
+    image: str | None = Field(
+        None, description="Id of the image to classify, e.g. 'img1' or 'img1.v2'; leave empty for the active image."
+    )
+
+
+class ClassifyRound(BaseModel):
+    candidates: list[str]
+    scores: list[float]
+    answer: str = Field("", description="the chat model's raw answer this round")
+    fallback: bool = Field(False, description="True when the candidates did not come from a parsable answer")
+
+
+class ClassifyResult(BaseModel):
+    label: str
+    rounds: list[ClassifyRound]
+    score: float = Field(0.0, description="the label's score in the round it came from")
+
+    def summary(self) -> str:
+        steps = []
+        for i, r in enumerate(self.rounds, 1):
+            best = ", ".join(f"{c} {s:.2f}" for c, s in list(zip(r.candidates, r.scores))[:3])
+            steps.append(f"round {i}: {best}")
+        return f"{self.label} ({'; '.join(steps)})"
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing the model's answer
+# --------------------------------------------------------------------------------------------
+_SPLIT = re.compile(r"[,;!?\n\r\t|/]+|\s+or\s+|\.\s+|\.$")
+_LEADING = re.compile(r"^\s*(?:[-*\u2022>#]+|\(?\d{1,2}[.):\]]|\(?[a-e][.)])\s*", re.IGNORECASE)
+_PREAMBLE = re.compile(r"^(?:here are|sure|possible names|names|the main object|answer|it is|it's|this is)\b[^:]*:\s*",
+                       re.IGNORECASE)
+_COPULA = re.compile(r"^(?:the\s+)?(?:main\s+)?(?:object|it|this|that)\s+(?:is|looks like|appears to be|might be)\s+",
+                     re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the|some)\s+", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
+_STOP = {
+    "a", "an", "the", "and", "or", "of", "in", "on", "is", "it", "this", "that", "with", "for", "to", "are",
+    "image", "picture", "photo", "object", "main", "names", "name", "possible", "list", "here", "sure",
+    "not", "who", "what", "which", "you", "your", "can", "has", "have", "was", "were", "be", "but", "from", "by",
+    "as", "at", "all", "any", "its", "there", "their", "they", "them", "these", "those", "very", "just", "also",
+    "more", "most", "some", "yes", "no", "show", "answer", "question",
+}
+
+
+def _clean_candidate(piece: str) -> str:
+    text = _PREAMBLE.sub("", piece.strip())
+    text = _LEADING.sub("", text)
+    text = _COPULA.sub("", text)
+    text = re.sub(r"[^\w\s'-]", " ", text, flags=re.UNICODE)  # punctuation, quotes, emoji
+    text = re.sub(r"[_\d]+", " ", text)
+    text = " ".join(text.split()).strip(" '-")
+    text = _ARTICLE.sub("", text)
+    return text.lower()
+
+
+def _plausible(name: str) -> bool:
+    words = name.split()
+    return (
+        0 < len(words) <= MAX_CANDIDATE_WORDS
+        and len(name) <= MAX_CANDIDATE_CHARS
+        and all(_WORD.fullmatch(w.strip("'-") or "x") for w in words)
+        and any(len(w) >= 3 for w in words)
+        and name not in _STOP
+    )
+
+
+def parse_candidates(text: str, limit: int = CANDIDATES_PER_ROUND) -> list[str]:
+    """Names from a free-form answer: commas, newlines, numbered or bulleted lists; deduplicated, lowercase."""
+    out: list[str] = []
+    for piece in _SPLIT.split(text or ""):
+        name = _clean_candidate(piece)
+        if _plausible(name) and name not in out:
+            out.append(name)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def fallback_candidates(text: str, exclude: Sequence[str] = (), limit: int = CANDIDATES_PER_ROUND) -> list[str]:
+    """Words drawn from an unparsable answer, topped up from :data:`GENERIC_LABELS`."""
+    seen = {e.lower() for e in exclude}
+    out: list[str] = []
+    for word in _WORD.findall(text or ""):
+        w = word.lower().strip("'-")
+        sensible = 3 <= len(w) <= 15 and w.isascii() and re.search(r"[aeiouy]", w) is not None
+        if sensible and w not in _STOP and w not in seen and w not in out:
+            out.append(w)
+        if len(out) >= limit:
+            return out
+    for w in GENERIC_LABELS:
+        if len(out) >= limit:
+            break
+        if w not in seen and w not in out:
+            out.append(w)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The tool
+# --------------------------------------------------------------------------------------------
+def _turn(role: str, text: str, images: list[Image.Image] | None = None):
+    from chat.mllm import Turn
+
+    return Turn(role, text, images or [])
+
+
+def classify(
+    models: Any,
+    image: Image.Image,
+    chat: Any,
+    *,
+    rounds: int = 2,
+    cache: EmbeddingCache | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    model: str = "clip",
+    options: Any = None,
+    per_round: int = CANDIDATES_PER_ROUND,
+) -> ClassifyResult:
+    """Run ``rounds`` propose (chat model) / score (CLIP) rounds; the label is the best CLIP logit overall."""
+    if not 1 <= rounds <= 10:
+        from chat.errors import UserError
+
+        raise UserError(f"rounds must be between 1 and 10, not {rounds}.")
+    cache = cache if cache is not None else EmbeddingCache()
+    turns = [_turn("user", FIRST_PROMPT.format(n=per_round), [image])]
+    history: list[ClassifyRound] = []
+    best: tuple[float, str, float] | None = None  # (logit, label, score)
+    seen: list[str] = []
+    for i in range(rounds):
+        answer = chat.generate(turns, options) if options is not None else chat.generate(turns)
+        answer = (answer or "").strip()
+        candidates = [c for c in parse_candidates(answer, per_round) if c not in seen]
+        fallback = len(candidates) < 2
+        if fallback:
+            extra = fallback_candidates(answer, exclude=seen + candidates, limit=per_round)
+            candidates = (candidates + extra)[:per_round]
+            if len(candidates) < 2 and best is not None:  # nothing new to say: keep refining the leader
+                candidates = [best[1]] + [c for c in candidates if c != best[1]]
+        if len(candidates) < 2:
+            candidates = list(dict.fromkeys(candidates + list(GENERIC_LABELS)))[:per_round]
+        result = score_labels(models, image, candidates, model=model, templates=templates, cache=cache)
+        history.append(ClassifyRound(candidates=result.labels, scores=result.scores, answer=answer, fallback=fallback))
+        for label, logit, score in zip(result.labels, result.logits, result.scores):
+            if best is None or logit > best[0]:
+                best = (logit, label, score)
+        seen.extend(c for c in result.labels if c not in seen)
+        if i + 1 < rounds:
+            shown = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.scores))
+            turns.append(_turn("assistant", answer or ", ".join(candidates)))
+            turns.append(_turn("user", NEXT_PROMPT.format(scores=shown, n=per_round)))
+    assert best is not None
+    return ClassifyResult(label=best[1], rounds=history, score=best[2])
