@@ -23,6 +23,12 @@ class Assistant:
         return SessionStore(self.config.data_path, limits=self.config.limits)
 
     @cached_property
+    def embedding_cache(self):
+        from tools.scoring import EmbeddingCache
+
+        return EmbeddingCache(self.config.cache.embedding_entries)
+
+    @cached_property
     def mllm(self):
         from chat.mllm import MultimodalChat
 
