@@ -1,0 +1,111 @@
+"""``mmchat mark`` (draw visual prompts) and ``mmchat som`` (Set-of-Mark: numbered regions).
+
+Both are pure drawing (``som --method sam`` aside) and need no config; with ``--config`` (or
+$MMCHAT_CONFIG) the defaults come from its ``tools`` section.
+"""
+
+from __future__ import annotations
+
+import os
+
+from chat.commands.common import add_common, emit, load, open_image, point, save_image
+
+SHAPES = ["circle", "ellipse", "box", "arrow", "cross", "point"]
+COLORS = ["red", "green", "blue", "yellow", "purple", "white", "black", "orange"]
+
+
+def register(sub) -> None:
+    m = sub.add_parser(
+        "mark", help="draw visual prompts (red circle, arrow, box, ...) at points of an image",
+        description="Draw a visual prompt at each --point X,Y: a ring (circle), an ellipse or box around the "
+                    "point, an arrow pointing at it, a cross or a dot. With several points each marker is "
+                    "numbered. --outside blur/grey blurs or greys everything outside the marked regions "
+                    "(the red-circle recipe of Shtedritski et al. 2023).",
+    )
+    m.add_argument("image", help="image file")
+    m.add_argument("--point", type=point, action="append", default=[], metavar="X,Y",
+                   help="where to draw a marker, in pixels (repeat for several)")
+    m.add_argument("--shape", default="circle", choices=SHAPES, help="marker shape (default circle)")
+    m.add_argument("--color", default="red", choices=COLORS, help="marker colour (default red)")
+    m.add_argument("--radius", type=int, metavar="R",
+                   help="size of the marked region in pixels (default tools.click_radius with --config, "
+                        "else 8%% of the shorter side)")
+    m.add_argument("--outside", default="none", choices=["none", "blur", "grey"],
+                   help="what to do outside the marked regions (default none)")
+    m.add_argument("--no-numbers", action="store_true", help="do not number the markers")
+    m.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the marked image")
+    add_common(m)
+    m.set_defaults(func=run_mark)
+
+    s = sub.add_parser(
+        "som", help="Set-of-Mark: split the image into regions and number them",
+        description="Propose regions (SLIC superpixels merged by colour, or SAM prompted on a grid with "
+                    "--method sam) and draw a number on each, so that a model or a person can refer to "
+                    "'[3]' or 'mark 5'. Prints each mark's id and box.",
+    )
+    s.add_argument("image", help="image file")
+    s.add_argument("--max-regions", type=int, metavar="N",
+                   help="at most N regions, 1..200 (default tools.som_max_regions, 24)")
+    s.add_argument("--method", choices=["slic", "sam"], help="region proposals (default tools.som_method, slic)")
+    s.add_argument("--fill", action="store_true", help="tint each region with a translucent colour")
+    s.add_argument("--no-boundaries", action="store_true", help="do not draw the region boundaries")
+    s.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the marked image")
+    add_common(s)
+    s.set_defaults(func=run_som)
+
+
+def optional_config(args):
+    """The config when one is named (--config or $MMCHAT_CONFIG), else None: these verbs work without one."""
+    if getattr(args, "config", None) or os.environ.get("MMCHAT_CONFIG"):
+        return load(args)
+    return None
+
+
+def run_mark(args) -> int:
+    from chat.errors import UserError
+    from tools.markers import Marker, draw_markers
+
+    if not args.point:
+        raise UserError("Give at least one --point X,Y where the marker should go.")
+    if args.radius is not None and args.radius < 1:
+        raise UserError(f"--radius must be at least 1 pixel, not {args.radius}.")
+    config = optional_config(args)
+    image = open_image(args.image, config)
+    radius = args.radius if args.radius is not None else (config.tools.click_radius if config else None)
+    markers = [Marker(x=x, y=y, shape=args.shape, color=args.color, radius=radius) for x, y in args.point]
+    marked = draw_markers(image, markers, outside=args.outside, number=not args.no_numbers)
+    out = save_image(marked, args.output)
+    emit(args, {"image": out, "points": [list(p) for p in args.point], "shape": args.shape, "color": args.color},
+         f"{out} ({len(markers)} {args.color} {args.shape}{'s' if len(markers) > 1 else ''})")
+    return 0
+
+
+def run_som(args) -> int:
+    from chat.errors import UserError
+    from tools.som import set_of_mark
+
+    config = optional_config(args)
+    tools = config.tools if config else None
+    max_regions = args.max_regions if args.max_regions is not None else (tools.som_max_regions if tools else 24)
+    if not 1 <= max_regions <= 200:
+        raise UserError(f"--max-regions must be between 1 and 200, not {max_regions}.")
+    method = args.method or (tools.som_method if tools else "slic")
+    image = open_image(args.image, config)
+    sam = None
+    if method == "sam":
+        from chat.commands.common import stderr_progress
+        from chat.registry import ModelRegistry
+
+        sam = ModelRegistry(config if config else load(args), progress=stderr_progress).get("sam")
+    marked, marks, _ = set_of_mark(image, max_regions=max_regions, method=method, sam_bundle=sam,
+                                   fill=args.fill, boundaries=not args.no_boundaries)
+    out = save_image(marked, args.output)
+    payload = {
+        "image": out,
+        "method": method,
+        "marks": [{"id": m.id, "bbox": list(m.bbox), "center": list(m.center), "area": m.area} for m in marks],
+    }
+    lines = [f"{out} ({len(marks)} marks, {method})"]
+    lines += [f"  [{m.id}] box {m.bbox[0]},{m.bbox[1]},{m.bbox[2]},{m.bbox[3]}  area {m.area}" for m in marks]
+    emit(args, payload, "\n".join(lines))
+    return 0
