@@ -18,7 +18,7 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
 
 
 def serve(config: Config, host: str | None = None, port: int | None = None, auth: str | None = None) -> None:
-    from chat.app import create_app
+    from chat.app import create_app, launch_options
     from chat.assistant import Assistant
 
     credentials = parse_auth(auth or config.server.auth or os.environ.get("MMCHAT_AUTH"))
@@ -32,4 +32,5 @@ def serve(config: Config, host: str | None = None, port: int | None = None, auth
         max_file_size=config.limits.max_upload_bytes,
         enable_monitoring=False,
         show_error=False,
+        **launch_options(),
     )

@@ -1,0 +1,340 @@
+"""The Gradio app through gradio_client: every action has a stable api_name; answers stream.
+
+The app runs in-thread on a free port with the tiny-profile assistant (real session store). Answers come
+from a scripted router (``ScriptedRouter``: deterministic, slow enough to observe streaming); a last test
+runs the real router over the tiny checkpoints when ``chat.router`` exists.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from gradio_client.exceptions import AppError
+
+from chat.errors import UserError
+from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
+from chat.session import TraceEntry
+
+# Output order of every endpoint (the session State is not an API value).
+IMAGE, THUMBS, VERSIONS, CHAT, STATUS, TRACE, PLOT, SCORES, EXPORT, CHAT_INPUT = range(10)
+
+
+class ScriptedRouter:
+    """Router stand-in with the real interface: respond(session, text, *, action, arguments, cancel)."""
+
+    def __init__(self, delay: float = 0.05):
+        self.delay = delay
+        self.marks: dict[str, list] = {}
+        self.calls: list[tuple] = []
+
+    def _tool(self, session, tool, arguments, summary, started, **extra):
+        entry = TraceEntry(tool=tool, arguments=arguments, seconds=time.time() - started, summary=summary,
+                           decision="button" if extra.pop("button", False) else "slash command")
+        index = session.add_trace(entry)
+        return index, ToolFinished(trace_index=index, entry=entry, **extra)
+
+    def respond(self, session, text, *, action=None, arguments=None, cancel=None):
+        from tools.scoring import ScoreResult, score_chart
+        from tools.som import highlight_marks, parse_mark_refs, set_of_mark
+
+        self.calls.append((text, action, arguments))
+        arguments = arguments or {}
+        refs = [session.record().current_id] if session.active else []
+        session.add_message("user", text, images=refs)
+        used: list[int] = []
+        started = time.time()
+        answer = ""
+        if action == "score":
+            labels = arguments["labels"]
+            scores = list(np.linspace(1.0, 0.2, len(labels)) / np.linspace(1.0, 0.2, len(labels)).sum())
+            result = ScoreResult(labels=labels, scores=scores, mode="softmax", model=arguments.get("model", "clip"))
+            yield ToolStarted("score", arguments, decision="button")
+            index, event = self._tool(session, "score", arguments, result.summary(), started, plot=score_chart(result),
+                                      button=True)
+            used.append(index)
+            yield event
+            answer = f"The best label is {result.best}."
+        elif action == "som":
+            image, marks, masks = set_of_mark(session.pixels(), max_regions=6)
+            self.marks[session.id] = masks
+            yield ToolStarted("som", {}, decision="button")
+            index, event = self._tool(session, "som", {}, f"{len(marks)} marks", started, overlay=image, button=True)
+            used.append(index)
+            yield event
+            answer = f"I numbered {len(marks)} regions."
+        elif action in ("edit", "remove"):
+            record = session.record()
+            yield ToolStarted(action, arguments, decision="button")
+            for step in range(1, 3):
+                yield Status(f"Diffusion step {step}/2", step / 2)
+                time.sleep(self.delay)
+            new = ImageOps.invert(session.pixels())
+            version = session.add_version(record.id, new, note=f"{action}: {arguments.get('instruction', '')}".strip())
+            index, event = self._tool(session, action, arguments, f"made {version.id}", started,
+                                      new_versions=[version.id], button=True)
+            used.append(index)
+            yield event
+            answer = f"Here is {version.id}."
+        else:
+            yield Status("Loading llava", 0.5)
+            words = f"You asked: {text}. This is a scripted answer with several words".split()
+            for word in words:
+                if cancel is not None and cancel.is_set():
+                    break
+                time.sleep(self.delay)
+                answer += word + " "
+                yield Delta(word + " ")
+            ids = parse_mark_refs(text)
+            if ids and session.id in self.marks:
+                overlay = highlight_marks(session.pixels(), self.marks[session.id], ids)
+                index, event = self._tool(session, "highlight", {"marks": ids}, f"highlighted {ids}", started,
+                                          overlay=overlay)
+                used.append(index)
+                yield event
+            answer = answer.strip()
+        if action is not None:
+            yield Delta(answer)
+        message = session.add_message("assistant", answer, images=refs)
+        message.trace = used
+        yield Done(message, cancelled=bool(cancel is not None and cancel.is_set()))
+
+
+def text(message: dict) -> str:
+    """The text of a chat message as the client returns it (Gradio 6: a list of parts)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sample_image(path: Path, size=(320, 240)) -> Path:
+    image = Image.new("RGB", size, (200, 220, 240))
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    draw.rectangle((w // 8, h // 6, w // 2, h // 2), fill=(40, 160, 60))
+    draw.ellipse((w // 2, h // 2, w - w // 8, h - h // 10), fill=(240, 200, 30))
+    image.save(path)
+    return path
+
+
+def launch(app):
+    port = free_port()
+    app.queue()
+    app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True,
+               enable_monitoring=False)
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    from chat.app import create_app
+
+    router = ScriptedRouter()
+    app = create_app(assistant, router=router)
+    url = launch(app)
+    yield url, router, app
+    app.close()
+
+
+@pytest.fixture
+def client(served):
+    from gradio_client import Client
+
+    return Client(served[0], verbose=False, download_files=True)
+
+
+def sid_of(app, client) -> str:
+    """The session id the server keeps for this client (the State is not an API value)."""
+    handlers = app.mmchat_handlers
+    store = handlers.store
+    ids = [s["id"] for s in store.list()]
+    return ids[0]
+
+
+def test_named_endpoints(served, client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    for name in ["upload", "add_point", "chat", "ask", "score", "som", "edit", "remove", "revert", "export",
+                 "undo_marker", "clear_markers", "select_image", "stop", "regenerate", "clear_chat", "new_session"]:
+        assert f"/{name}" in names
+
+
+def test_upload_point_ask_edit_revert_export(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    url, router, app = served
+    # A click with no image: one sentence, nothing breaks.
+    out = client.predict(10, 10, "circle", "red", api_name="/add_point")
+    assert "upload one first" in out[STATUS]
+
+    big = sample_image(tmp_path / "big.png", size=(1600, 1200))
+    small = sample_image(tmp_path / "small.png")
+    out = client.predict([handle_file(str(big)), handle_file(str(small))], api_name="/upload")
+    assert "img1" in out[STATUS] and "img2" in out[STATUS]
+    assert len(out[THUMBS]) == 2
+    shown = Image.open(out[IMAGE])
+    assert shown.size == (320, 240)  # img2 is active
+    out = client.predict("img1", api_name="/select_image")
+    shown = Image.open(out[IMAGE])
+    assert shown.size == (1024, 768)  # big images are displayed as a downscaled copy
+
+    # A point in original pixels; the display copy shows a red ring centred at the scaled spot.
+    out = client.predict(800, 400, "circle", "red", api_name="/add_point")
+    assert "(800, 400)" in out[STATUS]
+    arr = np.asarray(Image.open(out[IMAGE]).convert("RGB")).astype(int)
+    red = (arr[..., 0] > 200) & (arr[..., 1] < 60) & (arr[..., 2] < 60)
+    ys, xs = np.nonzero(red)
+    assert xs.size > 50
+    assert abs(xs.mean() - 512) < 6 and abs(ys.mean() - 256) < 6
+    # A bad shape and an out-of-image point: one sentence each, the marker stays.
+    out = client.predict(5000, 10, "circle", "red", api_name="/add_point")
+    assert "outside the image" in out[STATUS]
+    with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks the radio's choices
+        client.predict(10, 10, "hexagon", "red", api_name="/add_point")
+    session = app.mmchat_handlers.store.get(sid_of(app, client))
+    assert [(m.x, m.y) for m in session.images["img1"].markers] == [(800, 400)]
+
+    # Ask: streamed, the answer grows over several outputs.
+    job = client.submit("What is in the red circle?", api_name="/ask")
+    final = job.result(timeout=30)
+    outputs = job.outputs()
+    answers = [text(o[CHAT][-1]) for o in outputs if isinstance(o[CHAT], list) and o[CHAT]
+               and o[CHAT][-1]["role"] == "assistant"]
+    lengths = [len(a) for a in answers]
+    assert len(set(lengths)) >= 3, lengths
+    assert lengths == sorted(lengths)
+    assert text(final[CHAT][-1]).startswith("You asked: What is in the red circle?")
+    assert final[CHAT][-2]["role"] == "user" and text(final[CHAT][-2]).startswith("What is in the red circle?")
+
+    # Edit: a new version, shown in the versions gallery; revert makes v1 current again.
+    out = client.predict("make it snowy", api_name="/edit")
+    assert len(out[VERSIONS]) == 2
+    assert "img1.v2" in out[VERSIONS][1]["caption"] and "★" in out[VERSIONS][1]["caption"]
+    assert any(row[1] == "edit" for row in out[TRACE]["data"])
+    out = client.predict("img1.v1", api_name="/revert")
+    assert "img1.v1 is now the current version" in out[STATUS]
+    assert "★" in out[VERSIONS][0]["caption"]
+    out = client.predict("img1.v9", api_name="/revert")
+    assert "no version 9" in out[STATUS]
+
+    # Undo / clear markers.
+    out = client.predict(api_name="/undo_marker")
+    assert "Removed" in out[STATUS]
+    out = client.predict(api_name="/undo_marker")
+    assert "no marker" in out[STATUS]
+
+    # Export: a zip with JSON, Markdown and every image version.
+    out = client.predict(api_name="/export")
+    with zipfile.ZipFile(out[EXPORT]) as zf:
+        names = set(zf.namelist())
+        data = json.loads(zf.read("session.json"))
+        markdown = zf.read("conversation.md").decode()
+    assert {"session.json", "conversation.md", "images/img1.v1.png", "images/img1.v2.png", "images/img2.v1.png"} <= names
+    assert data["images"]["img1"]["current"] == 1
+    assert "What is in the red circle?" in markdown
+
+
+def test_score_som_and_highlight(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    out = client.predict({"text": "", "files": [handle_file(str(sample_image(tmp_path / "a.png")))]},
+                         api_name="/chat")
+    assert "img1" in out[STATUS]
+    out = client.predict("cat | dog | bird", "siglip", api_name="/score")
+    assert out[PLOT] is not None and Image.open(out[PLOT]).size[0] > 100
+    assert [row[0] for row in out[SCORES]["data"]] == ["cat", "dog", "bird"]
+    out = client.predict("   ", "clip", api_name="/score")
+    assert "Type some labels" in out[STATUS]
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("cat", "dino", api_name="/score")
+
+    out = client.predict(api_name="/som")
+    som = np.asarray(Image.open(out[IMAGE]).convert("RGB"))
+    assert som.shape == (240, 320, 3)
+    job = client.submit("What is in [1]?", api_name="/ask")
+    final = job.result(timeout=30)
+    highlighted = [o[IMAGE] for o in job.outputs() if isinstance(o[IMAGE], str)]
+    assert highlighted, "the answer citing [1] highlights that region"
+    assert any(row[1] == "highlight" for row in final[TRACE]["data"])
+
+
+def test_bad_upload_and_stop(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    url, router, app = served
+    bad = tmp_path / "notes.png"
+    bad.write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    out = client.predict([handle_file(str(bad))], api_name="/upload")
+    assert "SVG" in out[STATUS]
+    out = client.predict([handle_file(str(sample_image(tmp_path / "ok.png")))], api_name="/upload")
+    assert "img1" in out[STATUS]
+
+    router.delay = 0.3
+    try:
+        job = client.submit("Tell me a long story", api_name="/ask")
+        deadline = time.time() + 10
+        while len(job.outputs()) < 3 and time.time() < deadline:  # a few words have streamed
+            time.sleep(0.05)
+        out = client.predict(api_name="/stop")
+        assert out[STATUS] == "Stopped."
+        while not job.done() and time.time() < deadline:
+            time.sleep(0.05)
+        assert job.done()
+    finally:
+        router.delay = 0.05
+    session = app.mmchat_handlers.store.get(sid_of(app, client))
+    deadline = time.time() + 5
+    while session.messages[-1].role != "assistant" and time.time() < deadline:  # the router winds down
+        time.sleep(0.05)
+    assert session.messages[-1].role == "assistant"
+    assert len(session.messages[-1].content.split()) < 12  # stopped early (the full answer has 15 words)
+    # The session still works after a stop.
+    out = client.predict("Still there?", api_name="/ask")
+    assert text(out[CHAT][-1]).startswith("You asked: Still there?")
+
+
+def test_handlers_without_gradio(assistant, tmp_path):
+    """The handlers are plain functions over (session id, inputs)."""
+    from chat.ui.handlers import Handlers, parse_labels
+
+    h = Handlers(assistant, router=ScriptedRouter(delay=0))
+    view = h.upload(None, [str(sample_image(tmp_path / "x.png", size=(2000, 500)))])
+    sid = view.session_id
+    assert view.image.size == (1024, 256)
+    view = h.click(sid, [512, 128], "box", "green")  # the middle of the display copy
+    marker = assistant.sessions.get(sid).images["img1"].markers[0]
+    assert (marker.x, marker.y, marker.shape, marker.color) == (1000, 250, "box", "green")
+    views_ = list(h.turn(sid, "hello"))
+    assert views_[-1].chat[-1]["content"].startswith("You asked: hello")
+    with pytest.raises(UserError):
+        h.click(h.new_session().session_id, [1, 1])
+    assert parse_labels("a red, shiny apple | pear") == ["a red, shiny apple", "pear"]
+    assert parse_labels("cat, dog") == ["cat", "dog"]
+
+
+def test_real_router_smoke(assistant, tmp_path):
+    """With the real router (when it has landed): upload, ask (streamed), edit makes a version."""
+    router_module = pytest.importorskip("chat.router", reason="chat/router.py has not landed yet")
+    from chat.ui.handlers import Handlers
+
+    h = Handlers(assistant, router=router_module.Router(assistant))
+    sid = h.upload(None, [str(sample_image(tmp_path / "r.png"))]).session_id
+    h.add_point(sid, 100, 80)
+    answer = list(h.turn(sid, "What is in the red circle?"))
+    assert answer[-1].chat[-1]["role"] == "assistant"
+    list(h.edit(sid, "make it snowy"))
+    assert len(assistant.sessions.get(sid).images["img1"].versions) == 2
