@@ -34,6 +34,13 @@ class Assistant:
 
         return MultimodalChat(self.registry)
 
+    @cached_property
+    def router(self):
+        """Routes chat messages to tools and the chat model (local, or ``remote_llm`` when configured)."""
+        from chat.router import Router
+
+        return Router(self)
+
     def generation_options(self, **overrides):
         from chat.mllm import GenerationOptions
 

@@ -1,0 +1,458 @@
+"""The router: one user message in, a stream of events out (text deltas, tool calls, images, Done).
+
+    >>> for event in assistant.router.respond(session, "is it a cat or a dog?"):
+    ...     print(event)
+
+Routing, in order:
+1. A UI button (``action=`` + ``arguments=``) or a slash command (``/score cat | dog``) runs that tool
+   with those arguments; the tool's own text is the reply (no model call: fast and deterministic).
+2. Free text: the chat model picks a tool or "answer". The local model makes a *constrained choice*:
+   ``choice_logprobs`` scores each tool name and "answer" after a prompt listing them; the best tool
+   wins only if it beats "answer" by ``choice_margin`` and its arguments can be filled from the message
+   (see :func:`fill_arguments`), else the model answers directly. A chat model with native tool calling
+   (e.g. a remote OpenAI-compatible server) gets the tools through ``bind_tools``.
+3. After a tool that informs (caption, vqa, score, classify) the model answers with the tool's result as
+   context; tools that act (edit, remove, generate, sketch, som, mark) reply with a short confirmation.
+
+The model sees the image the message is about (ids in the text such as ``img2``, else the active image)
+with its markers drawn, the last turns of the conversation (text only, trimmed to the context window),
+and each user turn prefixed with its image id (``[img2.v1] ...``). Every decision and tool call goes into
+the session trace; tool failures become ``Error: ...`` replies and leave the session intact.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from chat.errors import UserError, describe
+from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
+from chat.lc_model import LocalMultimodalChatModel, image_part, make_chat_model
+from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool
+from chat.session import Session, TraceEntry
+
+SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
+          "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
+          "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n].")
+CHOICE_PROMPT = "{request}\n\nWhich tool should handle this request?\n{tools}\n- answer: {answer}\n" \
+                "Reply with the tool name only."
+ANSWER_HELP = "reply in words, no tool needed"
+# command -> (tool, usage, one-line description); the order is the order of /help
+COMMANDS: dict[str, tuple[str | None, str, str]] = {
+    "caption": ("caption", "/caption [prefix]", "describe the image in one sentence (BLIP)"),
+    "ask": ("vqa", "/ask QUESTION", "a short factual answer about the image (BLIP VQA)"),
+    "score": ("score", "/score cat | dog [--siglip]", "zero-shot scores of labels (CLIP; 'siglip:' for SigLIP)"),
+    "classify": ("classify", "/classify [rounds]", "name the main object (the chat model proposes, CLIP checks)"),
+    "mark": ("mark", "/mark [blur|grey]", "draw the markers you placed on the image"),
+    "som": ("som", "/som [max regions]", "number the image's regions (Set-of-Mark); then ask about [n]"),
+    "edit": ("edit", "/edit INSTRUCTION", "edit the image (only the marked region when it has markers)"),
+    "remove": ("remove", "/remove [target]", "remove the marked object and fill in background"),
+    "generate": ("generate", "/generate PROMPT", "a new image from a text description"),
+    "sketch": ("sketch", "/sketch PROMPT", "a picture from the active image used as a sketch"),
+    "help": (None, "/help", "list these commands"),
+}
+TOOL_HELP = {tool: text for tool, _, text in COMMANDS.values() if tool}
+FINAL_TOOLS = {"edit", "remove", "generate", "sketch", "som", "mark"}  # their confirmation is the whole reply
+IMAGE_TOOLS = {"caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "sketch"}
+_IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
+
+
+def help_text() -> str:
+    lines = [f"- `{usage}`: {text}" for _, usage, text in COMMANDS.values()]
+    return "Commands (or just ask in words):\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments from text
+# --------------------------------------------------------------------------------------------
+_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'")
+_LEAD = re.compile(r"^.*\b(?:is|are|it|this|that|these|there|a|an|the|of|like|between|show|shows|either)\s+|^.*:\s*",
+                   re.IGNORECASE)
+_TAIL = re.compile(r"\s+\b(?:in|on|inside|within|at|from)\s+(?:the|this|that|my)\b.*$", re.IGNORECASE)
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels in free text: quoted phrases if any; else the items of "X or Y" / "X, Y, Z" with the question
+    around them dropped ("is it a cat or a dog?" -> ["cat", "dog"]). Fewer than two items: none."""
+    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+    if quoted:
+        return [" ".join(q.split()) for q in quoted if q.strip()]
+    pieces = [p for p in re.split(r",|;|\||/|\bor\b", text.strip().rstrip("?.!"), flags=re.IGNORECASE)]
+    pieces = [p.strip() for p in pieces if p.strip()]
+    if len(pieces) < 2:
+        return []
+    pieces[0] = _LEAD.sub("", pieces[0])
+    pieces[-1] = _TAIL.sub("", pieces[-1])
+    labels = [re.sub(r"^(?:and\s+)?(?:a|an|the|some)\s+", "", p, flags=re.IGNORECASE).strip() for p in pieces]
+    labels = [" ".join(label.split()[-4:]) for label in labels if label]
+    return labels if len(labels) >= 2 else []
+
+
+def _remove_target(text: str) -> str:
+    match = re.search(r"\b(?:remove|erase|delete|get rid of)\s+(.+?)(?:\s+from\b.*)?[.!?]*$", text, re.IGNORECASE)
+    return match.group(1).strip() if match else "the object"
+
+
+def _generate_prompt(text: str) -> str:
+    return re.sub(r"^\s*(?:please\s+)?(?:generate|create|draw|make|paint)\s+(?:me\s+)?(?:an?\s+)?"
+                  r"(?:(?:new\s+)?(?:image|picture|photo|painting)\s+(?:of\s+)?)?", "", text, flags=re.IGNORECASE)
+
+
+def fill_arguments(tool: str, text: str, session: Session, image: str | None) -> dict | None:
+    """Arguments for ``tool`` from a free-text message, or None when they cannot be filled:
+    vqa: question = the text; score: labels from the text (:func:`parse_labels`); edit: instruction = the
+    text (region-aware through the image's markers); remove: target = what follows "remove", needs a
+    marker; mark: needs a marker; generate/sketch: prompt = the text without "draw an image of";
+    image tools need an image. ``image`` is the id the message is about."""
+    if tool in IMAGE_TOOLS and image is None:
+        return None
+    markers = session.record(image).markers if image else []
+    args: dict[str, Any] = {"image": image} if tool in IMAGE_TOOLS else {}
+    if tool == "vqa":
+        args["question"] = text
+    elif tool == "score":
+        labels = parse_labels(text)
+        if not labels:
+            return None
+        args["labels"] = labels
+    elif tool == "edit":
+        args["instruction"] = text
+    elif tool == "remove":
+        if not markers:
+            return None
+        args["target"] = _remove_target(text)
+    elif tool == "mark" and not markers:
+        return None
+    elif tool in ("generate", "sketch"):
+        args["prompt"] = _generate_prompt(text) or text
+    return args
+
+
+def command_arguments(tool: str, rest: str) -> dict[str, Any]:
+    """Arguments of a slash command from the text after it (a leading image id such as ``img2`` picks the image)."""
+    args: dict[str, Any] = {}
+    match = re.match(r"^(img\d+(?:\.v\d+)?)\b\s*", rest)
+    if match and tool in IMAGE_TOOLS:
+        args["image"], rest = match.group(1), rest[match.end():]
+    rest = rest.strip()
+    if tool == "caption" and rest:
+        args["prefix"] = rest
+    elif tool == "vqa":
+        args["question"] = rest
+    elif tool == "score":
+        model = re.search(r"(?:^|\s)(?:--(clip|siglip)\b|(clip|siglip):)", rest, re.IGNORECASE)
+        if model:
+            args["model"] = (model.group(1) or model.group(2)).lower()
+            rest = (rest[:model.start()] + " " + rest[model.end():]).strip()
+        parts = rest.split("|") if "|" in rest else rest.split(",")
+        args["labels"] = [p.strip() for p in parts if p.strip()]
+    elif tool in ("classify", "som") and rest:
+        args["rounds" if tool == "classify" else "max_regions"] = int(rest) if rest.isdigit() else rest
+    elif tool == "mark" and rest:
+        args["outside"] = rest.lower()
+    elif tool == "edit":
+        args["instruction"] = rest
+    elif tool == "remove" and rest:
+        args["target"] = rest
+    elif tool in ("generate", "sketch"):
+        args["prompt"] = rest
+    return args
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
+
+
+# --------------------------------------------------------------------------------------------
+# The router
+# --------------------------------------------------------------------------------------------
+class Router:
+    history_turns = 8  # earlier messages given to the model (text only), fewer if the context is short
+    choice_margin = 1.0  # a tool must beat "answer" by this mean log-probability to be chosen
+    image_side = 672  # images are downscaled to this longest side before they reach the model
+    som_entries = 32
+
+    def __init__(self, assistant, chat_model: BaseChatModel | None = None):
+        self.assistant = assistant
+        self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
+        self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
+        self._lock = threading.Lock()
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.chat_model, LocalMultimodalChatModel)
+
+    @property
+    def native_tools(self) -> bool:
+        return not self.local and type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+
+    # -- entry point -------------------------------------------------------------------------
+    def respond(self, session: Session, text: str, *, action: str | None = None, arguments: dict | None = None,
+                cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done."""
+        cancel = cancel or threading.Event()
+        turn = _Turn(session, len(session.trace))
+        text = (text or "").strip()
+        try:
+            refs = [r for r in dict.fromkeys(_IMAGE_REF.findall(text)) if _exists(session, r)]
+            about = [session.version(r).id for r in refs][:3] or ([session.version().id] if session.active else [])
+            session.add_message("user", text or f"/{action}", images=about)
+            yield from self._route(session, text, action, arguments, about, turn, cancel)
+        except GeneratorExit:
+            cancel.set()
+            raise
+        except Exception as exc:  # noqa: BLE001 - nothing a user sends may crash the server
+            message = describe(exc)
+            session.add_trace(TraceEntry(tool="router", error=message, decision="error"))
+            yield Delta(turn.add(f"Error: {message}"))
+        message = session.add_message("assistant", turn.text.strip(), images=turn.versions)
+        message.trace = list(range(turn.first_trace, len(session.trace)))
+        yield Done(message=message, cancelled=cancel.is_set())
+
+    def _route(self, session, text, action, arguments, about, turn, cancel) -> Iterator[Event]:
+        image = about[0] if about else None
+        limit = self.assistant.config.limits.max_message_chars
+        if len(text) > limit:
+            raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
+        if action is not None:
+            tool, args, decision = action, dict(arguments or {}), "button"
+        elif text.startswith("/"):
+            name, _, rest = text[1:].partition(" ")
+            command = COMMANDS.get(name.lower())
+            if command is None or command[0] is None:
+                known = "" if command else f"Unknown command /{name}. "
+                yield Delta(turn.add(known + help_text()))
+                return
+            tool, args, decision = command[0], command_arguments(command[0], rest), "slash command"
+        else:
+            tool, args, decision = self._choose(session, text, image, self._tools(session, cancel), cancel)
+            if tool is None:
+                yield from self._answer(session, text, about, turn, cancel, decision=decision)
+                return
+        if tool == "classify":
+            args.setdefault("rounds", self.assistant.config.tools.classify_rounds)
+        out = yield from self._call(session, tool, args, decision, turn, cancel)
+        if out.ok and tool not in FINAL_TOOLS and decision not in ("button", "slash command"):
+            yield from self._answer(session, text, about, turn, cancel, context=out, decision=f"after {tool}")
+        elif not cancel.is_set():
+            yield Delta(turn.add(out.text))
+
+    # -- choosing a tool ---------------------------------------------------------------------
+    def _choose(self, session, text, image, tools, cancel):
+        """(tool, arguments, decision) for free text; tool None means answer directly."""
+        names = [t.name for t in tools]
+        if self.local:
+            listing = "\n".join(f"- {n}: {TOOL_HELP.get(n, n)}" for n in names)
+            prompt = CHOICE_PROMPT.format(request=self._request(session, text, image), tools=listing,
+                                          answer=ANSWER_HELP)
+            try:
+                scores = self.chat_model.choice_logprobs([self._user(session, prompt, [image] if image else [])],
+                                                         names + ["answer"])
+            except Exception as exc:  # noqa: BLE001
+                return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
+            ranked = dict(zip(names, scores))
+            best = max(ranked, key=ranked.get)
+            margin = ranked[best] - scores[-1]
+            if margin <= 0:
+                return None, {}, "model choice: answer directly"
+            if margin < self.choice_margin:
+                return None, {}, f"fallback: answer directly ({best} margin {margin:.2f} < {self.choice_margin})"
+            decision = f"model choice (logprob margin {margin:.2f})"
+            args = None
+        elif self.native_tools:
+            message = None
+            bound = self.chat_model.bind_tools(tools)
+            for chunk in bound.stream(self._messages(session, text, [image] if image else [])):
+                message = chunk if message is None else message + chunk
+                if cancel.is_set():
+                    break
+            calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in names]
+            if not calls:
+                return None, {}, "model tool call: none, answer directly"
+            best, args, decision = calls[0]["name"], dict(calls[0].get("args") or {}), "model tool call"
+            if image and best in IMAGE_TOOLS:
+                args.setdefault("image", image)
+            return best, args, decision
+        else:
+            return None, {}, "answer directly (the model has no tool calling)"
+        args = fill_arguments(best, text, session, image)
+        if args is None:
+            return None, {}, f"fallback: answer directly ({best}: its arguments are not in the message)"
+        return best, args, decision
+
+    # -- running a tool ----------------------------------------------------------------------
+    def _tools(self, session, cancel, progress_queue=None):
+        def progress(step: int, total: int) -> None:
+            if cancel.is_set():
+                raise Cancelled()
+            if progress_queue is not None:
+                progress_queue.put(Status(f"step {step}/{total}", step / max(total, 1)))
+
+        return make_tools(self.assistant, session, progress=progress)
+
+    def _call(self, session, tool, args, decision, turn, cancel) -> Iterator[Event]:
+        events: queue.Queue = queue.Queue()
+        by_name = {t.name: t for t in self._tools(session, cancel, events)}
+        yield ToolStarted(tool=tool, arguments=dict(args), decision=decision)
+        start = time.perf_counter()
+        result: list[ToolOutput] = []
+        if tool not in by_name:
+            result.append(failed(tool, f"There is no tool '{tool}'; tools: {', '.join(by_name)}.", args))
+        else:
+            def work() -> None:
+                try:
+                    result.append(run_tool(by_name[tool], args))
+                finally:
+                    events.put(None)
+
+            worker = threading.Thread(target=work, name="mmchat-tool", daemon=True)
+            worker.start()
+            while (item := events.get()) is not None:
+                yield item
+            worker.join()
+        out = result[0] if result else failed(tool, "The tool stopped unexpectedly.", args)
+        entry = TraceEntry(tool=tool, arguments=out.arguments or dict(args), seconds=time.perf_counter() - start,
+                           summary=out.summary, error=out.error, decision=decision)
+        index = session.add_trace(entry)
+        if out.ok and "masks" in out.data:
+            self._remember_som(session, out.data["version"], out.data["image"], out.data["masks"])
+        turn.versions.extend(out.new_versions)
+        yield ToolFinished(trace_index=index, entry=entry, new_versions=list(out.new_versions), plot=out.plot,
+                           overlay=out.overlay)
+        return out
+
+    # -- answering ---------------------------------------------------------------------------
+    def _answer(self, session, text, about, turn, cancel, decision: str, context: ToolOutput | None = None):
+        request = text
+        if context is not None:
+            request += f"\n\n(Result of the {context.tool} tool: {context.text})\nAnswer using this result."
+        messages = self._messages(session, request, about)
+        start, error = time.perf_counter(), None
+        kwargs = {"cancel": cancel} if self.local else {}
+        answer = ""
+        try:
+            for chunk in self.chat_model.stream(messages, **kwargs):
+                piece = _text(chunk.content)
+                if piece:
+                    answer += piece
+                    yield Delta(turn.add(piece))
+                if cancel.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001
+            error = describe(exc)
+            yield Delta(turn.add(f"{' ' if answer else ''}Error: {error}"))
+        entry = TraceEntry(tool="answer", arguments={"images": about, "messages": len(messages)},
+                           seconds=time.perf_counter() - start, summary=answer.strip()[:120], error=error,
+                           decision=decision)
+        session.add_trace(entry)
+        if about and not cancel.is_set():
+            yield from self._highlight(session, about[0], answer)
+
+    def _highlight(self, session, version_id: str, answer: str) -> Iterator[Event]:
+        """If the answer cites Set-of-Mark regions ([n]) of the image, an overlay highlighting them."""
+        from tools.som import highlight_marks, parse_mark_refs
+
+        with self._lock:
+            cached = self._som.get((session.id, version_id))
+        refs = parse_mark_refs(answer)
+        if cached is None or not refs:
+            return
+        ids = [i for i in refs if 1 <= i <= len(cached[1])]
+        if not ids:
+            return
+        start = time.perf_counter()
+        overlay = highlight_marks(session.pixels(version_id), cached[1], ids)
+        entry = TraceEntry(tool="highlight", arguments={"image": version_id, "marks": ids},
+                           seconds=time.perf_counter() - start, summary=f"marks {', '.join(map(str, ids))}",
+                           decision="the answer cites Set-of-Mark regions")
+        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, overlay=overlay)
+
+    def _remember_som(self, session, version_id, image, masks) -> None:
+        with self._lock:
+            self._som[(session.id, version_id)] = (image, masks)
+            while len(self._som) > self.som_entries:
+                self._som.popitem(last=False)
+
+    # -- what the model sees -----------------------------------------------------------------
+    def view(self, session: Session, version_id: str):
+        """The image as the model sees it: the version (its Set-of-Mark overlay if any) with its markers drawn."""
+        from tools.markers import draw_markers
+
+        with self._lock:
+            cached = self._som.get((session.id, version_id))
+        image = cached[0] if cached else session.pixels(version_id)
+        markers = session.record(version_id).markers
+        try:
+            return draw_markers(image, markers) if markers else image
+        except UserError:  # markers placed on another version that do not fit this one
+            return image
+
+    def _request(self, session, text, image) -> str:
+        return f"[{image}] {text}" if image else text
+
+    def _user(self, session, text, images) -> HumanMessage:
+        parts: list[Any] = [image_part(self.view(session, v), self.image_side) for v in images]
+        return HumanMessage(content=parts + [{"type": "text", "text": text}])
+
+    def _history(self, session) -> list[BaseMessage]:
+        out: list[BaseMessage] = []
+        for m in session.messages[:-1][-self.history_turns:]:
+            if m.role == "user":
+                out.append(HumanMessage(self._request(session, m.content, m.images[0] if m.images else None)[:800]))
+            else:
+                tools = [session.trace[i] for i in m.trace if i < len(session.trace)]
+                notes = "".join(f"({t.tool}: {t.summary}) " for t in tools if t.tool not in ("answer", "router"))
+                out.append(AIMessage((notes + m.content)[:800]))
+        while out and isinstance(out[0], AIMessage):
+            out.pop(0)
+        return out
+
+    def _messages(self, session, text, about) -> list[BaseMessage]:
+        """System prompt, the recent history that fits the context window, and this turn with its images."""
+        current = self._user(session, self._request(session, text, about[0] if about else None), about)
+        history = self._history(session)
+        window = self.chat_model.context_window() if self.local else None
+        options = getattr(self.chat_model, "options", None)
+        reserve = getattr(options, "max_new_tokens", 256)
+        while True:
+            messages = [SystemMessage(SYSTEM), *history, current]
+            if window is None or not history:
+                return messages
+            if self.chat_model.get_num_tokens_from_messages(messages) + reserve <= window:
+                return messages
+            history = history[2:] if len(history) > 1 else []
+
+
+class _Turn:
+    """What one respond() call has said and made so far."""
+
+    def __init__(self, session: Session, first_trace: int):
+        self.first_trace = first_trace
+        self.text = ""
+        self.versions: list[str] = []
+
+    def add(self, piece: str) -> str:
+        if self.text and piece.startswith("Error:") and not self.text.endswith("\n"):
+            piece = "\n" + piece
+        self.text += piece
+        return piece
+
+
+def _exists(session: Session, ref: str) -> bool:
+    try:
+        session.version(ref)
+        return True
+    except UserError:
+        return False
+
+
+__all__ = ["COMMANDS", "Router", "command_arguments", "fill_arguments", "help_text", "parse_labels"]

@@ -1,0 +1,314 @@
+"""The router: explicit routes, constrained choice, argument filling, fallback, trace, errors, cancel."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from PIL import Image
+
+from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
+from chat.lc_model import LocalMultimodalChatModel
+from chat.lc_tools import SessionTools, ToolOutput
+from chat.router import Router, fill_arguments, parse_labels
+from chat.session import Session
+from tools.markers import Marker
+
+TOOLS = ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch"]
+
+
+class FakeMLLM:
+    """Scripted local model: choice_logprobs from a dict, stream() words of ``answer`` (endless: forever)."""
+
+    def __init__(self, choice=None, answer="It is a cat.", endless=False):
+        self.choice, self.answer, self.endless = choice or {}, answer, endless
+        self.choices, self.turns = [], []
+
+    def choice_logprobs(self, turns, options):
+        self.choices.append((turns, options))
+        return [self.choice.get(o, -9.0) for o in options]
+
+    def stream(self, turns, options=None, cancel=None):
+        self.turns.append(turns)
+        words = self.answer.split(" ")
+        i = 0
+        while self.endless or i < len(words):
+            if cancel is not None and cancel.is_set():
+                return
+            yield words[i % len(words)] + ("" if i == len(words) - 1 and not self.endless else " ")
+            i += 1
+            time.sleep(0.001 if self.endless else 0)
+
+
+def local(fake):
+    return LocalMultimodalChatModel(chat=fake)
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.add_image(Image.new("RGB", (80, 60), (40, 160, 60)))
+    return s
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Replace every tool body with a recorder: (tool, validated arguments) per call."""
+    seen = []
+    for name in TOOLS:
+        def body(self, args, name=name):
+            seen.append((name, args.model_dump(exclude_none=True)))
+            return ToolOutput(name, f"{name} done", f"{name} summary", args.model_dump(exclude_none=True))
+        monkeypatch.setattr(SessionTools, name, body)
+    return seen
+
+
+def run(router, session, text="", **kwargs):
+    events = list(router.respond(session, text, **kwargs))
+    assert isinstance(events[-1], Done) and sum(isinstance(e, Done) for e in events) == 1
+    return events
+
+
+def of(events, kind):
+    return [e for e in events if isinstance(e, kind)]
+
+
+@pytest.mark.parametrize("text, tool, arguments", [
+    ("/caption", "caption", {}),
+    ("/caption a painting of", "caption", {"prefix": "a painting of"}),
+    ("/caption img1.v1", "caption", {"image": "img1.v1"}),
+    ("/ask what color is the car?", "vqa", {"question": "what color is the car?"}),
+    ("/score cat | dog | bird", "score", {"labels": ["cat", "dog", "bird"], "model": "clip", "region": True}),
+    ("/score siglip: a cat", "score", {"labels": ["a cat"], "model": "siglip", "region": True}),
+    ("/score cat, dog --siglip", "score", {"labels": ["cat", "dog"], "model": "siglip", "region": True}),
+    ("/som", "som", {"fill": False, "boundaries": True}),
+    ("/mark", "mark", {"outside": "none"}),
+    ("/edit make it a watercolor", "edit", {"instruction": "make it a watercolor", "region": True}),
+    ("/remove the dog", "remove", {"target": "the dog"}),
+    ("/remove", "remove", {"target": "the object"}),
+    ("/classify 3", "classify", {"rounds": 3}),
+    ("/classify", "classify", {"rounds": 2}),
+    ("/generate a lighthouse at dusk", "generate", {"prompt": "a lighthouse at dusk", "width": 512, "height": 512}),
+    ("/sketch a cat on a sofa", "sketch", {"prompt": "a cat on a sofa"}),
+])
+def test_slash_commands_run_their_tool_with_their_arguments(assistant, session, calls, text, tool, arguments):
+    fake = FakeMLLM()
+    events = run(Router(assistant, local(fake)), session, text)
+    assert calls == [(tool, arguments)]
+    assert of(events, ToolStarted)[0].decision == "slash command"
+    assert of(events, Delta)[-1].text == f"{tool} done" and not fake.choices and not fake.turns
+
+
+def test_help_and_unknown_commands_list_the_commands(assistant, session, calls):
+    router = Router(assistant, local(FakeMLLM()))
+    help_text = "".join(d.text for d in of(run(router, session, "/help"), Delta))
+    assert "/score cat | dog" in help_text and "/edit INSTRUCTION" in help_text and "/help" in help_text
+    unknown = "".join(d.text for d in of(run(router, session, "/paint it"), Delta))
+    assert unknown.startswith("Unknown command /paint. Commands") and "/generate PROMPT" in unknown
+    assert not calls
+
+
+def test_buttons_run_a_tool_without_parsing_text(assistant, session, calls):
+    events = run(Router(assistant, local(FakeMLLM())), session, action="score", arguments={"labels": ["a | b"]})
+    assert calls == [("score", {"labels": ["a | b"], "model": "clip", "region": True})]
+    assert of(events, ToolStarted)[0].decision == "button"
+
+
+def test_constrained_choice_picks_score_and_fills_labels_from_the_text(assistant, session, calls):
+    fake = FakeMLLM(choice={"score": -0.5, "answer": -3.0}, answer="Mostly a cat.")
+    events = run(Router(assistant, local(fake)), session, "Is it a cat or a dog?")
+    assert calls == [("score", {"labels": ["cat", "dog"], "model": "clip", "region": True, "image": "img1.v1"})]
+    (turns, options), = fake.choices
+    assert options == TOOLS + ["answer"]
+    assert turns[-1].images and "[img1.v1] Is it a cat or a dog?" in turns[-1].text and "- score:" in turns[-1].text
+    started = of(events, ToolStarted)[0]
+    assert started.decision == "model choice (logprob margin 2.50)"
+    # the tool's result is context for the model's streamed answer
+    assert "(Result of the score tool: score done)" in fake.turns[-1][-1].text
+    assert "".join(d.text for d in of(events, Delta)) == "Mostly a cat."
+    assert [t.tool for t in session.trace] == ["score", "answer"] and session.trace[1].decision == "after score"
+
+
+@pytest.mark.parametrize("choice, text, decision", [
+    ({"score": -2.5, "answer": -3.0}, "is it a cat or a dog?", "fallback: answer directly (score margin 0.50 < 1.0)"),
+    ({"score": -0.1, "answer": -5.0}, "what is this?",
+     "fallback: answer directly (score: its arguments are not in the message)"),
+    ({"remove": -0.1, "answer": -5.0}, "remove the dog", "fallback: answer directly (remove: its arguments are not in the message)"),
+    ({"answer": -0.1}, "hello there", "model choice: answer directly"),
+])
+def test_unsure_or_unfillable_choices_answer_directly(assistant, session, calls, choice, text, decision):
+    fake = FakeMLLM(choice=choice, answer="Hello.")
+    events = run(Router(assistant, local(fake)), session, text)
+    assert not calls and not of(events, ToolStarted)
+    assert "".join(d.text for d in of(events, Delta)) == "Hello."
+    assert session.trace[-1].tool == "answer" and session.trace[-1].decision == decision
+
+
+def test_argument_filling_rules(session):
+    assert parse_labels("is it a cat or a dog?") == ["cat", "dog"]
+    assert parse_labels("Which is it: a golden retriever, a poodle or a beagle?") == ["golden retriever", "poodle", "beagle"]
+    assert parse_labels('score "red car" and "blue bus"') == ["red car", "blue bus"]
+    assert parse_labels("is this a tabby cat or a tiger in the red circle?") == ["tabby cat", "tiger"]
+    assert parse_labels("what is this?") == []
+    assert fill_arguments("edit", "make it snowy", session, "img1.v1") == {"image": "img1.v1", "instruction": "make it snowy"}
+    assert fill_arguments("generate", "draw an image of a red fox", session, None) == {"prompt": "a red fox"}
+    assert fill_arguments("caption", "describe it", session, None) is None  # no image to work on
+    assert fill_arguments("remove", "remove the dog", session, "img1.v1") is None  # no marker on it
+    session.add_marker(Marker(x=10, y=10))
+    assert fill_arguments("remove", "please remove the dog from the photo", session, "img1.v1") == \
+        {"image": "img1.v1", "target": "the dog"}
+
+
+def test_the_trace_records_decision_arguments_duration_and_summary(assistant, session):
+    router = Router(assistant, local(FakeMLLM()))
+    events = run(router, session, "/score cat | dog")  # the real tool on the tiny CLIP
+    (finished,) = of(events, ToolFinished)
+    entry = session.trace[finished.trace_index]
+    assert entry.tool == "score" and entry.decision == "slash command" and entry.error is None
+    assert entry.arguments == {"image": "img1.v1", "labels": ["cat", "dog"], "model": "clip", "region": False}
+    assert entry.seconds > 0 and entry.summary.startswith(("cat 0.", "dog 0."))
+    assert finished.plot is not None
+    user, reply = session.messages
+    assert (user.role, user.content, user.images) == ("user", "/score cat | dog", ["img1.v1"])
+    assert reply.role == "assistant" and reply.content.startswith("CLIP scores for img1.v1") and reply.trace == [0]
+    assert events[-1].message is reply and not events[-1].cancelled
+
+
+def test_a_failing_tool_becomes_an_error_reply_and_the_session_stays_intact(assistant, session, monkeypatch):
+    def broken(self, args):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(SessionTools, "edit", broken)
+    router = Router(assistant, local(FakeMLLM()))
+    events = run(router, session, "/edit make it winter")
+    assert of(events, Delta)[-1].text == "Error: Something went wrong (RuntimeError): the GPU caught fire"
+    assert session.trace[-1].error == "Something went wrong (RuntimeError): the GPU caught fire"
+    assert len(session.record("img1").versions) == 1 and session.active == "img1"
+    assert [m.role for m in session.messages] == ["user", "assistant"]
+    empty = run(router, session, "/edit")  # bad arguments are results too
+    assert of(empty, Delta)[-1].text.startswith("Error: Invalid instruction for edit: the instruction is empty")
+    assert run(router, session, "/caption img7")[-1].message.content == \
+        "Error: There is no image 'img7' in this session (images: img1)."
+
+
+def test_cancel_stops_the_answer_and_keeps_the_partial_text(assistant, session):
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="la", endless=True)
+    cancel = threading.Event()
+    events = []
+    for event in Router(assistant, local(fake)).respond(session, "sing", cancel=cancel):
+        events.append(event)
+        if len(of(events, Delta)) == 3:
+            cancel.set()
+    done = events[-1]
+    assert isinstance(done, Done) and done.cancelled and len(of(events, Delta)) <= 4
+    assert done.message.content.startswith("la la la") and session.messages[-1] is done.message
+
+
+def test_cancel_stops_a_running_tool(assistant, session, monkeypatch):
+    def slow_edit(self, args):
+        for step in range(1, 1001):
+            self.progress(step, 1000)
+            time.sleep(0.002)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(SessionTools, "edit", slow_edit)
+    cancel = threading.Event()
+    events = []
+    start = time.perf_counter()
+    for event in Router(assistant, local(FakeMLLM())).respond(session, "/edit make it winter", cancel=cancel):
+        events.append(event)
+        if isinstance(event, Status):
+            cancel.set()
+    assert time.perf_counter() - start < 1.5 and events[-1].cancelled
+    assert of(events, Status)[0].fraction == pytest.approx(0.001) and session.trace[-1].error == "Cancelled."
+
+
+def test_the_model_sees_the_image_with_markers_and_the_history(assistant, session):
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="A green field.")
+    router = Router(assistant, local(fake))
+    run(router, session, "what is this?")
+    session.add_marker(Marker(x=40, y=30, radius=10))
+    run(router, session, "and what is in the red circle?")
+    turns = fake.turns[-1]
+    assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
+    assert turns[1].text == "[img1.v1] what is this?" and not turns[1].images and turns[2].text == "A green field."
+    assert turns[3].text == "[img1.v1] and what is in the red circle?"
+    seen = np.asarray(turns[3].images[0])
+    assert tuple(seen[30, 40 + 11]) == (255, 0, 0) and tuple(seen[5, 5]) == (40, 160, 60)  # the ring is drawn
+
+
+def test_history_is_trimmed_to_the_context_window(assistant, session):
+    class ShortContext(LocalMultimodalChatModel):
+        def context_window(self):
+            return 400
+
+        def get_num_tokens_from_messages(self, messages, tools=None):
+            return sum(len(str(m.content)) // 4 for m in messages)
+
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="x" * 300)
+    router = Router(assistant, ShortContext(chat=fake))
+    for i in range(4):
+        run(router, session, f"question {i}")
+    roles = [t.role for t in fake.turns[-1]]
+    assert roles[0] == "system" and roles[-1] == "user" and len(roles) < 8
+    assert fake.turns[-1][1].role == "user"  # the kept history starts with a user turn
+
+
+def test_an_answer_citing_set_of_mark_regions_is_highlighted(assistant, session):
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="The tree is [1].")
+    router = Router(assistant, local(fake))
+    som = run(router, session, "/som 3")
+    marked = of(som, ToolFinished)[0].overlay
+    events = run(router, session, "which region is the tree?")
+    assert np.array_equal(np.asarray(fake.turns[-1][-1].images[0]), np.asarray(marked))  # the model saw the numbers
+    (highlight,) = of(events, ToolFinished)
+    assert highlight.overlay is not None and highlight.entry.tool == "highlight"
+    assert highlight.entry.arguments == {"image": "img1.v1", "marks": [1]}
+
+
+class ToolCallingModel(BaseChatModel):
+    """A scripted chat model with native tool calling: the first call asks for a tool, then it answers."""
+
+    replies: list = []
+    bound: list = []
+
+    @property
+    def _llm_type(self):
+        return "scripted"
+
+    def bind_tools(self, tools, **kwargs):
+        self.bound.append([t.name for t in tools])
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        return ChatResult(generations=[ChatGeneration(message=self.replies.pop(0))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        reply = self.replies.pop(0)
+        chunks = [{"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i}
+                  for i, c in enumerate(reply.tool_calls)]
+        yield ChatGenerationChunk(message=AIMessageChunk(content=reply.content, tool_call_chunks=chunks))
+
+
+def test_native_tool_calling_for_models_that_support_it(assistant, session, calls):
+    model = ToolCallingModel(replies=[
+        AIMessage(content="", tool_calls=[{"name": "score", "args": {"labels": ["cat", "dog"]}, "id": "c1"}]),
+        AIMessage(content="A cat, by the scores."),
+    ])
+    events = run(Router(assistant, model), session, "cat or dog?")
+    assert model.bound == [TOOLS]
+    assert calls == [("score", {"labels": ["cat", "dog"], "model": "clip", "region": True, "image": "img1.v1"})]
+    assert of(events, ToolStarted)[0].decision == "model tool call"
+    assert "".join(d.text for d in of(events, Delta)) == "A cat, by the scores."
+
+
+def test_the_assistant_routes_free_text_through_the_tiny_model(assistant):
+    session = Session()
+    session.add_image(Image.new("RGB", (40, 40), (200, 200, 20)))
+    events = run(assistant.router, session, "hello, what do you see?")
+    assert isinstance(assistant.router.chat_model, LocalMultimodalChatModel)
+    assert of(events, Delta) and events[-1].message.content
+    assert session.trace[-1].tool in ("answer", *TOOLS)
