@@ -338,7 +338,8 @@ class Handlers:
         instruction = " ".join((instruction or "").split())
         if action == "edit" and not instruction:
             raise UserError("Type an edit instruction, e.g. 'make it snowy'.")
-        arguments = {"instruction": instruction} if instruction else {}
+        key = "instruction" if action == "edit" else "target"  # remove: what is removed, e.g. "the dog"
+        arguments = {key: instruction} if instruction else {}
         yield from self.turn(session_id, f"/{action} {instruction}".strip(), action=action, arguments=arguments)
 
     def remove(self, session_id: str | None, instruction: str = "") -> Iterator[View]:

@@ -53,7 +53,7 @@ EN: dict[str, str] = {
     "versions": "Versions (click one to make it current)",
     "trace": "Tool trace",
     "export": "Export conversation (zip)",
-    "export_file": "Exported conversation",
+    "export_file": "Download the export",
     "status": "Status",
 }
 
@@ -101,17 +101,18 @@ JA: dict[str, str] = {
     "versions": "バージョン(クリックで現在のものにする)",
     "trace": "ツールの実行記録",
     "export": "会話をエクスポート(zip)",
-    "export_file": "エクスポートした会話",
+    "export_file": "エクスポートをダウンロード",
     "status": "状態",
 }
 
 assert EN.keys() == JA.keys(), "every interface string needs both languages"
 
-I18N = gr.I18n(en=EN, ja=JA)
+PREFIX = "mmchat_"  # Gradio's own tables use keys like "image" and "chat" (nested): ours must not collide
+I18N = gr.I18n(**{lang: {PREFIX + k: v for k, v in table.items()} for lang, table in (("en", EN), ("ja", JA))})
 
 
 def t(key: str):
     """A translatable interface string (translated in the browser)."""
     if key not in EN:
         raise KeyError(f"no interface string '{key}'")
-    return I18N(key)
+    return I18N(PREFIX + key)

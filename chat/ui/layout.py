@@ -102,8 +102,8 @@ def build(assistant, router=None) -> gr.Blocks:
                     clear = gr.Button(t("clear_markers"), elem_id="clear-markers", size="sm")
                     upload = gr.UploadButton(t("upload"), file_types=["image"], file_count="multiple",
                                              elem_id="upload", size="sm", variant="primary")
-                thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=6, height=150,
-                                    allow_preview=False, interactive=False, format="png")
+                thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=6, height=150, fit_columns=False,
+                                    object_fit="contain", allow_preview=False, interactive=False, format="png")
             with gr.Column(scale=5):
                 chat = gr.Chatbot(label=t("chat"), elem_id="chat", height=520, buttons=["copy", "copy_all"])
                 chat_input = gr.MultimodalTextbox(label=t("chat_input"), placeholder=t("chat_placeholder"),
@@ -124,9 +124,12 @@ def build(assistant, router=None) -> gr.Blocks:
                     edit = gr.Button(t("edit_button"), elem_id="edit", variant="primary", size="sm")
                     remove = gr.Button(t("remove_button"), elem_id="remove", size="sm")
                     som = gr.Button(t("som"), elem_id="som", size="sm")
-                versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=5, height=220,
-                                      allow_preview=False, interactive=False, format="png",
-                                      buttons=["download"])
+                versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=4, height=220,
+                                      fit_columns=False, object_fit="contain", allow_preview=False,
+                                      interactive=False, format="png", buttons=["download"])
+                with gr.Row():
+                    export = gr.Button(t("export"), elem_id="export", size="sm")
+                    export_file = gr.DownloadButton(t("export_file"), elem_id="export-file", size="sm")
             with gr.Column(scale=5):
                 gr.Markdown("### " + t("score"))
                 with gr.Row():
@@ -142,9 +145,6 @@ def build(assistant, router=None) -> gr.Blocks:
         with gr.Accordion(t("trace"), open=True):
             trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True, elem_id="tool-trace",
                                  max_height=300)
-        with gr.Row():
-            export = gr.Button(t("export"), elem_id="export", size="sm")
-            export_file = gr.File(label=t("export_file"), interactive=False, elem_id="export-file")
         # API twins of clicks and gallery picks (clients cannot send .select events).
         with gr.Group(elem_id="api-inputs", visible=False):
             x = gr.Number(label="x", precision=0, elem_id="api-x")
@@ -205,4 +205,18 @@ def build(assistant, router=None) -> gr.Blocks:
         clear_chat.click(_plain(out, h.clear_chat), [sid], api_name="clear_chat", **quick)
         export.click(_plain(out, h.export), [sid], api_name="export", **quick)
     app.mmchat_handlers = h  # for tests and debugging
+    _default_launch_options(app)
     return app
+
+
+def _default_launch_options(app: gr.Blocks) -> None:
+    """Make ``app.launch()`` use the page options (i18n, CSS) unless the caller passes its own."""
+    launch = app.launch
+
+    @functools.wraps(launch)
+    def launch_with_options(*args, **kwargs):
+        for key, value in launch_options().items():
+            kwargs.setdefault(key, value)
+        return launch(*args, **kwargs)
+
+    app.launch = launch_with_options

@@ -112,10 +112,10 @@ def tool_message(entry: TraceEntry, pending: bool = False) -> dict:
     """A collapsible 'thought' bubble in the chat for one tool call."""
     if pending:
         return {"role": "assistant", "content": _arguments(entry.arguments),
-                "metadata": {"title": f"🛠 {entry.tool}", "status": "pending"}}
+                "metadata": {"title": f"tool: {entry.tool}", "status": "pending"}}
     text = f"Error: {entry.error}" if entry.error else (entry.summary or "done")
     return {"role": "assistant", "content": text,
-            "metadata": {"title": f"🛠 {entry.tool}", "status": "done", "duration": round(entry.seconds, 2)}}
+            "metadata": {"title": f"tool: {entry.tool}", "status": "done", "duration": round(entry.seconds, 2)}}
 
 
 def chat_messages(session: Session) -> list[dict]:

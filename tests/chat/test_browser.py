@@ -1,0 +1,238 @@
+"""The page in a real browser (Debian Chromium driven by Playwright; never `playwright install`).
+
+One page goes through a session in order: upload, click -> a red ring where the click landed (read back
+from the displayed image's pixels), ask -> the reply streams, stop, edit -> a new version, Set-of-Mark
+-> a cited region is highlighted. Screenshots go to /tmp/mmchat-shots/. Answers come from the scripted
+router of test_app_api (deterministic, slow enough to watch the text grow).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.chat.test_app_api import ScriptedRouter, launch, sample_image
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path("/tmp/mmchat-shots")
+ORIGINAL = (1600, 1000)  # displayed as a 1024x640 copy, then scaled again by the page
+
+if CHROMIUM is None:
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests skipped",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    from chat.app import create_app
+
+    router = ScriptedRouter(delay=0.1)
+    app = create_app(assistant, router=router)
+    url = launch(app)
+    yield url, router, app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(served, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 2000}, locale="en-US")  # everything in view
+    page.set_default_timeout(15_000)
+    page.goto(served[0])
+    page.wait_for_selector("#image")
+    yield page
+    page.close()
+
+
+def image_src(page, selector: str = "#image img") -> str:
+    return page.locator(selector).first.get_attribute("src") or ""
+
+
+def wait_src_change(page, old: str, selector: str = "#image img") -> str:
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src && i.src !== old && i.complete; }",
+        arg=[selector, old])
+    return image_src(page, selector)
+
+
+def fetch(page, src: str) -> Image.Image:
+    with urllib.request.urlopen(urljoin(page.url, src), timeout=10) as response:
+        return Image.open(io.BytesIO(response.read())).convert("RGB")
+
+
+def red_centre(image: Image.Image) -> tuple[float, float, int]:
+    arr = np.asarray(image).astype(int)
+    red = (arr[..., 0] > 200) & (arr[..., 1] < 70) & (arr[..., 2] < 70)
+    ys, xs = np.nonzero(red)
+    return (float(xs.mean()) if xs.size else -1.0, float(ys.mean()) if ys.size else -1.0, int(xs.size))
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def chat_text(page) -> str:
+    return page.locator("#chat").inner_text()
+
+
+def session_of(app):
+    store = app.mmchat_handlers.store
+    return store.get(store.list()[0]["id"])
+
+
+def test_upload_and_click_places_marker_where_clicked(served, page, tmp_path):
+    url, router, app = served
+    picture = sample_image(tmp_path / "street.png", size=ORIGINAL)
+    with page.expect_file_chooser() as chooser:
+        page.click("#upload")
+    chooser.value.set_files(str(picture))
+    page.wait_for_selector("#image img")
+    page.wait_for_function("() => document.querySelector('#image img').complete")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Added img1')")
+    before = image_src(page)
+
+    box = page.locator("#image img").first.evaluate(
+        "i => { const r = i.getBoundingClientRect(); return [r.x, r.y, r.width, r.height, i.naturalWidth, i.naturalHeight]; }")
+    x, y, w, h, nw, nh = box
+    assert (nw, nh) == (1024, 640)  # the display copy of a 1600x1000 upload
+    scale = min(w / nw, h / nh)  # object-fit: contain
+    left, top = x + (w - nw * scale) / 2, y + (h - nh * scale) / 2
+    fx, fy = 0.6, 0.4
+    page.mouse.click(left + fx * nw * scale, top + fy * nh * scale)
+    src = wait_src_change(page, before)
+    cx, cy, count = red_centre(fetch(page, src))
+    tolerance = 1 / scale + 3  # one CSS pixel in display pixels, plus rounding
+    assert count > 50, "a red ring is drawn"
+    assert abs(cx - fx * nw) < tolerance and abs(cy - fy * nh) < tolerance, (cx, cy, fx * nw, fy * nh)
+    marker = session_of(app).images["img1"].markers[-1]
+    factor = ORIGINAL[0] / nw
+    assert abs(marker.x - fx * ORIGINAL[0]) < tolerance * factor
+    assert abs(marker.y - fy * ORIGINAL[1]) < tolerance * factor
+    assert "Marker 1" in status(page)
+
+    # A second marker, then undo: back to one.
+    page.locator("#marker-shape label", has_text="box").click()
+    old = image_src(page)
+    page.mouse.click(left + 0.2 * nw * scale, top + 0.7 * nh * scale)
+    wait_src_change(page, old)
+    assert session_of(app).images["img1"].markers[-1].shape == "box"
+    old = image_src(page)
+    page.click("#undo-marker")
+    wait_src_change(page, old)
+    assert len(session_of(app).images["img1"].markers) == 1
+
+
+def test_ask_streams_the_reply(served, page):
+    page.fill("#chat-input textarea", "What is in the red circle?")
+    page.press("#chat-input textarea", "Enter")
+    lengths = []
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        text = chat_text(page)
+        if not lengths or len(text) != lengths[-1]:
+            lengths.append(len(text))
+        if "several words" in text:
+            break
+        time.sleep(0.03)
+    assert "several words" in chat_text(page)
+    assert len(lengths) >= 4, lengths  # the text grew over several updates
+    assert lengths == sorted(lengths)
+    page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Ready')")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "01-click-ask.png"), full_page=True)
+
+
+def test_stop_ends_the_stream(served, page):
+    url, router, app = served
+    router.delay = 0.4
+    try:
+        page.fill("#chat-input textarea", "Tell me a long story")
+        page.press("#chat-input textarea", "Enter")
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('You asked: Tell me')")
+        page.click("#stop")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('Stopped')")
+        stopped = chat_text(page)
+        time.sleep(1.0)
+        assert chat_text(page) == stopped, "no more text after Stop"
+        assert "Tell me a long story. This is a scripted answer with several words" not in stopped
+    finally:
+        router.delay = 0.1
+    deadline = time.time() + 5
+    while session_of(app).messages[-1].role != "assistant" and time.time() < deadline:
+        time.sleep(0.05)
+    assert session_of(app).messages[-1].role == "assistant"
+
+
+def test_edit_makes_a_version_and_revert(served, page):
+    url, router, app = served
+    old = image_src(page)
+    page.fill("#edit-instruction textarea, #edit-instruction input", "make it snowy")
+    page.click("#edit")
+    page.wait_for_function("() => document.querySelectorAll('#versions img').length === 2")
+    wait_src_change(page, old)
+    page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Ready')")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#versions img, #image img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert "img1.v2" in page.locator("#versions").inner_text()
+    assert "edit" in page.locator("#tool-trace").inner_text()
+    assert "Here is img1.v2." in chat_text(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "02-edit.png"), full_page=True)
+    # Clicking the first version makes it current again.
+    page.locator("#versions button.thumbnail-item").first.click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('img1.v1 is now the current')")
+    assert session_of(app).images["img1"].current == 1
+    # Export, then download the zip from the page.
+    page.click("#export")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Exported')")
+    with page.expect_download() as download:
+        page.click("#export-file")
+    path = download.value.path()
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        assert {"session.json", "conversation.md", "images/img1.v2.png"} <= set(zf.namelist())
+
+
+def test_set_of_mark_and_highlight(served, page):
+    old = image_src(page)
+    page.click("#som")
+    som_src = wait_src_change(page, old)
+    som = np.asarray(fetch(page, som_src)).astype(int)
+    page.fill("#chat-input textarea", "What is in [1]?")
+    page.press("#chat-input textarea", "Enter")
+    highlighted_src = wait_src_change(page, som_src)
+    highlighted = np.asarray(fetch(page, highlighted_src)).astype(int)
+    assert highlighted.shape == som.shape and np.abs(highlighted - som).mean() > 1
+    page.wait_for_function("() => document.querySelector('#tool-trace').innerText.includes('highlight')")
+
+
+def test_japanese_interface(served, browser):
+    page = browser.new_page(locale="ja-JP")
+    try:
+        page.goto(served[0])
+        page.wait_for_selector("#image")
+        page.wait_for_function("() => document.querySelector('#image label').innerText.includes('画像')")
+        assert "停止" in page.locator("#stop").inner_text()
+    finally:
+        page.close()
