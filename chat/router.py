@@ -35,7 +35,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
 from chat.lc_model import LocalMultimodalChatModel, image_part, make_chat_model
-from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool
+from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool, schemas
 from chat.session import Session, TraceEntry
 
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
@@ -200,10 +200,11 @@ class Router:
                 cancel: threading.Event | None = None) -> Iterator[Event]:
         """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done."""
         cancel = cancel or threading.Event()
-        turn = _Turn(session, len(session.trace))
+        turn = _Turn(len(session.trace))
         text = (text or "").strip()
         try:
-            refs = [r for r in dict.fromkeys(_IMAGE_REF.findall(text)) if _exists(session, r)]
+            refs = _IMAGE_REF.findall(text) + [str((arguments or {}).get("image") or "")]
+            refs = [r for r in dict.fromkeys(refs) if r and _exists(session, r)]
             about = [session.version(r).id for r in refs][:3] or ([session.version().id] if session.active else [])
             session.add_message("user", text or f"/{action}", images=about)
             yield from self._route(session, text, action, arguments, about, turn, cancel)
@@ -225,6 +226,9 @@ class Router:
             raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
         if action is not None:
             tool, args, decision = action, dict(arguments or {}), "button"
+        elif not text:
+            yield Delta(turn.add("Type a question, or a command such as /caption; /help lists them."))
+            return
         elif text.startswith("/"):
             name, _, rest = text[1:].partition(" ")
             command = COMMANDS.get(name.lower())
@@ -233,8 +237,13 @@ class Router:
                 yield Delta(turn.add(known + help_text()))
                 return
             tool, args, decision = command[0], command_arguments(command[0], rest), "slash command"
+        elif self.native_tools:
+            chosen = yield from self._native(session, text, about, turn, cancel)
+            if chosen is None:
+                return
+            tool, args, decision = chosen
         else:
-            tool, args, decision = self._choose(session, text, image, self._tools(session, cancel), cancel)
+            tool, args, decision = self._choose(session, text, image)
             if tool is None:
                 yield from self._answer(session, text, about, turn, cancel, decision=decision)
                 return
@@ -247,65 +256,67 @@ class Router:
             yield Delta(turn.add(out.text))
 
     # -- choosing a tool ---------------------------------------------------------------------
-    def _choose(self, session, text, image, tools, cancel):
-        """(tool, arguments, decision) for free text; tool None means answer directly."""
-        names = [t.name for t in tools]
-        if self.local:
-            listing = "\n".join(f"- {n}: {TOOL_HELP.get(n, n)}" for n in names)
-            prompt = CHOICE_PROMPT.format(request=self._request(session, text, image), tools=listing,
-                                          answer=ANSWER_HELP)
-            try:
-                scores = self.chat_model.choice_logprobs([self._user(session, prompt, [image] if image else [])],
-                                                         names + ["answer"])
-            except Exception as exc:  # noqa: BLE001
-                return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
-            ranked = dict(zip(names, scores))
-            best = max(ranked, key=ranked.get)
-            margin = ranked[best] - scores[-1]
-            if margin <= 0:
-                return None, {}, "model choice: answer directly"
-            if margin < self.choice_margin:
-                return None, {}, f"fallback: answer directly ({best} margin {margin:.2f} < {self.choice_margin})"
-            decision = f"model choice (logprob margin {margin:.2f})"
-            args = None
-        elif self.native_tools:
-            message = None
-            bound = self.chat_model.bind_tools(tools)
-            for chunk in bound.stream(self._messages(session, text, [image] if image else [])):
-                message = chunk if message is None else message + chunk
-                if cancel.is_set():
-                    break
-            calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in names]
-            if not calls:
-                return None, {}, "model tool call: none, answer directly"
-            best, args, decision = calls[0]["name"], dict(calls[0].get("args") or {}), "model tool call"
-            if image and best in IMAGE_TOOLS:
-                args.setdefault("image", image)
-            return best, args, decision
-        else:
+    def _choose(self, session, text, image):
+        """(tool, arguments, decision) for free text by constrained choice; tool None means answer directly."""
+        if not self.local:
             return None, {}, "answer directly (the model has no tool calling)"
+        names = list(schemas())
+        listing = "\n".join(f"- {n}: {TOOL_HELP.get(n, n)}" for n in names)
+        prompt = CHOICE_PROMPT.format(request=self._request(text, image), tools=listing, answer=ANSWER_HELP)
+        try:
+            user = self._user(session, prompt, [image] if image else [])
+            scores = self.chat_model.choice_logprobs([user], names + ["answer"])
+        except Exception as exc:  # noqa: BLE001
+            return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
+        ranked = dict(zip(names, scores))
+        best = max(ranked, key=ranked.get)
+        margin = ranked[best] - scores[-1]
+        if margin <= 0:
+            return None, {}, "model choice: answer directly"
+        if margin < self.choice_margin:
+            return None, {}, f"fallback: answer directly ({best} margin {margin:.2f} < {self.choice_margin})"
         args = fill_arguments(best, text, session, image)
         if args is None:
             return None, {}, f"fallback: answer directly ({best}: its arguments are not in the message)"
-        return best, args, decision
+        return best, args, f"model choice (logprob margin {margin:.2f})"
+
+    def _native(self, session, text, about, turn, cancel) -> Iterator[Event]:
+        """Native tool calling: the model's streamed reply is the answer, unless it calls a tool; then
+        returns (tool, arguments, decision)."""
+        tools = self._tools(session, cancel)
+        start = time.perf_counter()
+        bound = self.chat_model.bind_tools(tools)
+        message, answer, error = yield from self._stream(bound, self._messages(session, text, about), turn, cancel)
+        calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in schemas()]
+        if calls and error is None and not cancel.is_set():
+            args = dict(calls[0].get("args") or {})
+            if about and calls[0]["name"] in IMAGE_TOOLS:
+                args.setdefault("image", about[0])
+            return calls[0]["name"], args, "model tool call"
+        self._trace_answer(session, about, start, answer, error, "model tool call: none, answered directly")
+        if about and not cancel.is_set():
+            yield from self._highlight(session, about[0], answer)
+        return None
 
     # -- running a tool ----------------------------------------------------------------------
-    def _tools(self, session, cancel, progress_queue=None):
+    def _tools(self, session, cancel, events: queue.Queue | None = None, label: str = ""):
         def progress(step: int, total: int) -> None:
             if cancel.is_set():
                 raise Cancelled()
-            if progress_queue is not None:
-                progress_queue.put(Status(f"step {step}/{total}", step / max(total, 1)))
+            if events is not None:
+                events.put(Status(f"{label}: step {step}/{total}", step / max(total, 1)))
 
         return make_tools(self.assistant, session, progress=progress)
 
     def _call(self, session, tool, args, decision, turn, cancel) -> Iterator[Event]:
         events: queue.Queue = queue.Queue()
-        by_name = {t.name: t for t in self._tools(session, cancel, events)}
+        by_name = {t.name: t for t in self._tools(session, cancel, events, tool)}
         yield ToolStarted(tool=tool, arguments=dict(args), decision=decision)
         start = time.perf_counter()
         result: list[ToolOutput] = []
-        if tool not in by_name:
+        if cancel.is_set():
+            result.append(failed(tool, "Cancelled.", args))
+        elif tool not in by_name:
             result.append(failed(tool, f"There is no tool '{tool}'; tools: {', '.join(by_name)}.", args))
         else:
             def work() -> None:
@@ -332,30 +343,37 @@ class Router:
 
     # -- answering ---------------------------------------------------------------------------
     def _answer(self, session, text, about, turn, cancel, decision: str, context: ToolOutput | None = None):
-        request = text
+        """Stream the model's answer (with a tool's result as context) and record it in the trace."""
         if context is not None:
-            request += f"\n\n(Result of the {context.tool} tool: {context.text})\nAnswer using this result."
-        messages = self._messages(session, request, about)
-        start, error = time.perf_counter(), None
-        kwargs = {"cancel": cancel} if self.local else {}
-        answer = ""
+            text += f"\n\n(Result of the {context.tool} tool: {context.text})\nAnswer using this result."
+        start = time.perf_counter()
+        extra = {"cancel": cancel} if self.local else {}
+        messages = self._messages(session, text, about)
+        _, answer, error = yield from self._stream(self.chat_model, messages, turn, cancel, extra)
+        self._trace_answer(session, about, start, answer, error, decision)
+        if about and not cancel.is_set():
+            yield from self._highlight(session, about[0], answer)
+
+    def _stream(self, model, messages, turn, cancel, extra: dict | None = None) -> Iterator[Event]:
+        """Deltas of a model's reply; returns (all chunks added up, the text, an error or None)."""
+        message, answer, error = None, "", None
         try:
-            for chunk in self.chat_model.stream(messages, **kwargs):
+            for chunk in model.stream(messages, **(extra or {})):
+                message = chunk if message is None else message + chunk
                 piece = _text(chunk.content)
                 if piece:
                     answer += piece
                     yield Delta(turn.add(piece))
                 if cancel.is_set():
                     break
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failing model is reported like a failing tool
             error = describe(exc)
-            yield Delta(turn.add(f"{' ' if answer else ''}Error: {error}"))
-        entry = TraceEntry(tool="answer", arguments={"images": about, "messages": len(messages)},
-                           seconds=time.perf_counter() - start, summary=answer.strip()[:120], error=error,
-                           decision=decision)
-        session.add_trace(entry)
-        if about and not cancel.is_set():
-            yield from self._highlight(session, about[0], answer)
+            yield Delta(turn.add(f"Error: {error}"))
+        return message, answer, error
+
+    def _trace_answer(self, session, about, start, answer, error, decision) -> None:
+        session.add_trace(TraceEntry(tool="answer", arguments={"images": about}, seconds=time.perf_counter() - start,
+                                     summary=answer.strip()[:120], error=error, decision=decision))
 
     def _highlight(self, session, version_id: str, answer: str) -> Iterator[Event]:
         """If the answer cites Set-of-Mark regions ([n]) of the image, an overlay highlighting them."""
@@ -396,7 +414,8 @@ class Router:
         except UserError:  # markers placed on another version that do not fit this one
             return image
 
-    def _request(self, session, text, image) -> str:
+    @staticmethod
+    def _request(text, image) -> str:
         return f"[{image}] {text}" if image else text
 
     def _user(self, session, text, images) -> HumanMessage:
@@ -407,7 +426,7 @@ class Router:
         out: list[BaseMessage] = []
         for m in session.messages[:-1][-self.history_turns:]:
             if m.role == "user":
-                out.append(HumanMessage(self._request(session, m.content, m.images[0] if m.images else None)[:800]))
+                out.append(HumanMessage(self._request(m.content, m.images[0] if m.images else None)[:800]))
             else:
                 tools = [session.trace[i] for i in m.trace if i < len(session.trace)]
                 notes = "".join(f"({t.tool}: {t.summary}) " for t in tools if t.tool not in ("answer", "router"))
@@ -418,7 +437,7 @@ class Router:
 
     def _messages(self, session, text, about) -> list[BaseMessage]:
         """System prompt, the recent history that fits the context window, and this turn with its images."""
-        current = self._user(session, self._request(session, text, about[0] if about else None), about)
+        current = self._user(session, self._request(text, about[0] if about else None), about)
         history = self._history(session)
         window = self.chat_model.context_window() if self.local else None
         options = getattr(self.chat_model, "options", None)
@@ -435,7 +454,7 @@ class Router:
 class _Turn:
     """What one respond() call has said and made so far."""
 
-    def __init__(self, session: Session, first_trace: int):
+    def __init__(self, first_trace: int):
         self.first_trace = first_trace
         self.text = ""
         self.versions: list[str] = []

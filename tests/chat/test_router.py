@@ -305,6 +305,27 @@ def test_native_tool_calling_for_models_that_support_it(assistant, session, call
     assert "".join(d.text for d in of(events, Delta)) == "A cat, by the scores."
 
 
+def test_a_native_model_that_calls_no_tool_streams_its_answer_once(assistant, session, calls):
+    model = ToolCallingModel(replies=[AIMessage(content="Just a field.")])
+    events = run(Router(assistant, model), session, "what is this?")
+    assert not calls and not model.replies  # one model call: its reply is the answer
+    assert "".join(d.text for d in of(events, Delta)) == "Just a field."
+    assert session.trace[-1].decision == "model tool call: none, answered directly"
+
+
+def test_buttons_with_an_image_and_empty_messages(assistant, session, calls):
+    session.add_image(Image.new("RGB", (20, 20)))
+    router = Router(assistant, local(FakeMLLM()))
+    events = run(router, session, action="caption", arguments={"image": "img1"})
+    assert calls == [("caption", {"image": "img1"})] and session.messages[-2].images == ["img1.v1"]
+    assert session.messages[-2].content == "/caption"
+    hint = run(router, session, "   ")
+    assert of(hint, Delta)[0].text.startswith("Type a question, or a command") and len(calls) == 1
+    unknown = run(router, session, action="fly", arguments={})
+    assert of(unknown, Delta)[-1].text.startswith("Error: There is no tool 'fly'; tools: caption, vqa")
+    assert of(events, Done)[0].message.content == "caption done"
+
+
 def test_the_assistant_routes_free_text_through_the_tiny_model(assistant):
     session = Session()
     session.add_image(Image.new("RGB", (40, 40), (200, 200, 20)))
