@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +23,7 @@ from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry
 from chat.ui import views
+from chat.ui.files import ImageFiles
 from chat.ui.views import View
 
 SHAPES = ("circle", "ellipse", "box", "arrow", "cross", "point")
@@ -31,30 +31,6 @@ COLORS = ("red", "green", "blue", "yellow", "purple")
 SCORE_MODELS = ("clip", "siglip")
 BUSY_SECONDS = 5.0
 _END = object()
-
-
-class _LRU(OrderedDict):
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-        self.guard = threading.Lock()
-
-    def get(self, key, default=None):
-        with self.guard:
-            if key in self:
-                self.move_to_end(key)
-                return self[key]
-        return default
-
-    def __setitem__(self, key, value):
-        guard = getattr(self, "guard", None)
-        if guard is None:  # during OrderedDict.__init__
-            return super().__setitem__(key, value)
-        with guard:
-            super().__setitem__(key, value)
-            self.move_to_end(key)
-            while len(self) > self.size:
-                self.popitem(last=False)
 
 
 def parse_labels(text: str) -> list[str]:
@@ -87,8 +63,25 @@ class Handlers:
         self._router = router
         self._cancels: dict[str, threading.Event] = {}
         self._cancels_guard = threading.Lock()
-        self._thumbs = _LRU(512)
+        self.files = ImageFiles()
         self._tmp: Path | None = None
+        self._sinks: set[queue.Queue] = set()  # event queues of the answers now running
+        self._hook_model_progress()
+
+    def _hook_model_progress(self) -> None:
+        """Model loading (registry progress) shows in the status line of every answer that is running."""
+        registry = getattr(self.assistant, "registry", None)
+        if registry is None:
+            return
+        previous = registry.progress
+
+        def progress(name: str, fraction: float, message: str) -> None:
+            if previous is not None:
+                previous(name, fraction, message)
+            for sink in list(self._sinks):
+                sink.put(Status(message[:1].upper() + message[1:], fraction if 0 < fraction < 1 else None))
+
+        registry.progress = progress
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -128,11 +121,11 @@ class Handlers:
               chat: bool = False, trace: bool = False, status: str | None = None) -> View:
         view = View(session_id=session.id, status=status or views.ready_text(session))
         if image:
-            view.image = views.display_image(session)
+            view.image = self._display(session)
             view.clear_image = view.image is None
         if images:
-            view.thumbs = views.thumbnails(session, self._thumbs)
-            view.versions = views.version_items(session, self._thumbs)
+            view.thumbs = views.thumbnails(session, self.files)
+            view.versions = views.version_items(session, self.files)
         if chat:
             view.chat = views.chat_messages(session)
         if trace:
@@ -140,6 +133,10 @@ class Handlers:
         if note:
             view.warnings.append(note)
         return view
+
+    def _display(self, session: Session, overlay=None) -> str | None:
+        image = views.display_image(session, overlay)
+        return None if image is None else self.files.put(image)
 
     # -- sessions ---------------------------------------------------------------------------
     def load(self, session_id: str | None) -> View:
@@ -161,7 +158,8 @@ class Handlers:
         return self._view(session, note, image=False, images=False, chat=True, status="Chat cleared.")
 
     # -- images -------------------------------------------------------------------------------
-    def _add_files(self, session: Session, files) -> list[str]:
+    def _add_files(self, session: Session, files) -> tuple[list[str], list[str]]:
+        """Add uploaded files as images: (new image ids, notes about downscaled ones)."""
         from chat.imageio import load_image_bytes, working_copy
 
         added, notes = [], []
@@ -178,7 +176,7 @@ class Handlers:
                 notes.append(f"{name} was scaled from {image.width}x{image.height} to {small.width}x{small.height}")
             record = session.add_image(small, name=name, limit=self.limits.max_images_per_session)
             added.append(record.id)
-        return added + [f"note: {n}" for n in notes]
+        return added, notes
 
     def upload(self, session_id: str | None, files) -> View:
         session, note = self.session(session_id)
@@ -186,11 +184,9 @@ class Handlers:
             raise UserError("Choose one or more image files to upload.")
         with self.locked(session.id):
             try:
-                added = self._add_files(session, files)
+                ids, notes = self._add_files(session, files)
             finally:
                 self.store.save(session)  # images read before a bad file are kept
-        ids = [a for a in added if not a.startswith("note: ")]
-        notes = [a[6:] for a in added if a.startswith("note: ")]
         status = f"Added {', '.join(ids)}." + (f" ({'; '.join(notes)})" if notes else "") + " Click the image to mark a spot."
         return self._view(session, note, status=status)
 
@@ -362,10 +358,9 @@ class Handlers:
         if files:
             with self.locked(session.id):
                 try:
-                    changed_images = bool(self._add_files(session, files))
+                    changed_images = bool(self._add_files(session, files)[0])
                 finally:
                     self.store.save(session)
-        router = self.router
         cancel, events = threading.Event(), queue.Queue()
         base = views.chat_messages(session)
         with self._cancels_guard:
@@ -377,7 +372,9 @@ class Handlers:
                 events.put(UserError("The assistant is still answering in this session; wait or press Stop."))
                 events.put(_END)
                 return
+            self._sinks.add(events)
             try:
+                router = self.router  # built on first use (it may load a model): after "Thinking…" is shown
                 for event in router.respond(session, text, action=action, arguments=arguments, cancel=cancel):
                     if isinstance(event, ToolFinished) and event.new_versions:
                         self.store.save(session)
@@ -385,6 +382,7 @@ class Handlers:
             except BaseException as exc:  # noqa: BLE001 - shown as one sentence, the session stays intact
                 events.put(exc)
             finally:
+                self._sinks.discard(events)
                 try:
                     self.store.save(session)
                 finally:
@@ -398,8 +396,8 @@ class Handlers:
         try:
             first = View(session_id=session.id, chat=state.chat(), status="Thinking…", clear_input=True)
             if changed_images:
-                first.image, first.thumbs = views.display_image(session), views.thumbnails(session, self._thumbs)
-                first.versions = views.version_items(session, self._thumbs)
+                first.image, first.thumbs = self._display(session), views.thumbnails(session, self.files)
+                first.versions = views.version_items(session, self.files)
             if note:
                 first.warnings.append(note)
             yield first
@@ -423,9 +421,9 @@ class Handlers:
                 if finished:  # the last update is complete, so a client's predict() sees everything
                     view.chat = views.chat_messages(session) + state.leftover()
                     view.trace = views.trace_rows(session)
-                    view.image = state.image if state.image is not None else views.display_image(session)
-                    view.thumbs = views.thumbnails(session, self._thumbs)
-                    view.versions = views.version_items(session, self._thumbs)
+                    view.image = state.image if state.image is not None else self._display(session)
+                    view.thumbs = views.thumbnails(session, self.files)
+                    view.versions = views.version_items(session, self.files)
                     view.plot = view.plot if view.plot is not None else state.plot
                     view.scores = view.scores if view.scores is not None else state.scores
                     if view.status is None:
@@ -454,13 +452,13 @@ class Handlers:
             view.trace = views.trace_rows(session)
             view.status = f"{item.entry.tool}: " + (f"Error: {item.entry.error}" if item.entry.error else "done")
             if item.new_versions:
-                view.image = views.display_image(session)
-                view.thumbs = views.thumbnails(session, self._thumbs)
-                view.versions = views.version_items(session, self._thumbs)
+                view.image = self._display(session)
+                view.thumbs = views.thumbnails(session, self.files)
+                view.versions = views.version_items(session, self.files)
             if item.overlay is not None:
-                view.image = views.display_image(session, item.overlay)
+                view.image = self._display(session, item.overlay)
             if item.plot is not None:
-                view.plot = state.plot = item.plot
+                view.plot = state.plot = self.files.put(item.plot)
             if "score" in item.entry.tool and not item.entry.error:
                 view.scores = state.scores = views.score_rows(getattr(item, "result", None), item.entry.summary)
         elif isinstance(item, Done):

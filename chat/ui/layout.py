@@ -144,7 +144,7 @@ def build(assistant, router=None) -> gr.Blocks:
                                       elem_id="score-table", max_height=200)
         with gr.Accordion(t("trace"), open=True):
             trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True, elem_id="tool-trace",
-                                 max_height=300)
+                                 max_height=300, column_widths=["4%", "9%", "35%", "7%", "27%", "18%"])
         # API twins of clicks and gallery picks (clients cannot send .select events).
         with gr.Group(elem_id="api-inputs", visible=False):
             x = gr.Number(label="x", precision=0, elem_id="api-x")

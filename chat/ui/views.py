@@ -74,36 +74,28 @@ def thumbnail(image: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
     return copy
 
 
-def thumbnails(session: Session, cache: dict | None = None) -> list[tuple[Image.Image, str]]:
-    """One (thumbnail, caption) per image: its current version; the active one is starred."""
+def thumbnails(session: Session, files) -> list[tuple[str, str]]:
+    """One (thumbnail file, caption) per image: its current version; the active one is starred.
+    ``files`` is a :class:`chat.ui.files.ImageFiles`."""
     items = []
     for record in session.images.values():
-        key = (session.id, record.current_id)
-        thumb = cache.get(key) if cache is not None else None
-        if thumb is None:
-            thumb = thumbnail(session.pixels(record.current_id))
-            if cache is not None:
-                cache[key] = thumb
+        vid = record.current_id
+        path = files.get((session.id, vid, "thumb"), lambda: thumbnail(session.pixels(vid)))
         star = "★ " if record.id == session.active else ""
-        items.append((thumb, f"{star}{record.id} {record.name}".strip()))
+        items.append((path, f"{star}{record.id} {record.name}".strip()))
     return items
 
 
-def version_items(session: Session, cache: dict | None = None) -> list[tuple[Image.Image, str]]:
-    """The active image's versions, oldest first: (thumbnail, "img1.v2 (note) ★current")."""
+def version_items(session: Session, files) -> list[tuple[str, str]]:
+    """The active image's versions, oldest first: (file, "img1.v2 (note) ★") - full size, for download."""
     if not session.active:
         return []
     record = session.record()
     items = []
     for version in record.versions:
-        key = (session.id, version.id)
-        thumb = cache.get(key) if cache is not None else None
-        if thumb is None:
-            thumb = thumbnail(session.pixels(version.id), side=2 * THUMB_SIDE)
-            if cache is not None:
-                cache[key] = thumb
+        path = files.get((session.id, version.id, "full"), lambda v=version.id: session.pixels(v))
         current = " ★" if version.number == record.current else ""
-        items.append((thumb, f"{version.id} ({version.note}){current}"))
+        items.append((path, f"{version.id} ({version.note}){current}"))
     return items
 
 
@@ -186,14 +178,14 @@ class View:
     """What a handler changes on the page; None means 'leave as is'."""
 
     session_id: str | None = None
-    image: Image.Image | None = None
+    image: str | None = None  # file paths (see chat.ui.files)
     clear_image: bool = False
     thumbs: list | None = None
     versions: list | None = None
     chat: list | None = None
     status: str | None = None
     trace: list | None = None
-    plot: Image.Image | None = None
+    plot: str | None = None
     scores: list | None = None
     export: str | None = None
     clear_input: bool = False

@@ -254,6 +254,13 @@ def test_score_som_and_highlight(served, client, tmp_path):
     out = client.predict({"text": "", "files": [handle_file(str(sample_image(tmp_path / "a.png")))]},
                          api_name="/chat")
     assert "img1" in out[STATUS]
+    # Text and an image together: the image is added first, then the text is answered about it.
+    job = client.submit({"text": "And this one?", "files": [handle_file(str(sample_image(tmp_path / "b.png")))]},
+                        api_name="/chat")
+    out = job.result(timeout=30)
+    assert len(out[THUMBS]) == 2 and text(out[CHAT][-2]).startswith("And this one?\n\n_(img2.v1)_")
+    assert job.outputs()[0][CHAT_INPUT] == {"text": "", "files": []}  # the box is cleared at once
+    client.predict("img1", api_name="/select_image")
     out = client.predict("cat | dog | bird", "siglip", api_name="/score")
     assert out[PLOT] is not None and Image.open(out[PLOT]).size[0] > 100
     assert [row[0] for row in out[SCORES]["data"]] == ["cat", "dog", "bird"]
@@ -314,7 +321,7 @@ def test_handlers_without_gradio(assistant, tmp_path):
     h = Handlers(assistant, router=ScriptedRouter(delay=0))
     view = h.upload(None, [str(sample_image(tmp_path / "x.png", size=(2000, 500)))])
     sid = view.session_id
-    assert view.image.size == (1024, 256)
+    assert Image.open(view.image).size == (1024, 256)
     view = h.click(sid, [512, 128], "box", "green")  # the middle of the display copy
     marker = assistant.sessions.get(sid).images["img1"].markers[0]
     assert (marker.x, marker.y, marker.shape, marker.color) == (1000, 250, "box", "green")

@@ -227,6 +227,14 @@ def test_set_of_mark_and_highlight(served, page):
     page.wait_for_function("() => document.querySelector('#tool-trace').innerText.includes('highlight')")
 
 
+def test_reload_keeps_the_session(served, page):
+    """The session id lives in the browser (gr.BrowserState): a reload shows the same chat and image."""
+    page.reload()
+    page.wait_for_selector("#image img")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('What is in the red circle?')")
+    assert "img1" in page.locator("#thumbnails").inner_text()
+
+
 def test_japanese_interface(served, browser):
     page = browser.new_page(locale="ja-JP")
     try:
