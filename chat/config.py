@@ -79,6 +79,14 @@ class CacheConfig(Strict):
     embedding_entries: int = Field(256, ge=0)  # CLIP/SigLIP image and text embeddings
 
 
+class OffloadConfig(Strict):
+    """What happens to the least recently used models when the budget is full (see chat/registry.py)."""
+
+    ram_gb: float = Field(0.0, ge=0)  # CPU RAM that holds models moved off the GPU; 0: unload them instead
+    diffusers: Literal["auto", "always", "never"] = "auto"  # enable_model_cpu_offload for SD pipelines on a GPU;
+    # auto: only for a pipeline larger than the whole budget
+
+
 class RemoteLLM(Strict):
     """An OpenAI-compatible server (vLLM, Ollama, ...) that replaces the local chat model."""
 
@@ -91,7 +99,8 @@ class Config(Strict):
     profile: str = "default"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: DType = "auto"
-    memory_budget_gb: float = Field(22.0, gt=0)
+    memory_budget_gb: float = Field(22.0, gt=0)  # GiB of model weights on the device (see chat.bench.memory)
+    offload: OffloadConfig = OffloadConfig()
     data_dir: str = "~/.local/share/mmchat"
     tiny_dir: str | None = None  # set in the tiny profile: missing tiny checkpoints are built on use
     chat_model: str = "llava"  # key in ``models``

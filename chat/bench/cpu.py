@@ -1,0 +1,375 @@
+"""CPU benchmarks in one command; every figure is a median of N runs or a ratio of two medians of one run.
+
+    python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router] [--json]
+
+1. scoring: new labels on an image seen before, with the embedding cache vs without (``tools.bench_scoring``:
+   CLIP of ViT-B/32 dimensions, random weights).
+2. followup: time-to-first-token of a follow-up question vs the first turn on a random-weight LLaVA of
+   meaningful size (CLIP ViT-B/16 at 336 px = 441 image tokens, 8-layer 1024-wide Llama), loaded through
+   ``ModelRegistry`` and asked through ``MultimodalChat.stream``, the assistant's own code path. The user text of
+   both turns has the same number of tokens. TTFT is taken when the language model head first runs (the first
+   token's logits exist); the time to the first streamed text piece is reported too. The follow-up's greedy
+   answer is checked against ``reuse=False``.
+3. markers: ``draw_markers`` (circle, arrow, box; plain and with the outside blurred) and ``set_of_mark``
+   (SLIC proposals, numbered marks) on 2048 px images.
+4. router: a slash-command turn through ``chat.router.Router.respond`` with a near no-op tool (``/mark``, one
+   marker on a small image) vs the tool call alone, and a free-text turn answered by a fake (instant) chat model
+   vs the model alone: the router's own cost per turn (session bookkeeping, prompt and image parts, trace).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from chat.bench.timing import median, median_time, ms, ratio
+
+FIRST_QUESTION = "Describe the image in detail please."
+FOLLOW_UP_QUESTION = "What colour is the car on the left?"
+PARTS = ("scoring", "followup", "markers", "router")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def synthetic_image(width: int, height: int, seed: int = 0):
+    """A synthetic photo-like RGB image: smooth colour fields, a few shapes, mild noise (deterministic)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([
+        128 + 100 * np.sin(x / width * 3.1 + c) * np.cos(y / height * 2.3 + 2 * c) for c in range(3)
+    ], axis=-1)
+    image = Image.fromarray(np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x0, y0 = int(rng.integers(0, width * 0.8)), int(rng.integers(0, height * 0.8))
+        w, h = int(rng.integers(width // 12, width // 4)), int(rng.integers(height // 12, height // 4))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x0 + w, y0 + h), fill=colour)
+    return image
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. scoring: embedding cache
+# ------------------------------------------------------------------------------------------------
+def scoring(runs: int, quick: bool) -> dict:
+    try:
+        from tools import bench_scoring
+    except ImportError:
+        return {"skipped": "tools/bench_scoring.py is not in this checkout"}
+    result = bench_scoring.run(runs=runs, n_labels=2 if quick else 5)
+    return {
+        "model": result["model"],
+        "labels": result["labels"],
+        "with_cache_ms": result["with_cache_ms"],
+        "without_cache_ms": result["without_cache_ms"],
+        "speedup": result["speedup"],
+        "max_score_diff": result["max_score_diff"],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. follow-up vs first time-to-first-token
+# ------------------------------------------------------------------------------------------------
+class _FirstLogits:
+    """Records when the language model head first runs in a generation: the first token's logits exist."""
+
+    def __init__(self, model):
+        self.at: float | None = None
+        self._handle = model.get_output_embeddings().register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        if self.at is None:
+            if getattr(output, "is_cuda", False):
+                _torch().cuda.synchronize()  # the hook runs when the kernels are queued, not when they are done
+            self.at = time.perf_counter()
+
+    def reset(self) -> None:
+        self.at = None
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def timed_turn(chat, turns, options, probe: _FirstLogits, reuse: bool = True) -> dict:
+    """One turn through ``MultimodalChat.stream``: TTFT (first logits), first streamed piece, total, answer."""
+    probe.reset()
+    start = time.perf_counter()
+    first_piece = None
+    pieces = []
+    for piece in chat.stream(turns, options, reuse=reuse):
+        if first_piece is None:
+            first_piece = time.perf_counter()
+        pieces.append(piece)
+    end = time.perf_counter()
+    return {
+        "ttft": (probe.at or end) - start,
+        "first_piece": (first_piece or end) - start,
+        "total": end - start,
+        "answer": "".join(pieces).strip(),
+        "stats": dict(chat.last_stats),
+    }
+
+
+def _guard_prefix_ids(chat) -> None:
+    """Store exactly the tokens the KV cache holds (the last generated token is never fed back, so the cache is
+    one shorter than ``sequences``). Without this, a follow-up that repeats the whole previous answer makes
+    ``PrefixCache.take`` crop the cache by +1 and fail; the fix belongs in chat/turn_cache.py or chat/mllm.py."""
+    cache = chat.prefix_cache
+    if getattr(cache, "_bench_guarded", False):
+        return
+    put = cache.put
+
+    def guarded(ids, kv):
+        if kv is not None and hasattr(kv, "get_seq_length"):
+            ids = ids[: kv.get_seq_length()]
+        put(ids, kv)
+
+    cache.put = guarded
+    cache._bench_guarded = True
+
+
+def _same_length_questions(tokenizer) -> tuple[str, str]:
+    """The two user texts, padded with words so both have the same number of tokens."""
+    first, follow = FIRST_QUESTION, FOLLOW_UP_QUESTION
+
+    def n(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    for _ in range(32):
+        if n(first) == n(follow):
+            break
+        if n(first) < n(follow):
+            first += " now"
+        else:
+            follow += " now"
+    return first, follow
+
+
+def followup_ttft(registry, runs: int, new_tokens: int = 16, image=None) -> dict:
+    """First turn vs follow-up TTFT through the assistant's chat model (any registry: CPU or GPU)."""
+    from chat.mllm import GenerationOptions, MultimodalChat, Turn
+
+    chat = MultimodalChat(registry)
+    _guard_prefix_ids(chat)
+    model = chat.bundle.model
+    image = image if image is not None else synthetic_image(640, 480)
+    options = GenerationOptions(max_new_tokens=new_tokens, temperature=0.0)
+    first_text, follow_text = _same_length_questions(chat.bundle.processor.tokenizer)
+    probe = _FirstLogits(model)
+    firsts, follows, uncached = [], [], []
+    identical = True
+    try:
+        for i in range(runs + 1):  # the first round warms up and is not counted
+            chat.prefix_cache.clear()
+            chat.vision_cache.clear()
+            first_turns = [Turn("user", first_text, [image])]
+            first = timed_turn(chat, first_turns, options, probe)
+            turns = first_turns + [Turn("assistant", first["answer"]), Turn("user", follow_text)]
+            follow = timed_turn(chat, turns, options, probe)
+            plain = timed_turn(chat, turns, options, probe, reuse=False)
+            identical = identical and follow["answer"] == plain["answer"]
+            if i:
+                firsts.append(first)
+                follows.append(follow)
+                uncached.append(plain)
+    finally:
+        probe.close()
+    f_ttft, u_ttft = median(r["ttft"] for r in follows), median(r["ttft"] for r in uncached)
+    t_ttft = median(r["ttft"] for r in firsts)
+    return {
+        "prompt_tokens_first": firsts[-1]["stats"]["prompt_tokens"],
+        "prompt_tokens_followup": follows[-1]["stats"]["prompt_tokens"],
+        "reused_tokens_followup": follows[-1]["stats"]["reused_tokens"],
+        "images_encoded_followup": follows[-1]["stats"]["images_encoded"],
+        "first_ttft_ms": ms(t_ttft),
+        "followup_ttft_ms": ms(f_ttft),
+        "followup_uncached_ttft_ms": ms(u_ttft),
+        "ttft_ratio": ratio(f_ttft, t_ttft),
+        "uncached_ttft_ratio": ratio(f_ttft, u_ttft),
+        "first_piece_ratio": ratio(median(r["first_piece"] for r in follows), median(r["first_piece"] for r in firsts)),
+        "greedy_identical": identical,
+    }
+
+
+def followup(runs: int, quick: bool, quantize: str = "none") -> dict:
+    from chat.bench.models import CPU_DIMS, QUICK_DIMS, bench_config, build_llava
+    from chat.registry import ModelRegistry
+
+    dims = QUICK_DIMS if quick else CPU_DIMS
+    with tempfile.TemporaryDirectory(prefix="mmchat-bench-llava-") as tmp:
+        start = time.perf_counter()
+        path = build_llava(Path(tmp) / "llava", dims)
+        build_s = time.perf_counter() - start
+        registry = ModelRegistry(bench_config(path, quantize=quantize))
+        registry.get("llava")
+        params = sum(p.numel() for p in registry.get("llava").model.parameters())
+        result = followup_ttft(registry, runs, new_tokens=8 if quick else 16)
+        registry.unload_all()
+    return {"model": dims.describe(), "params_m": round(params / 1e6, 1), "quantize": quantize,
+            "build_s": round(build_s, 1), **result}
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. markers and Set-of-Mark on 2048 px images
+# ------------------------------------------------------------------------------------------------
+def markers(runs: int, quick: bool) -> dict:
+    try:
+        from tools.markers import Marker, draw_markers
+        from tools.som import set_of_mark
+    except ImportError:
+        return {"skipped": "tools/markers.py or tools/som.py is not in this checkout"}
+    width, height = (256, 192) if quick else (2048, 1536)
+    image = synthetic_image(width, height, seed=1)
+    points = [
+        Marker(x=width // 4, y=height // 3, shape="circle"),
+        Marker(x=width // 2, y=height // 2, shape="arrow"),
+        Marker(x=3 * width // 4, y=2 * height // 3, shape="box"),
+    ]
+    plain = median_time(lambda: draw_markers(image, points), runs)
+    blurred = median_time(lambda: draw_markers(image, points, outside="blur"), runs)
+    som = median_time(lambda: set_of_mark(image), runs)
+    _, marks, _ = set_of_mark(image)
+    return {
+        "image": f"{width}x{height}",
+        "markers_ms": ms(plain),
+        "markers_blur_outside_ms": ms(blurred),
+        "som_ms": ms(som),
+        "som_marks": len(marks),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. router overhead per turn
+# ------------------------------------------------------------------------------------------------
+def _median_turns(make_session, text: str, router, runs: int) -> float:
+    """Median seconds of ``router.respond(session, text)`` consumed to its Done, a fresh session each time."""
+    times = []
+    for i in range(runs + 1):
+        session = make_session()
+        start = time.perf_counter()
+        events = list(router.respond(session, text))
+        elapsed = time.perf_counter() - start
+        if type(events[-1]).__name__ != "Done":
+            raise RuntimeError(f"the turn '{text}' did not end with Done")
+        if i:
+            times.append(elapsed)
+    return median(times)
+
+
+def router(runs: int, quick: bool) -> dict:
+    """A slash command with a near no-op tool (``/mark``: one marker on a small image) through the router vs the
+    tool call alone; and a free-text turn answered by a fake chat model (instant), i.e. the router's own cost."""
+    try:
+        from chat.router import Router
+    except ImportError:
+        return {"skipped": "chat/router.py is not in this checkout"}
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from chat.assistant import Assistant
+    from chat.config import load_config
+    from chat.session import Session
+    from tools.markers import Marker, draw_markers
+
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="mmchat-bench-data-") as data:
+        config = load_config(root / "configs" / "tiny.yaml", data_dir=data)
+        assistant = Assistant(config)
+        fake = FakeListChatModel(responses=["It is a picture of shapes."])
+        rt = Router(assistant, chat_model=fake)
+        image = synthetic_image(320, 240, seed=2)
+        marker = Marker(x=160, y=120, shape="circle")
+
+        def make_session():
+            session = Session()
+            session.add_image(image)
+            session.add_marker(marker)
+            return session
+
+        slash = _median_turns(make_session, "/mark", rt, runs)
+        tool = median_time(lambda: draw_markers(image, [marker]), runs)
+        chat = _median_turns(make_session, "What is in the red circle?", rt, runs)
+        model = median_time(lambda: list(fake.stream("What is in the red circle?")), runs)
+    return {
+        "slash_turn_ms": ms(slash, 2),
+        "tool_alone_ms": ms(tool, 2),
+        "slash_overhead_ms": ms(slash - tool, 2),
+        "chat_turn_ms": ms(chat, 2),
+        "fake_model_alone_ms": ms(model, 2),
+        "chat_overhead_ms": ms(chat - model, 2),
+        "image": "320x240",
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------
+def run(args) -> tuple[dict, str]:
+    torch = _torch()
+    quick = bool(getattr(args, "quick", False))
+    runs = getattr(args, "runs", None) or (2 if quick else 5)
+    parts = getattr(args, "only", None) or list(PARTS)
+    quantize = getattr(args, "quantize", "none")
+    result: dict = {"mode": "quick" if quick else "full", "runs": runs, "threads": torch.get_num_threads(),
+                    "torch": torch.__version__}
+    if "scoring" in parts:
+        result["scoring"] = scoring(runs, quick)
+    if "followup" in parts:
+        result["followup"] = followup(runs, quick, quantize)
+    if "markers" in parts:
+        result["markers"] = markers(runs, quick)
+    if "router" in parts:
+        result["router"] = router(runs, quick)
+    return result, render(result)
+
+
+def render(result: dict) -> str:
+    lines = [f"CPU benchmarks ({result['mode']}, {result['threads']} threads, median of {result['runs']} runs)"]
+
+    def skipped(part: dict) -> bool:
+        if "skipped" in part:
+            lines.append(f"  skipped: {part['skipped']}")
+            return True
+        return False
+
+    if "scoring" in result:
+        s = result["scoring"]
+        lines.append(f"new labels on a seen image ({s.get('model', '')}):")
+        if not skipped(s):
+            lines.append(f"  with cache {s['with_cache_ms']} ms, without {s['without_cache_ms']} ms: "
+                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e})")
+    if "followup" in result:
+        f = result["followup"]
+        lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "
+                     f"quantize {f['quantize']}):")
+        lines.append(f"  first turn {f['first_ttft_ms']} ms ({f['prompt_tokens_first']} prompt tokens); follow-up "
+                     f"{f['followup_ttft_ms']} ms ({f['prompt_tokens_followup']} tokens, {f['reused_tokens_followup']} "
+                     f"reused, {f['images_encoded_followup']} images encoded)")
+        lines.append(f"  ratio {f['ttft_ratio']} (target <= 0.3); vs the same follow-up without reuse "
+                     f"({f['followup_uncached_ttft_ms']} ms): {f['uncached_ttft_ratio']}; first streamed piece ratio "
+                     f"{f['first_piece_ratio']}; greedy answers identical: {f['greedy_identical']}")
+    if "markers" in result:
+        m = result["markers"]
+        lines.append(f"markers and Set-of-Mark on a {m.get('image', '?')} image:")
+        if not skipped(m):
+            lines.append(f"  draw_markers (3 markers) {m['markers_ms']} ms; with the outside blurred "
+                         f"{m['markers_blur_outside_ms']} ms; set_of_mark {m['som_ms']} ms ({m['som_marks']} marks)")
+    if "router" in result:
+        r = result["router"]
+        lines.append("router overhead per turn:")
+        if not skipped(r):
+            lines.append(f"  '/mark' (one marker, {r['image']}): turn {r['slash_turn_ms']} ms vs draw_markers alone "
+                         f"{r['tool_alone_ms']} ms: +{r['slash_overhead_ms']} ms")
+            lines.append(f"  free text answered by a fake chat model: turn {r['chat_turn_ms']} ms vs the model alone "
+                         f"{r['fake_model_alone_ms']} ms: +{r['chat_overhead_ms']} ms")
+    return "\n".join(lines)
+
+
+__all__ = ["run", "render", "followup_ttft", "timed_turn", "synthetic_image", "PARTS"]

@@ -1,0 +1,206 @@
+"""The memory budget of a profile, computed from the full-size architectures (meta device, no download).
+
+    python -m chat.bench memory [--config configs/default.yaml] [--device cuda|cpu] [--json]
+
+Every model of the profile is built on the meta device (see :mod:`chat.bench.architectures`) and its
+parameters and buffers are counted at the dtype and quantization the registry would load it with:
+
+- floating tensors at the profile's dtype (``auto``: float16 on a GPU, float32 on a CPU);
+- NF4 (bitsandbytes, double quantization, blocks of 64) for the linear layers of a quantized model
+  outside its skip list: 4 bits per weight, one uint8 absmax per block of 64, one float32 absmax per 256
+  blocks, and per tensor the two code tables and an offset: about 4.13 bits per weight
+  (:func:`chat.registry.nf4_bytes`);
+- LLM.int8 for ``int8``: one byte per weight plus a float32 scale per output row.
+
+The registry counts the same bytes for a loaded model (:func:`chat.registry.footprint`), so the table is
+what the budget sees. Activations, KV caches and the CUDA context come on top of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+GIB = 2**30
+GPU_GIB = 24  # the card the default budget is chosen for
+
+
+@dataclass
+class Row:
+    key: str
+    checkpoint: str
+    components: list[str]
+    dtype: str
+    quantize: str
+    params: int
+    bytes: int
+    note: str = ""
+
+    @property
+    def gib(self) -> float:
+        return self.bytes / GIB
+
+
+@dataclass
+class Report:
+    config: str
+    device: str
+    budget_bytes: int
+    rows: list[Row]
+    shareable_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.bytes for r in self.rows)
+
+    def co_resident(self) -> list[str]:
+        """Models that fit together in the budget, in config order (all of them when the total fits)."""
+        fit, used = [], 0
+        for row in self.rows:
+            if used + row.bytes <= self.budget_bytes:
+                fit.append(row.key)
+                used += row.bytes
+        return fit
+
+    def as_dict(self) -> dict:
+        return {
+            "config": self.config,
+            "device": self.device,
+            "budget_gib": round(self.budget_bytes / GIB, 2),
+            "total_gib": round(self.total_bytes / GIB, 2),
+            "total_bytes": self.total_bytes,
+            "fits": self.total_bytes <= self.budget_bytes,
+            "co_resident": self.co_resident(),
+            "shareable_gib": round(self.shareable_bytes / GIB, 2),
+            "models": [dict(asdict(r), gib=round(r.gib, 3)) for r in self.rows],
+            "notes": self.notes,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# Bytes of one module (the per-tensor formulas are the registry's)
+# ------------------------------------------------------------------------------------------------
+def quantized_linear_weights(model, skip: tuple[str, ...]) -> dict[int, tuple[int, int]]:
+    """``id(weight) -> (numel, out_features)`` for the linear layers bitsandbytes would quantize."""
+    import torch
+
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not any(name == s or name.startswith(s + ".") for s in skip):
+            out[id(module.weight)] = (module.weight.numel(), module.weight.shape[0])
+    return out
+
+
+def module_bytes(model, dtype_bytes: int, quantize: str = "none", skip: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(parameters, bytes) of a model (meta or real) loaded at ``dtype_bytes`` per float, quantized as told."""
+    from chat.registry import int8_bytes, nf4_bytes
+
+    quantized = quantized_linear_weights(model, skip) if quantize != "none" else {}
+    params = total = 0
+    seen: set[int] = set()
+    tensors = list(model.parameters()) + list(model.buffers())
+    n_params = sum(1 for _ in model.parameters())
+    for i, t in enumerate(tensors):
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        numel = t.numel()
+        if i < n_params:
+            params += numel
+        if id(t) in quantized:
+            total += nf4_bytes(numel) if quantize == "nf4" else int8_bytes(numel, quantized[id(t)][1])
+        else:
+            total += numel * (dtype_bytes if t.is_floating_point() else t.element_size())
+    return params, total
+
+
+# ------------------------------------------------------------------------------------------------
+# A profile
+# ------------------------------------------------------------------------------------------------
+def _dtype_name(config, spec, device: str) -> str:
+    name = spec.dtype if spec.dtype != "auto" else config.dtype
+    if name == "auto":
+        return "float16" if device == "cuda" else "float32"
+    return name
+
+
+def _skip(key: str) -> tuple[str, ...]:
+    from chat.bench.architectures import LLAVA_SKIP, family
+
+    return LLAVA_SKIP if family(key) in ("llava", "vip_llava") else ()
+
+
+def compute(config_path: str = "configs/default.yaml", device: str = "cuda") -> Report:
+    """The memory table of a profile for ``device`` (cuda: the dtype a GPU gets)."""
+    import torch
+
+    from chat.bench.architectures import ARCHITECTURES, build, family
+    from chat.config import load_config
+
+    config = load_config(config_path)
+    rows: list[Row] = []
+    per_component: dict[str, dict[str, int]] = {}
+    for key, spec in config.models.items():
+        try:
+            arch = family(key)
+        except KeyError:
+            continue
+        dtype = _dtype_name(config, spec, device)
+        dtype_bytes = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+        components = build(key)
+        params = nbytes = 0
+        per_component[key] = {}
+        for name, module in components.items():
+            p, b = module_bytes(module, dtype_bytes, spec.quantize, _skip(key))
+            params += p
+            nbytes += b
+            per_component[key][name] = b
+        checkpoint = ARCHITECTURES[arch][1]
+        note = "" if spec.path == checkpoint else f"architecture of {checkpoint} assumed for {spec.path}"
+        rows.append(Row(key, checkpoint, list(components), dtype, spec.quantize, params, nbytes, note))
+
+    report = Report(str(config_path), device, int(config.memory_budget_gb * GIB), rows)
+    pipelines = [k for k in ("pix2pix", "inpaint", "txt2img") if k in per_component]
+    if "controlnet" in per_component:
+        report.notes.append(
+            "controlnet: only the ControlNet is loaded; sketch-to-image builds its pipeline with from_pipe over the "
+            "loaded txt2img pipeline, sharing its UNet, VAE and text encoder (nothing copied)."
+        )
+    if len(pipelines) > 1:
+        shared = sum(per_component[k]["vae"] + per_component[k]["text_encoder"] for k in pipelines[1:])
+        report.shareable_bytes = shared
+        report.notes.append(
+            f"{', '.join(pipelines)} are separate checkpoints, each with its own VAE and CLIP text encoder of the same "
+            f"SD 1.5 architecture; sharing one pair would save {shared / GIB:.2f} GiB."
+        )
+    return report
+
+
+def render(report: Report) -> str:
+    lines = [f"Memory of {report.config} on {report.device} (full-size architectures, meta device):", ""]
+    lines.append(f"{'model':<14}{'checkpoint':<52}{'dtype':<10}{'quant':<6}{'params':>9}{'GiB':>8}")
+    for r in report.rows:
+        lines.append(f"{r.key:<14}{r.checkpoint:<52}{r.dtype:<10}{r.quantize:<6}"
+                     f"{r.params / 1e6:>8.0f}M{r.gib:>8.2f}")
+    total, budget = report.total_bytes / GIB, report.budget_bytes / GIB
+    lines.append(f"{'total':<82}{total:>17.2f}")
+    lines.append("")
+    lines.append(f"memory_budget_gb {budget:.1f} GiB: total {total:.2f} GiB is {total / budget:.0%} of it; "
+                 + ("every model can be co-resident." if total <= budget else
+                    f"co-resident together: {', '.join(report.co_resident())}; the least recently used are offloaded "
+                    "or unloaded for the rest."))
+    if report.device == "cuda":
+        lines.append(f"On a {GPU_GIB} GiB GPU that leaves {GPU_GIB - budget:.1f} GiB outside the budget for the CUDA "
+                     "context, activations (SD 1.5 UNet/VAE at 512 px, CLIP/SigLIP batches) and LLaVA's KV cache "
+                     "(0.5 MiB per token in float16).")
+    for r in report.rows:
+        if r.note:
+            lines.append(f"note: {r.key}: {r.note}")
+    lines.extend(f"note: {n}" for n in report.notes)
+    return "\n".join(lines)
+
+
+def run(args) -> tuple[dict, str]:
+    """(JSON result, text) for ``python -m chat.bench memory``."""
+    report = compute(args.config, args.device)
+    return report.as_dict(), render(report)

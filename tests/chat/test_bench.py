@@ -1,0 +1,230 @@
+"""Benchmarks (python -m chat.bench) and the registry's memory policy: meta-device memory table, quick CPU run,
+the GPU command without CUDA, LRU offload to CPU RAM (faked GPU) vs unload (CPU), pre-load size estimates."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chat.config import load_config
+from chat.registry import ModelRegistry, estimate_bytes, footprint, nf4_bytes
+
+from tests.conftest import ROOT, TINY_CONFIG
+
+DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
+
+
+def _bench(*args, env=None, timeout=240):
+    return subprocess.run([sys.executable, "-m", "chat.bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+# -- memory ------------------------------------------------------------------------------------
+def test_memory_table_of_the_default_profile_from_meta_architectures():
+    from chat.bench.memory import GIB, compute, render
+
+    report = compute(str(DEFAULT_CONFIG), "cuda")
+    rows = {r.key: r for r in report.rows}
+    assert set(rows) == set(load_config(DEFAULT_CONFIG).models)
+    assert 3.5 <= rows["llava"].gib <= 4.5  # NF4 language model + fp16 vision tower, projector, lm_head
+    assert 6.9e9 < rows["llava"].params < 7.2e9
+    assert 1.9 < rows["txt2img"].gib < 2.1 and rows["pix2pix"].components == ["unet", "vae", "text_encoder"]
+    assert report.total_bytes == sum(r.bytes for r in report.rows)
+    assert report.total_bytes <= report.budget_bytes and report.co_resident() == list(rows)
+    assert 0.5 < report.shareable_bytes / GIB < 1.0
+    text = render(report)
+    assert "llava-hf/llava-1.5-7b-hf" in text and "total" in text and "co-resident" in text
+
+
+def test_nf4_bytes_are_about_4_13_bits_per_weight():
+    n = 4096 * 11008
+    assert 4.12 < nf4_bytes(n) * 8 / n < 4.14
+
+
+def test_meta_estimate_matches_the_loaded_4bit_llava(tiny_dir):
+    """The table's accounting (meta device) and the registry's (loaded bitsandbytes model) agree."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, LlavaForConditionalGeneration
+
+    from chat.bench.architectures import LLAVA_SKIP
+    from chat.bench.memory import module_bytes
+
+    config = load_config(TINY_CONFIG)
+    loaded = footprint(ModelRegistry(config).get("llava"))
+    with init_empty_weights(include_buffers=True):
+        meta = LlavaForConditionalGeneration(AutoConfig.from_pretrained(config.models["llava"].path))
+    _, estimated = module_bytes(meta, 4, "nf4", LLAVA_SKIP)
+    assert abs(estimated - loaded) / loaded < 0.005
+    before_loading = estimate_bytes(config.models["llava"].path, "nf4", 4)
+    assert abs(before_loading - loaded) / loaded < 0.03
+
+
+def test_memory_command_prints_json(capsys):
+    from chat.bench.__main__ import main
+
+    assert main(["memory", "--json", "--config", str(DEFAULT_CONFIG)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"total_gib", "budget_gib", "co_resident", "models", "fits"} <= set(data) and data["fits"] is True
+    assert data["budget_gib"] == load_config(DEFAULT_CONFIG).memory_budget_gb
+
+
+# -- gpu ---------------------------------------------------------------------------------------
+def test_gpu_command_without_cuda_says_so_in_one_line():
+    result = _bench("gpu", env={"CUDA_VISIBLE_DEVICES": ""}, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA device" in lines[0]
+
+
+def test_gpu_arguments_and_the_7b_config_on_meta():
+    from accelerate import init_empty_weights
+    from transformers import LlavaForConditionalGeneration
+
+    from chat.bench.__main__ import build_parser
+    from chat.bench.gpu import MODES, llava_7b, mode_settings, parse_modes
+    from chat.tiny.text_tokenizers import IMAGE_TOKEN, llama_tokenizer
+
+    args = build_parser().parse_args(["gpu", "--tokens", "64", "--modes", "nf4,nf4-static"])
+    assert args.tokens == 64 and parse_modes(args.modes) == ["nf4", "nf4-static"]
+    assert parse_modes(",".join(MODES)) == list(MODES)
+    with pytest.raises(ValueError, match="unknown mode 'int3'"):
+        parse_modes("fp16,int3")
+    assert mode_settings("nf4-static") == {"quantize": "nf4", "static": True}
+    assert mode_settings("fp16") == {"quantize": "none", "static": False}
+    tokenizer = llama_tokenizer()
+    config = llava_7b(tokenizer)
+    assert config.image_token_index == tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    assert config.text_config.num_hidden_layers == 32 and config.vision_config.image_size == 336
+    with init_empty_weights():
+        model = LlavaForConditionalGeneration(config)
+    assert 7.0e9 < sum(p.numel() for p in model.parameters()) < 7.1e9
+
+
+def test_bad_arguments_exit_2_with_one_line():
+    for args in (["gpu", "--tokens", "0"], ["cpu", "--only", "nothing"], ["gpu", "--modes", "fp8"],
+                 ["memory", "--device", "tpu"]):
+        result = _bench(*args)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, args
+
+
+# -- cpu ---------------------------------------------------------------------------------------
+def test_cpu_quick_runs_end_to_end_and_prints_every_figure():
+    result = _bench("cpu", "--quick", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    assert data["mode"] == "quick"
+    assert data["scoring"]["speedup"] > 0 and data["scoring"]["with_cache_ms"] > 0
+    follow = data["followup"]
+    assert {"first_ttft_ms", "followup_ttft_ms", "ttft_ratio", "uncached_ttft_ratio"} <= set(follow)
+    assert follow["greedy_identical"] is True and follow["images_encoded_followup"] == 0
+    assert follow["reused_tokens_followup"] > 64  # the image tokens were not prefilled again
+    assert data["markers"]["markers_ms"] > 0 and data["markers"]["som_ms"] > 0 and data["markers"]["som_marks"] >= 1
+    router = data["router"]
+    assert "skipped" in router or {"slash_overhead_ms", "chat_overhead_ms"} <= set(router)
+
+
+# -- registry: LRU offload vs unload -----------------------------------------------------------
+def _config(**overrides):
+    return load_config(TINY_CONFIG, **overrides)
+
+
+@pytest.fixture(scope="module")
+def sizes(tiny_dir):
+    out = {}
+    for name in ("clip", "siglip", "blip_vqa"):
+        probe = ModelRegistry(_config())
+        probe.get(name)
+        out[name] = probe.used_bytes()
+    return out
+
+
+class FakeGpuRegistry(ModelRegistry):
+    """Models 'run on a GPU': offloading moves them to CPU RAM (recorded here instead of moved)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.moves: list[tuple[str, str]] = []
+        self._names: dict[int, str] = {}
+
+    @property
+    def offload_device(self):
+        return "ram" if self.config.offload.ram_gb > 0 else None  # the device ("cpu") plays the GPU
+
+    def _load(self, name):
+        entry = super()._load(name)
+        self._names[id(entry.obj)] = name
+        return entry
+
+    def _move(self, obj, device):
+        self.moves.append((self._names[id(obj)], "gpu" if device == self.device else device))
+
+
+def test_lru_model_is_offloaded_to_ram_and_comes_back_without_reloading(sizes):
+    budget = sizes["clip"] + sizes["blip_vqa"] + 0.1 * sizes["siglip"]
+    ram = max(sizes.values()) * 1.5  # room for one offloaded model
+    registry = FakeGpuRegistry(_config(memory_budget_gb=budget / 2**30, offload={"ram_gb": ram / 2**30}))
+    registry.get("clip")
+    siglip = registry.get("siglip")
+    registry.get("clip")
+    registry.get("blip_vqa")  # siglip is the least recently used: offloaded, not unloaded
+    assert registry.evictions == ["siglip"] and registry.offloads == ["siglip"]
+    assert registry.offloaded() == ["siglip"] and sorted(registry.loaded()) == ["blip_vqa", "clip"]
+    assert registry.used_bytes() <= registry.budget_bytes
+    assert registry.get("siglip") is siglip and registry.load_count["siglip"] == 1  # moved back, not reloaded
+    assert registry.moves == [("siglip", "ram"), ("clip", "ram"), ("siglip", "gpu")]
+    assert registry.offloaded() == ["clip"]  # clip was the least recently used when siglip came back
+    registry.get("blip_vqa")
+    registry.get("clip")  # ram holds one model: the older offloaded one is unloaded for the newer
+    assert registry.offloaded() == ["siglip"] and registry.load_count["clip"] == 1
+    assert registry.unload("siglip") and registry.offloaded() == []
+
+
+def test_offload_needs_ram_for_the_model(sizes):
+    budget = sizes["clip"] + sizes["blip_vqa"] + 0.1 * sizes["siglip"]
+    tiny_ram = min(sizes.values()) * 0.5 / 2**30
+    registry = FakeGpuRegistry(_config(memory_budget_gb=budget / 2**30, offload={"ram_gb": tiny_ram}))
+    for name in ("clip", "siglip", "clip", "blip_vqa"):
+        registry.get(name)
+    assert registry.evictions == ["siglip"] and registry.offloads == [] and registry.offloaded() == []
+
+
+def test_on_cpu_offloading_is_unloading(sizes):
+    budget = sizes["clip"] + sizes["blip_vqa"] + 0.1 * sizes["siglip"]
+    registry = ModelRegistry(_config(memory_budget_gb=budget / 2**30, offload={"ram_gb": 64}))
+    assert registry.device == "cpu" and registry.offload_device is None
+    for name in ("clip", "siglip", "clip", "blip_vqa"):
+        registry.get(name)
+    assert registry.evictions == ["siglip"] and registry.offloaded() == [] and registry.offloads == []
+
+
+def test_diffusers_model_cpu_offload_only_on_gpu_and_where_it_helps():
+    gpu = ModelRegistry(_config(device="cuda", memory_budget_gb=2))
+    budget = gpu.budget_bytes
+    assert gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget + 1)
+    assert not gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget // 2)
+    assert not gpu._model_cpu_offload("CLIP model", budget * 2)
+    always = ModelRegistry(_config(device="cuda", offload={"diffusers": "always"}))
+    assert always._model_cpu_offload("instruct-pix2pix pipeline", 1)
+    never = ModelRegistry(_config(device="cuda", memory_budget_gb=1, offload={"diffusers": "never"}))
+    assert not never._model_cpu_offload("instruct-pix2pix pipeline", 2**40)
+    cpu = ModelRegistry(_config(memory_budget_gb=1, offload={"diffusers": "always"}))
+    assert not cpu._model_cpu_offload("instruct-pix2pix pipeline", 2**40)
+
+
+def test_estimate_reads_headers_skips_variants_and_scales_dtype(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "safety_checker").mkdir()
+    save_file({"w": torch.zeros(100, 10)}, str(tmp_path / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({"w": torch.zeros(100, 10, dtype=torch.float16)},
+              str(tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
+    save_file({"w": torch.zeros(1000, 1000)}, str(tmp_path / "safety_checker" / "model.safetensors"))
+    save_file({"ids": torch.zeros(10, dtype=torch.int64)}, str(tmp_path / "extra.safetensors"))
+    assert estimate_bytes(str(tmp_path), "none") == 1000 * 4 + 80
+    assert estimate_bytes(str(tmp_path), "none", itemsize=2) == 1000 * 2 + 80  # floats at the load dtype
+    assert estimate_bytes(str(tmp_path / "missing"), "none") == 0
+    assert estimate_bytes("someone/not-cached-model", "nf4") == 0
