@@ -2,7 +2,9 @@
 
 - :mod:`chat.ui.layout`   the page: components (DESIGN.md elem_ids) and event wiring with api_names
 - :mod:`chat.ui.handlers` what each action does, as plain functions over (session id, inputs)
+- :mod:`chat.ui.turns`    streamed answers (chat, regenerate, tool buttons): router events -> Views, Stop
 - :mod:`chat.ui.views`    what the page shows, computed from a Session (display copy, galleries, chat)
+- :mod:`chat.ui.files`    images handed to Gradio as files written once
 - :mod:`chat.ui.i18n`     interface text in English and Japanese
 """
 

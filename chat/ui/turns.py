@@ -1,0 +1,251 @@
+"""Streamed answers: the chat box, Regenerate, and the tool buttons (score, Set-of-Mark, edit, remove).
+
+The router runs in a worker thread that holds the session lock for the whole answer (Gradio iterates a
+sync generator from different threads, so the generator itself must not hold a lock across yields); its
+events come back through a queue and become Views. Stop sets the router's cancel flag.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator
+
+from chat.errors import UserError, describe
+from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
+from chat.session import Session, TraceEntry
+from chat.ui import views
+from chat.ui.views import View
+
+SCORE_MODELS = ("clip", "siglip")
+BUSY_SECONDS = 5.0
+_END = object()
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels from the score box: one per line or separated by '|'; commas only when neither is used."""
+    text = (text or "").strip()
+    if not text:
+        raise UserError("Type some labels to score, e.g. 'cat | dog'.")
+    if "|" in text or "\n" in text:
+        parts = text.replace("\n", "|").split("|")
+    else:
+        parts = text.split(",")
+    labels = [" ".join(p.split()) for p in parts if p.strip()]
+    if not labels:
+        raise UserError("Type some labels to score, e.g. 'cat | dog'.")
+    return labels
+
+
+class Answers:
+    """Mixin of :class:`chat.ui.handlers.Handlers` (which provides session(), locked(), store, router...)."""
+
+    def stop(self, session_id: str | None) -> View:
+        with self._cancels_guard:
+            cancel = self._cancels.get(session_id or "")
+        if cancel is None:
+            return View(session_id=session_id, status="Nothing to stop.")
+        cancel.set()
+        return View(session_id=session_id, status="Stopped.")
+
+    def chat(self, session_id: str | None, message: dict | str | None) -> Iterator[View]:
+        """The chat box: images dropped in are added first, then the text (if any) is answered."""
+        if isinstance(message, dict):
+            text, files = message.get("text") or "", message.get("files") or []
+        else:
+            text, files = message or "", []
+        if not text.strip() and files:
+            view = self.upload(session_id, files)
+            view.clear_input = True
+            yield view
+            return
+        yield from self.turn(session_id, text, files=files)
+
+    def regenerate(self, session_id: str | None) -> Iterator[View]:
+        session, _ = self.session(session_id)
+        with self.locked(session.id):
+            last = max((i for i, m in enumerate(session.messages) if m.role == "user"), default=None)
+            if last is None:
+                raise UserError("There is nothing to regenerate yet; ask something first.")
+            text = session.messages[last].content
+            session.messages = session.messages[:last]
+            self.store.save(session)
+        yield from self.turn(session.id, text)
+
+    def score(self, session_id: str | None, labels: str, model: str = "clip") -> Iterator[View]:
+        if model not in SCORE_MODELS:
+            raise UserError(f"Unknown scoring model '{model}'; choose clip or siglip.")
+        parsed = parse_labels(labels)
+        if len(parsed) > self.limits.max_labels:
+            raise UserError(f"{len(parsed)} labels given; at most {self.limits.max_labels} can be scored at once.")
+        yield from self.turn(session_id, "/score " + " | ".join(parsed), action="score",
+                             arguments={"labels": parsed, "model": model})
+
+    def som(self, session_id: str | None) -> Iterator[View]:
+        yield from self.turn(session_id, "/som", action="som", arguments={})
+
+    def edit(self, session_id: str | None, instruction: str, action: str = "edit") -> Iterator[View]:
+        instruction = " ".join((instruction or "").split())
+        if action == "edit" and not instruction:
+            raise UserError("Type an edit instruction, e.g. 'make it snowy'.")
+        key = "instruction" if action == "edit" else "target"  # remove: what is removed, e.g. "the dog"
+        arguments = {key: instruction} if instruction else {}
+        yield from self.turn(session_id, f"/{action} {instruction}".strip(), action=action, arguments=arguments)
+
+    def remove(self, session_id: str | None, instruction: str = "") -> Iterator[View]:
+        yield from self.edit(session_id, instruction, action="remove")
+
+    def ask(self, session_id: str | None, question: str) -> Iterator[View]:
+        yield from self.turn(session_id, question)
+
+    def turn(self, session_id: str | None, text: str, *, action: str | None = None,
+             arguments: dict | None = None, files=()) -> Iterator[View]:
+        """Stream one answer: the router runs in a worker thread (holding the session lock); its events
+        become Views. Closing this generator (Stop, a closed tab) sets the router's cancel flag."""
+        session, note = self.session(session_id)
+        text = (text or "").strip()
+        if not text and not action:
+            raise UserError("Type a message first.")
+        if len(text) > self.limits.max_message_chars:
+            raise UserError(f"The message is {len(text)} characters long; the limit is {self.limits.max_message_chars}.")
+        changed_images = False
+        if files:
+            with self.locked(session.id):
+                try:
+                    changed_images = bool(self._add_files(session, files)[0])
+                finally:
+                    self.store.save(session)
+        cancel, events = threading.Event(), queue.Queue()
+        base = views.chat_messages(session)
+        with self._cancels_guard:
+            self._cancels[session.id] = cancel
+
+        def work() -> None:
+            lock = self.store.lock(session.id)
+            if not lock.acquire(timeout=BUSY_SECONDS):
+                events.put(UserError("The assistant is still answering in this session; wait or press Stop."))
+                events.put(_END)
+                return
+            self._sinks.add(events)
+            try:
+                router = self.router  # built on first use (it may load a model): after "Thinking…" is shown
+                for event in router.respond(session, text, action=action, arguments=arguments, cancel=cancel):
+                    if isinstance(event, ToolFinished) and event.new_versions:
+                        self.store.save(session)
+                    events.put(event)
+            except BaseException as exc:  # noqa: BLE001 - shown as one sentence, the session stays intact
+                events.put(exc)
+            finally:
+                self._sinks.discard(events)
+                try:
+                    self.store.save(session)
+                finally:
+                    lock.release()
+                    events.put(_END)
+
+        worker = threading.Thread(target=work, name=f"mmchat-turn-{session.id[:8]}", daemon=True)
+        worker.start()
+        shown = f"{text}\n\n_({session.record().current_id})_" if session.active else text
+        state = _TurnState(base=base, user=shown)
+        try:
+            first = View(session_id=session.id, chat=state.chat(), status="Thinking…", clear_input=True)
+            if changed_images:
+                first.image, first.thumbs = self._display(session), views.thumbnails(session, self.files)
+                first.versions = views.version_items(session, self.files)
+            if note:
+                first.warnings.append(note)
+            yield first
+            finished = False
+            while not finished:
+                batch = [events.get()]
+                while True:  # coalesce what is already waiting into one update
+                    try:
+                        batch.append(events.get_nowait())
+                    except queue.Empty:
+                        break
+                view = View(session_id=session.id)
+                for item in batch:
+                    if item is _END:
+                        finished = True
+                    else:
+                        self._apply(session, state, item, view)
+                view.chat = state.chat() if not state.done else None
+                if view.image is not None:
+                    state.image = view.image
+                if finished:  # the last update is complete, so a client's predict() sees everything
+                    view.chat = views.chat_messages(session) + state.leftover()
+                    view.trace = views.trace_rows(session)
+                    view.image = state.image if state.image is not None else self._display(session)
+                    view.thumbs = views.thumbnails(session, self.files)
+                    view.versions = views.version_items(session, self.files)
+                    view.plot = view.plot if view.plot is not None else state.plot
+                    view.scores = view.scores if view.scores is not None else state.scores
+                    if view.status is None:
+                        view.status = state.final_status or views.ready_text(session)
+                yield view
+        finally:
+            cancel.set()
+            with self._cancels_guard:
+                if self._cancels.get(session.id) is cancel:
+                    del self._cancels[session.id]
+
+    def _apply(self, session: Session, state: "_TurnState", item, view: View) -> None:
+        if isinstance(item, BaseException):
+            state.error = describe(item)
+            view.status = f"⚠ {state.error}"
+            view.warnings.append(state.error)
+        elif isinstance(item, Delta):
+            state.answer += item.text
+        elif isinstance(item, Status):
+            view.status = views.status_text(item.message, item.fraction)
+        elif isinstance(item, ToolStarted):
+            state.tools.append(views.tool_message(TraceEntry(tool=item.tool, arguments=item.arguments), pending=True))
+            view.status = f"Running {item.tool}…"
+        elif isinstance(item, ToolFinished):
+            state.finish_tool(item.entry)
+            view.trace = views.trace_rows(session)
+            view.status = f"{item.entry.tool}: " + (f"Error: {item.entry.error}" if item.entry.error else "done")
+            if item.new_versions:
+                view.image = self._display(session)
+                view.thumbs = views.thumbnails(session, self.files)
+                view.versions = views.version_items(session, self.files)
+            if item.overlay is not None:
+                view.image = self._display(session, item.overlay)
+            if item.plot is not None:
+                view.plot = state.plot = self.files.put(item.plot)
+            if "score" in item.entry.tool and not item.entry.error:
+                view.scores = state.scores = views.score_rows(getattr(item, "result", None), item.entry.summary)
+        elif isinstance(item, Done):
+            state.done = True
+            state.final_status = "Stopped." if item.cancelled else None
+
+
+class _TurnState:
+    """The chat as it streams: history before the turn, the user's text, tool bubbles, the answer so far."""
+
+    def __init__(self, base: list[dict], user: str):
+        self.base, self.user = base, user
+        self.tools: list[dict] = []
+        self.answer = ""
+        self.done = False
+        self.error: str | None = None
+        self.final_status: str | None = None
+        self.image = self.plot = self.scores = None  # the latest of each shown during the turn
+
+    def finish_tool(self, entry: TraceEntry) -> None:
+        done = views.tool_message(entry)
+        for i, message in enumerate(self.tools):
+            if message["metadata"]["status"] == "pending" and message["metadata"]["title"] == done["metadata"]["title"]:
+                self.tools[i] = done
+                return
+        self.tools.append(done)
+
+    def chat(self) -> list[dict]:
+        out = list(self.base) + [{"role": "user", "content": self.user}] + self.tools
+        if self.answer:
+            out.append({"role": "assistant", "content": self.answer})
+        return out
+
+    def leftover(self) -> list[dict]:
+        """What the session does not hold after the turn: an error the router raised."""
+        return [{"role": "assistant", "content": f"Error: {self.error}"}] if self.error else []
