@@ -12,6 +12,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 
+import torch
+
 
 def common_prefix(a, b) -> int:
     """Length of the common prefix of two 1-D integer tensors."""
@@ -56,6 +58,9 @@ class PrefixCache:
     def put(self, ids, cache) -> None:
         if self.slots <= 0 or cache is None:
             return
+        # The KV cache holds every token fed to the model; the last generated token never was, so keep only
+        # the ids the cache covers (otherwise a later prefix match could ask to crop the cache by +1).
+        ids = ids[: cache.get_seq_length()]
         with self._lock:
             self._entries.append((ids.detach().clone(), cache))
             while len(self._entries) > self.slots:
@@ -91,7 +96,8 @@ class VisionCache:
                 if hit is not None:
                     self._data.move_to_end(k)
             if hit is None:
-                hit = model.model.get_image_features(pixel_values=one, return_dict=True).pooler_output[0]
+                with torch.inference_mode():
+                    hit = model.model.get_image_features(pixel_values=one, return_dict=True).pooler_output[0]
                 self.encodes += 1
                 with self._lock:
                     self._data[k] = hit

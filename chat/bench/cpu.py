@@ -118,24 +118,6 @@ def timed_turn(chat, turns, options, probe: _FirstLogits, reuse: bool = True) ->
     }
 
 
-def _guard_prefix_ids(chat) -> None:
-    """Store exactly the tokens the KV cache holds (the last generated token is never fed back, so the cache is
-    one shorter than ``sequences``). Without this, a follow-up that repeats the whole previous answer makes
-    ``PrefixCache.take`` crop the cache by +1 and fail; the fix belongs in chat/turn_cache.py or chat/mllm.py."""
-    cache = chat.prefix_cache
-    if getattr(cache, "_bench_guarded", False):
-        return
-    put = cache.put
-
-    def guarded(ids, kv):
-        if kv is not None and hasattr(kv, "get_seq_length"):
-            ids = ids[: kv.get_seq_length()]
-        put(ids, kv)
-
-    cache.put = guarded
-    cache._bench_guarded = True
-
-
 def _same_length_questions(tokenizer) -> tuple[str, str]:
     """The two user texts, padded with words so both have the same number of tokens."""
     first, follow = FIRST_QUESTION, FOLLOW_UP_QUESTION
@@ -158,7 +140,6 @@ def followup_ttft(registry, runs: int, new_tokens: int = 16, image=None) -> dict
     from chat.mllm import GenerationOptions, MultimodalChat, Turn
 
     chat = MultimodalChat(registry)
-    _guard_prefix_ids(chat)
     model = chat.bundle.model
     image = image if image is not None else synthetic_image(640, 480)
     options = GenerationOptions(max_new_tokens=new_tokens, temperature=0.0)

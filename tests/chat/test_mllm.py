@@ -93,3 +93,21 @@ def test_an_image_is_encoded_once(assistant, image):
     mllm.prefix_cache.clear()
     mllm.generate([Turn("user", "Something else entirely: how big?", [image])], options)
     assert mllm.vision_cache.encodes - before == 1
+
+
+def test_prefix_cache_never_claims_tokens_it_does_not_hold():
+    """The last generated token is never fed to the model, so the KV cache is one shorter than the sequence;
+    a follow-up that repeats the whole previous answer must still get a cache that matches ``keep``."""
+    import torch
+    from transformers import DynamicCache
+
+    from chat.turn_cache import PrefixCache
+
+    cache = DynamicCache()
+    cache.update(torch.zeros(1, 2, 19, 4), torch.zeros(1, 2, 19, 4), layer_idx=0)
+    sequence = torch.arange(20)  # prompt + answer; the cache covers the first 19 tokens
+    prefix = PrefixCache(min_tokens=4)
+    prefix.put(sequence, cache)
+    follow_up = torch.cat([sequence, torch.tensor([7, 8, 9])])
+    taken, keep = prefix.take(follow_up)
+    assert taken is not None and keep == 19 and taken.get_seq_length() == keep
