@@ -15,12 +15,26 @@ class OutOfMemory(UserError):
     """The device ran out of memory; the session is intact and the request can be retried smaller."""
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means the device (or host) ran out of memory."""
+    if isinstance(exc, (OutOfMemory, MemoryError)):
+        return True
+    return "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
+
+
+def out_of_memory_message(what: str, freed: list[str]) -> str:
+    """The sentence for a request that ran out of memory even after the other models were freed."""
+    after = f" even after unloading {', '.join(freed)}" if freed else ""
+    return (f"The device ran out of memory for {what}{after}; try a smaller image, fewer steps or a shorter "
+            "answer, or lower memory_budget_gb.")
+
+
 def describe(exc: BaseException) -> str:
     """One sentence for any exception, suitable for the chat or stderr."""
     if isinstance(exc, UserError):
         return str(exc)
     name = type(exc).__name__
-    if "OutOfMemory" in name or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return "The device ran out of memory; try a smaller image, fewer steps, or free a model."
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     return f"Something went wrong ({name}): {text[:300]}"

@@ -261,10 +261,11 @@ def schemas() -> dict[str, type[BaseModel]]:
     return out
 
 
-def _adapter(name: str, schema: type[BaseModel], body: Callable[[Any], ToolOutput]) -> Callable[..., ToolOutput]:
+def _adapter(name: str, schema: type[BaseModel], body: Callable[[Any], ToolOutput], models) -> Callable[..., ToolOutput]:
     def run(**kwargs: Any) -> ToolOutput:
         try:
-            return body(schema.model_validate(kwargs))
+            arguments = schema.model_validate(kwargs)
+            return models.retry_on_oom(lambda: body(arguments), f"the {name} tool")
         except ValidationError as exc:
             return failed(name, explain(name, exc, schema), kwargs)
         except Cancelled:
@@ -281,7 +282,7 @@ def make_tools(assistant, session, *, progress: Progress | None = None) -> list[
     tools = []
     for name, schema in schemas().items():
         description = " ".join((schema.__doc__ or name).split())
-        tools.append(StructuredTool.from_function(_adapter(name, schema, getattr(impl, name)), name=name,
+        tools.append(StructuredTool.from_function(_adapter(name, schema, getattr(impl, name), impl.models), name=name,
                                                   description=description, args_schema=schema))
     return tools
 

@@ -14,6 +14,7 @@ from PIL import Image
 from pydantic import Field
 
 from chat.config import GenerationConfig, Strict
+from chat.errors import OutOfMemory, is_out_of_memory, out_of_memory_message
 
 
 class GenerationOptions(GenerationConfig):
@@ -38,12 +39,12 @@ def _torch():
     return torch
 
 
-def _cancel_criteria(event: threading.Event):
+def _cancel_criteria(*events: threading.Event):
     from transformers import StoppingCriteria
 
     class Cancelled(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            return event.is_set()
+            return any(event.is_set() for event in events)
 
     return Cancelled()
 
@@ -121,16 +122,39 @@ class MultimodalChat:
         """Yield the answer piece by piece. Setting ``cancel`` (or closing the iterator) stops generation.
 
         With ``reuse``, the KV cache of an earlier turn sharing this prompt's prefix is continued and image
-        features come from the vision cache, so a follow-up prefills only its new tokens.
+        features come from the vision cache, so a follow-up prefills only its new tokens. If the device runs out
+        of memory before the first piece, the caches and every other model are freed and it is tried once more.
         """
+        cancel = cancel or threading.Event()
+        started = False
+        try:
+            for piece in self._stream_once(turns, options, cancel, reuse):
+                started = True
+                yield piece
+            return
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if started or not is_out_of_memory(exc):
+                raise
+        self.prefix_cache.clear()
+        self.vision_cache.clear()
+        freed = self.registry.free_memory(keep=self.name)
+        try:
+            yield from self._stream_once(turns, options, cancel, reuse=False)
+        except Exception as exc:  # noqa: BLE001
+            if is_out_of_memory(exc):
+                raise OutOfMemory(out_of_memory_message("the answer", freed)) from exc
+            raise
+
+    def _stream_once(self, turns: list[Turn], options: GenerationOptions | None, cancel: threading.Event,
+                     reuse: bool) -> Iterator[str]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         options = options or GenerationOptions(**self.registry.config.generation.model_dump())
-        cancel = cancel or threading.Event()
+        stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
         kwargs = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel)]))
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
         kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
         errors: list[BaseException] = []
 
@@ -156,7 +180,7 @@ class MultimodalChat:
                 if cancel.is_set():
                     break
         finally:
-            cancel.set()
+            stop.set()
             worker.join()
         if errors:
             raise errors[0]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from chat.config import Config, ModelSpec
-from chat.errors import ModelLoadError
+from chat.errors import ModelLoadError, OutOfMemory, is_out_of_memory, out_of_memory_message
 from chat.loaders import LoadSettings, check_model_type, loader_for
 
 # progress(model_name, fraction in [0, 1], message)
@@ -287,6 +287,34 @@ class ModelRegistry:
         for name in self.loaded() + self.offloaded():
             self.unload(name)
 
+    def free_memory(self, keep: str | None = None) -> list[str]:
+        """Unload every model but ``keep`` (default: the most recently used one); the names unloaded."""
+        with self._lock:
+            if keep is None and self._entries:
+                keep = next(reversed(self._entries))
+            names = [n for n in list(self._entries) + list(self._offloaded) if n != keep]
+        for name in names:
+            self._report(name, 0.0, f"unloading {name} to free memory")
+            self.unload(name)
+        self._free()
+        return names
+
+    def retry_on_oom(self, work: Callable[[], Any], what: str) -> Any:
+        """Run ``work``; if the device runs out of memory, free every other model and run it once more. A second
+        failure becomes an :class:`OutOfMemory` with one clear sentence; the models stay usable either way."""
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(exc):
+                raise
+        freed = self.free_memory()
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001
+            if is_out_of_memory(exc):
+                raise OutOfMemory(out_of_memory_message(what, freed)) from exc
+            raise
+
     # -- internals -------------------------------------------------------------------------
     def _report(self, name: str, fraction: float, message: str) -> None:
         if self.progress is not None:
@@ -384,9 +412,7 @@ class ModelRegistry:
         start = time.perf_counter()
         try:
             check_model_type(path, settings, accepted, what)
-            obj = loader(path, settings)
-            if cpu_offload:
-                obj.enable_model_cpu_offload(device=self.device)
+            obj = self._load_once(loader, path, settings, cpu_offload, name)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
@@ -399,6 +425,25 @@ class ModelRegistry:
         entry = Entry(name, obj, nbytes, seconds, time.monotonic(), offloadable=not cpu_offload)
         self._make_room(name, nbytes)
         return entry
+
+    def _load_once(self, loader, path: str, settings: LoadSettings, cpu_offload: bool, name: str) -> Any:
+        """Load; when memory runs out, unload every other model (device and CPU RAM) and try once more."""
+        def load():
+            obj = loader(path, settings)
+            if cpu_offload:
+                obj.enable_model_cpu_offload(device=self.device)
+            return obj
+
+        try:
+            return load()
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(exc) or not (self._entries or self._offloaded):
+                raise
+        self._free()
+        for other in list(self._entries) + list(self._offloaded):
+            self._report(name, 0.0, f"unloading {other} to make room for {name}")
+            self.unload(other)
+        return load()
 
 
 def _explain(name: str, path: str, what: str, exc: Exception) -> str:
