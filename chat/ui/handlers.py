@@ -129,6 +129,21 @@ class Handlers(Answers):
         session, _ = self.session(session_id)
         return self._view(session, chat=True, trace=True)
 
+    def resume(self, session_id: str | None, wanted: str) -> View:
+        """Switch to a saved session by its id (after a restart, or from another browser)."""
+        wanted = (wanted or "").strip()
+        if not self.store.exists(wanted):
+            raise UserError("There is no saved session with that id; check it, or import an export instead.")
+        session = self.store.get(wanted)
+        return self._view(session, chat=True, trace=True, status="Resumed the session: " + _summary(session))
+
+    def import_session(self, session_id: str | None, file) -> View:
+        """A new session from an exported zip; the current session is left as it was."""
+        if not file:
+            raise UserError("Choose an exported session (.zip) to import.")
+        session = self.store.import_zip(file_path(file[0] if isinstance(file, list) else file))
+        return self._view(session, chat=True, trace=True, status="Imported the session: " + _summary(session))
+
     def new_session(self) -> View:
         session = self.store.create()
         view = self._view(session, chat=True, trace=True)
@@ -269,3 +284,8 @@ class Handlers(Answers):
         if note:
             view.warnings.append(note)
         return view
+
+
+def _summary(session: Session) -> str:
+    versions = sum(len(r.versions) for r in session.images.values())
+    return f"{len(session.images)} image(s), {versions} version(s), {len(session.messages)} message(s)."

@@ -54,6 +54,7 @@ EN: dict[str, str] = {
     "trace": "Tool trace",
     "export": "Export conversation (zip)",
     "export_file": "Download the export",
+    "import": "Import a session (zip)",
     "status": "Status",
 }
 
@@ -102,6 +103,7 @@ JA: dict[str, str] = {
     "trace": "ツールの実行記録",
     "export": "会話をエクスポート(zip)",
     "export_file": "エクスポートをダウンロード",
+    "import": "セッションをインポート(zip)",
     "status": "状態",
 }
 

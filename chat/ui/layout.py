@@ -130,6 +130,7 @@ def build(assistant, router=None) -> gr.Blocks:
                 with gr.Row():
                     export = gr.Button(t("export"), elem_id="export", size="sm")
                     export_file = gr.DownloadButton(t("export_file"), elem_id="export-file", size="sm")
+                    import_file = gr.UploadButton(t("import"), file_types=[".zip"], elem_id="import", size="sm")
             with gr.Column(scale=5):
                 gr.Markdown("### " + t("score"))
                 with gr.Row():
@@ -155,6 +156,8 @@ def build(assistant, router=None) -> gr.Blocks:
             select_btn = gr.Button("select_image")
             revert_btn = gr.Button("revert")
             ask_btn = gr.Button("ask")
+            resume_id = gr.Textbox(label="session id", elem_id="api-session-id")
+            resume_btn = gr.Button("resume")
 
         out = _Outputs(sid=sid, image=image, thumbs=thumbs, versions=versions, chat=chat, status=status,
                        trace=trace, plot=plot, scores=scores, export=export_file, chat_input=chat_input)
@@ -204,6 +207,8 @@ def build(assistant, router=None) -> gr.Blocks:
                    show_progress="hidden", concurrency_limit=None)
         clear_chat.click(_plain(out, h.clear_chat), [sid], api_name="clear_chat", **quick)
         export.click(_plain(out, h.export), [sid], api_name="export", **quick)
+        import_file.upload(_plain(out, h.import_session), [sid, import_file], api_name="import_session", **quick)
+        resume_btn.click(_plain(out, h.resume), [sid, resume_id], api_name="resume", **quick)
     app.mmchat_handlers = h  # for tests and debugging
     _default_launch_options(app)
     return app
