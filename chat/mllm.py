@@ -217,22 +217,33 @@ class MultimodalChat:
         return "".join(self.stream(turns, options, reuse=reuse)).strip()
 
     def choice_logprobs(self, turns: list[Turn], options: list[str]) -> list[float]:
-        """Mean log-probability of each option as the assistant's answer: a constrained choice."""
+        """Mean log-probability of each option as the assistant's answer: a constrained choice.
+
+        The prompt (image included) is prefilled once; each option then runs only its own few tokens on top of
+        that KV cache, which is cropped back to the prompt afterwards.
+        """
         torch = _torch()
         bundle = self.bundle
+        model = bundle.model
         base = self.inputs(turns)
         prompt_len = base["input_ids"].shape[1]
+        device = base["input_ids"].device
         tokenizer = bundle.processor.tokenizer
         scores = []
         with torch.inference_mode():
+            out = model(**base, use_cache=True)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache = out.past_key_values
             for option in options:
-                ids = tokenizer(option, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
-                    base["input_ids"].device
-                )
-                full = dict(base)
-                full["input_ids"] = torch.cat([base["input_ids"], ids], dim=1)
-                full["attention_mask"] = torch.ones_like(full["input_ids"])
-                logits = bundle.model(**full).logits[0, prompt_len - 1 : -1].float()
-                logp = torch.log_softmax(logits, dim=-1).gather(1, ids[0].unsqueeze(1)).squeeze(1)
-                scores.append(float(logp.mean()))
+                ids = tokenizer(option, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+                logps = [first[ids[0, 0]]]
+                if ids.shape[1] > 1:
+                    rest = ids[:, :-1]
+                    more = model(input_ids=rest, past_key_values=cache, use_cache=True,
+                                 attention_mask=torch.ones(1, prompt_len + rest.shape[1], dtype=torch.long, device=device),
+                                 cache_position=torch.arange(prompt_len, prompt_len + rest.shape[1], device=device))
+                    logits = torch.log_softmax(more.logits[0].float(), dim=-1)
+                    logps.extend(logits.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1))
+                    cache.crop(-rest.shape[1])  # back to the prompt alone
+                scores.append(float(torch.stack(logps).mean()))
         return scores

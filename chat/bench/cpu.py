@@ -135,6 +135,24 @@ def _same_length_questions(tokenizer) -> tuple[str, str]:
     return first, follow
 
 
+CHOICE_OPTIONS = ("caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch",
+                  "answer")
+
+
+def _choice_seconds(chat, image, runs: int) -> float:
+    """Median seconds of the router's constrained choice among the tool names (one prefill, then the options)."""
+    from chat.mllm import Turn
+
+    turns = [Turn("user", "Which tool fits this request: what is in the red circle?", [image])]
+    chat.choice_logprobs(turns, list(CHOICE_OPTIONS))  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        chat.choice_logprobs(turns, list(CHOICE_OPTIONS))
+        times.append(time.perf_counter() - start)
+    return median(times)
+
+
 def followup_ttft(registry, runs: int, new_tokens: int = 16, image=None) -> dict:
     """First turn vs follow-up TTFT through the assistant's chat model (any registry: CPU or GPU)."""
     from chat.mllm import GenerationOptions, MultimodalChat, Turn
@@ -165,7 +183,11 @@ def followup_ttft(registry, runs: int, new_tokens: int = 16, image=None) -> dict
         probe.close()
     f_ttft, u_ttft = median(r["ttft"] for r in follows), median(r["ttft"] for r in uncached)
     t_ttft = median(r["ttft"] for r in firsts)
+    choice = _choice_seconds(chat, image, runs)
     return {
+        "choice_options": len(CHOICE_OPTIONS),
+        "choice_ms": ms(choice),
+        "choice_vs_first_ttft": ratio(choice, t_ttft),
         "prompt_tokens_first": firsts[-1]["stats"]["prompt_tokens"],
         "prompt_tokens_followup": follows[-1]["stats"]["prompt_tokens"],
         "reused_tokens_followup": follows[-1]["stats"]["reused_tokens"],
@@ -336,6 +358,8 @@ def render(result: dict) -> str:
         lines.append(f"  ratio {f['ttft_ratio']} (target <= 0.3); vs the same follow-up without reuse "
                      f"({f['followup_uncached_ttft_ms']} ms): {f['uncached_ttft_ratio']}; first streamed piece ratio "
                      f"{f['first_piece_ratio']}; greedy answers identical: {f['greedy_identical']}")
+        lines.append(f"  router's constrained choice among {f['choice_options']} options: {f['choice_ms']} ms, "
+                     f"{f['choice_vs_first_ttft']}x a first-turn TTFT (one prefill, then only the options' tokens)")
     if "markers" in result:
         m = result["markers"]
         lines.append(f"markers and Set-of-Mark on a {m.get('image', '?')} image:")
