@@ -52,10 +52,10 @@ COMMANDS: dict[str, tuple[str | None, str, str]] = {
     "classify": ("classify", "/classify [rounds]", "name the main object (the chat model proposes, CLIP checks)"),
     "mark": ("mark", "/mark [blur|grey]", "draw the markers you placed on the image"),
     "som": ("som", "/som [max regions]", "number the image's regions (Set-of-Mark); then ask about [n]"),
-    "edit": ("edit", "/edit INSTRUCTION", "edit the image (only the marked region when it has markers)"),
-    "remove": ("remove", "/remove [target]", "remove the marked object and fill in background"),
-    "generate": ("generate", "/generate PROMPT", "a new image from a text description"),
-    "sketch": ("sketch", "/sketch PROMPT", "a picture from the active image used as a sketch"),
+    "edit": ("edit", "/edit INSTRUCTION [--steps N] [--seed S] [--guidance G]", "edit the image (only the marked region when it has markers)"),
+    "remove": ("remove", "/remove [target] [--steps N] [--seed S]", "remove the marked object and fill in background"),
+    "generate": ("generate", "/generate PROMPT [--size WxH] [--steps N] [--seed S]", "a new image from a text description"),
+    "sketch": ("sketch", "/sketch PROMPT [--steps N] [--seed S]", "a picture from the active image used as a sketch"),
     "help": (None, "/help", "list these commands"),
 }
 TOOL_HELP = {tool: text for tool, _, text in COMMANDS.values() if tool}
@@ -135,9 +135,46 @@ def fill_arguments(tool: str, text: str, session: Session, image: str | None) ->
     return args
 
 
-def command_arguments(tool: str, rest: str) -> dict[str, Any]:
-    """Arguments of a slash command from the text after it (a leading image id such as ``img2`` picks the image)."""
+OPTIONS = {  # slash-command options of the diffusion tools: --name value (or --name=value)
+    "edit": ("steps", "seed", "guidance"), "remove": ("steps", "seed"),
+    "generate": ("steps", "seed", "size"), "sketch": ("steps", "seed"),
+}
+
+
+def _options(tool: str, rest: str) -> tuple[dict[str, Any], str]:
+    """``--steps 30 --seed 7 --size 640x448`` out of the text: (schema arguments, the text without them).
+    Values are passed on as written when they are not numbers, so the tool's schema names the problem."""
+    allowed = OPTIONS.get(tool, ())
     args: dict[str, Any] = {}
+
+    def take(match: re.Match) -> str:
+        name, value = match.group(1).lower(), match.group(2)
+        if name not in allowed:
+            hint = ", ".join(f"--{o}" for o in allowed) or "none"
+            raise UserError(f"/{tool} has no option --{name}; its options are: {hint}.")
+        if name == "size":
+            size = re.fullmatch(r"(\d+)\s*[x×*,]\s*(\d+)", value)
+            if not size:
+                raise UserError(f"--size takes WIDTHxHEIGHT in pixels, e.g. 640x448, not '{value}'.")
+            args["width"], args["height"] = int(size.group(1)), int(size.group(2))
+        else:
+            number = re.fullmatch(r"[+-]?\d+(\.\d+)?", value)
+            key = "guidance_scale" if name == "guidance" else name
+            args[key] = (float(value) if number.group(1) else int(value)) if number else value
+        return " "
+
+    if not allowed:
+        return args, rest
+    rest = re.sub(r"(?:^|\s)--([A-Za-z_-]+)(?:\s*=\s*|\s+)(\S+)", take, rest)
+    return args, " ".join(rest.split())
+
+
+def command_arguments(tool: str, rest: str) -> dict[str, Any]:
+    """Arguments of a slash command from the text after it (a leading image id such as ``img2`` picks the image;
+    diffusion tools take ``--steps``, ``--seed``, ``--guidance`` or ``--size`` options)."""
+    args: dict[str, Any] = {}
+    options, rest = _options(tool, rest)
+    args.update(options)
     match = re.match(r"^(img\d+(?:\.v\d+)?)\b\s*", rest)
     if match and tool in IMAGE_TOOLS:
         args["image"], rest = match.group(1), rest[match.end():]

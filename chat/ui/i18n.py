@@ -56,6 +56,13 @@ EN: dict[str, str] = {
     "export_file": "Download the export",
     "import": "Import a session (zip)",
     "status": "Status",
+    "generate": "Generate",
+    "sketch": "Sketch (optional: draw the layout, dark lines on white)",
+    "generate_prompt": "Describe the picture",
+    "generate_placeholder": "a cat on a sofa, photo",
+    "generate_seed": "Seed (empty: random)",
+    "generate_size": "Size (without a sketch)",
+    "generate_button": "Generate image",
 }
 
 JA: dict[str, str] = {
@@ -105,6 +112,13 @@ JA: dict[str, str] = {
     "export_file": "エクスポートをダウンロード",
     "import": "セッションをインポート(zip)",
     "status": "状態",
+    "generate": "画像生成",
+    "sketch": "スケッチ(任意:白地に黒い線で構図を描く)",
+    "generate_prompt": "描いてほしい絵の説明",
+    "generate_placeholder": "ソファの上の猫、写真",
+    "generate_seed": "シード(空欄:ランダム)",
+    "generate_size": "サイズ(スケッチなしのとき)",
+    "generate_button": "画像を生成",
 }
 
 assert EN.keys() == JA.keys(), "every interface string needs both languages"

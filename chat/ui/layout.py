@@ -143,6 +143,22 @@ def build(assistant, router=None) -> gr.Blocks:
                                 elem_id="score-plot", height=260)
                 scores = gr.Dataframe(headers=SCORE_HEADERS, label=t("score_table"), interactive=False,
                                       elem_id="score-table", max_height=200)
+        with gr.Accordion(t("generate"), open=True, elem_id="generate-panel"):
+            with gr.Row(equal_height=False):
+                sketch = gr.Sketchpad(label=t("sketch"), type="pil", image_mode="RGB", canvas_size=(512, 512),
+                                      fixed_canvas=True, height=340, elem_id="sketch", layers=False,
+                                      transforms=(), brush=gr.Brush(colors=["#000000"], default_size=6,
+                                                                    color_mode="fixed"))
+                with gr.Column():
+                    prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
+                                        elem_id="generate-prompt")
+                    with gr.Row():
+                        seed = gr.Number(label=t("generate_seed"), value=None, precision=0,
+                                         elem_id="generate-seed")  # the tool's schema checks the range
+                        size = gr.Dropdown(["512x512", "768x512", "512x768", "640x448", "448x640"],
+                                           value="512x512", label=t("generate_size"), elem_id="generate-size",
+                                           allow_custom_value=True)
+                    generate = gr.Button(t("generate_button"), elem_id="generate", variant="primary", size="sm")
         with gr.Accordion(t("trace"), open=True):
             trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True, elem_id="tool-trace",
                                  max_height=300, column_widths=["4%", "9%", "35%", "7%", "27%", "18%"])
@@ -202,6 +218,9 @@ def build(assistant, router=None) -> gr.Blocks:
             edit.click(_stream(out, h.edit), [sid, instruction], api_name="edit", **turn),
             remove.click(_stream(out, h.remove), [sid, instruction],
                          api_name="remove", **turn),
+            generate.click(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_name="generate", **turn),
+            prompt.submit(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_visibility="private",
+                          **turn),
         ]
         stop.click(_plain(out, h.stop), [sid], out.components, api_name="stop", cancels=turns,
                    show_progress="hidden", concurrency_limit=None)

@@ -1,4 +1,4 @@
-"""Streamed answers: the chat box, Regenerate, and the tool buttons (score, Set-of-Mark, edit, remove).
+"""Streamed answers: the chat box, Regenerate, and the tool buttons (score, Set-of-Mark, edit, remove, generate).
 
 The router runs in a worker thread that holds the session lock for the whole answer (Gradio iterates a
 sync generator from different threads, so the generator itself must not hold a lock across yields); its
@@ -7,9 +7,14 @@ events come back through a queue and become Views. Stop sets the router's cancel
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 import threading
 from typing import Iterator
+
+import numpy as np
+from PIL import Image
 
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
@@ -35,6 +40,39 @@ def parse_labels(text: str) -> list[str]:
     if not labels:
         raise UserError("Type some labels to score, e.g. 'cat | dog'.")
     return labels
+
+
+def parse_size(text: str | None) -> tuple[int, int]:
+    """'640x448' -> (640, 448)."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[x×*,]\s*(\d{1,5})\s*", str(text or "512x512"))
+    if not match:
+        raise UserError(f"The size must be WIDTHxHEIGHT in pixels, e.g. 640x448, not '{text}'.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def sketch_drawing(value) -> Image.Image | None:
+    """The drawing on the sketch pad as an RGB image, or None when nothing is drawn.
+
+    ``value`` is what Gradio's Sketchpad passes (a dict with 'composite', 'background' and 'layers'), or
+    an image or a path. A canvas of a single colour is no drawing."""
+    if isinstance(value, dict):
+        value = value.get("composite") if value.get("composite") is not None else value.get("background")
+    if value is None or value == "":
+        return None
+    if isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, np.ndarray):
+        image = Image.fromarray(value.astype(np.uint8))
+    else:
+        from chat.imageio import load_image_file
+
+        image = load_image_file(value if isinstance(value, (str, os.PathLike)) else getattr(value, "path", ""))
+    if image.mode in ("RGBA", "LA") or "transparency" in image.info:  # transparent canvas: lines on white
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    image = image.convert("RGB")
+    lo, hi = image.convert("L").getextrema()
+    return image if hi - lo >= 16 else None
 
 
 class Answers:
@@ -94,6 +132,37 @@ class Answers:
 
     def remove(self, session_id: str | None, instruction: str = "") -> Iterator[View]:
         yield from self.edit(session_id, instruction, action="remove")
+
+    def generate(self, session_id: str | None, prompt: str, sketch=None, seed: float | None = None,
+                 size: str = "512x512") -> Iterator[View]:
+        """Generate: a new image from the prompt; with a drawing on the sketch pad the drawing is kept as
+        an image of its own and conditions the picture (ControlNet scribble). The chat line is the
+        equivalent slash command (with the seed when one is given), so Regenerate repeats it exactly."""
+        prompt = " ".join((prompt or "").split())
+        if not prompt:
+            raise UserError("Describe the picture to make, e.g. 'a cat on a sofa'.")
+        options = ""
+        arguments: dict = {"prompt": prompt}
+        if seed is not None and seed != "":
+            try:
+                arguments["seed"] = int(seed)
+            except (TypeError, ValueError, OverflowError):
+                raise UserError(f"The seed must be a whole number from 0 to 4294967295, not {seed!r}.") from None
+            options += f" --seed {arguments['seed']}"
+        drawing = sketch_drawing(sketch)
+        if drawing is None:
+            width, height = parse_size(size)
+            arguments.update(width=width, height=height)
+            yield from self.turn(session_id, f"/generate {prompt} --size {width}x{height}{options}",
+                                 action="generate", arguments=arguments)
+            return
+        session, note = self.session(session_id)
+        with self.locked(session.id):
+            record = session.add_image(drawing, name="sketch", limit=self.limits.max_images_per_session)
+            self.store.save(session)
+        arguments["image"] = record.id
+        yield from self.turn(session.id, f"/sketch {record.id} {prompt}{options}", action="sketch",
+                             arguments=arguments)
 
     def ask(self, session_id: str | None, question: str) -> Iterator[View]:
         yield from self.turn(session_id, question)

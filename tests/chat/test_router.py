@@ -93,6 +93,10 @@ def of(events, kind):
     ("/classify", "classify", {"rounds": 2}),
     ("/generate a lighthouse at dusk", "generate", {"prompt": "a lighthouse at dusk", "width": 512, "height": 512}),
     ("/sketch a cat on a sofa", "sketch", {"prompt": "a cat on a sofa"}),
+    ("/generate a red apple --seed 7 --size 640x448 --steps 3", "generate",
+     {"prompt": "a red apple", "seed": 7, "width": 640, "height": 448, "steps": 3}),
+    ("/edit img1 make it snowy --steps=4 --guidance 9.5", "edit",
+     {"image": "img1", "instruction": "make it snowy", "steps": 4, "guidance_scale": 9.5, "region": True}),
 ])
 def test_slash_commands_run_their_tool_with_their_arguments(assistant, session, calls, text, tool, arguments):
     fake = FakeMLLM()
@@ -109,6 +113,16 @@ def test_help_and_unknown_commands_list_the_commands(assistant, session, calls):
     unknown = "".join(d.text for d in of(run(router, session, "/paint it"), Delta))
     assert unknown.startswith("Unknown command /paint. Commands") and "/generate PROMPT" in unknown
     assert not calls
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("/generate a cat --foo 3", "/generate has no option --foo; its options are: --steps, --seed, --size."),
+    ("/generate a cat --size big", "--size takes WIDTHxHEIGHT in pixels, e.g. 640x448, not 'big'."),
+])
+def test_bad_command_options_are_one_sentence(assistant, session, calls, text, expected):
+    events = run(Router(assistant, local(FakeMLLM())), session, text)
+    said = " ".join(str(getattr(e, "text", "")) for e in events) + " ".join(str(e) for e in events)
+    assert expected in said and not calls
 
 
 def test_buttons_run_a_tool_without_parsing_text(assistant, session, calls):
