@@ -347,3 +347,12 @@ def test_the_assistant_routes_free_text_through_the_tiny_model(assistant):
     assert isinstance(assistant.router.chat_model, LocalMultimodalChatModel)
     assert of(events, Delta) and events[-1].message.content
     assert session.trace[-1].tool in ("answer", *TOOLS)
+
+
+def test_free_text_drawing_request_generates_a_picture_without_an_image(assistant, calls):
+    """Visual ChatGPT's first turn: "draw me ..." with no image yet is a text-to-image call."""
+    fake = FakeMLLM(choice={"generate": -0.2, "answer": -3.0})
+    events = run(Router(assistant, local(fake)), Session(), "Please draw me a cat on a sofa")
+    assert calls == [("generate", {"prompt": "cat on a sofa", "width": 512, "height": 512})]
+    assert len(fake.choices) == 1 and not fake.turns  # one constrained choice, no free answer
+    assert of(events, ToolStarted)[0].decision != "slash command"
