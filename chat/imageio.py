@@ -16,7 +16,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from chat.errors import UserError
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "MPO": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 _HARD_PIXELS = 144_000_000
+_MARKUP = (b"<svg", b"<?xml", b"<!doctype", b"<html", b"<!--", b"<head", b"<body", b"<script")
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
+def extension(data: bytes) -> str:
+    """The file extension for image bytes that :func:`load_image_bytes` accepted (from their format)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            return EXTENSIONS.get(image.format or "", "png")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -25,7 +39,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
         arr = np.asarray(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        if image.mode.startswith("I;16"):  # 16-bit: 0..65535 maps to 0..255 (a flat grey stays grey)
+            scaled = arr / 257
+        else:
+            scaled = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
         return Image.fromarray(scaled.astype("uint8")).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -41,16 +58,17 @@ def load_image_bytes(data: bytes, name: str = "the image", limits=None) -> Image
     if not data:
         raise UserError(f"{name} is empty (0 bytes); choose an image file.")
     if max_bytes is not None and len(data) > max_bytes:
-        raise UserError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
-    head = data[:256].lstrip().lower()
-    if head.startswith((b"<svg", b"<?xml", b"<!doctype", b"<html")):
+        raise UserError(f"{name} is {_bytes_text(len(data))}; the limit is {_bytes_text(max_bytes)}.")
+    head = data[:256].removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if head.startswith(_MARKUP):
         raise UserError(f"{name} is SVG/HTML, not a raster image; upload a PNG, JPEG or WebP.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             image = Image.open(io.BytesIO(data))
             if image.format not in ALLOWED_FORMATS:
-                raise UserError(f"{name} is a {image.format} file; upload a PNG, JPEG, WebP, GIF, BMP or TIFF.")
+                article = "an" if (image.format or "?")[0] in "AEFHILMNORSX" else "a"
+                raise UserError(f"{name} is {article} {image.format} file; upload a PNG, JPEG, WebP, GIF, BMP or TIFF.")
             w, h = image.size
             if w * h > hard:
                 raise UserError(f"{name} is too large: {w}x{h} pixels, more than the {hard / 1e6:.0f}-megapixel limit.")

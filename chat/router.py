@@ -38,7 +38,7 @@ from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
 from chat.lc_model import LocalMultimodalChatModel, image_part, make_chat_model
 from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool, schemas
-from chat.session import Session, TraceEntry
+from chat.session import Session, TraceEntry, clean_text
 
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
           "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
@@ -85,7 +85,7 @@ class Router:
         """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done."""
         cancel = cancel or threading.Event()
         turn = _Turn(len(session.trace))
-        text = (text or "").strip()
+        text = clean_text(text).strip()
         try:
             refs = _IMAGE_REF.findall(text) + [str((arguments or {}).get("image") or "")]
             refs = [r for r in dict.fromkeys(refs) if r and _exists(session, r)]

@@ -21,6 +21,15 @@ from tools.markers import Marker
 _REF = re.compile(r"^img(\d+)(?:\.v(\d+))?$")
 
 
+def clean_text(value: Any) -> str:
+    """Text a person sent, safe to store: None is empty, other values become str, and lone surrogates
+    (valid in a JSON string, not in UTF-8, so they would make the session unsavable) become U+FFFD."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class Version(BaseModel):
     id: str  # img1.v2
     number: int
@@ -35,6 +44,7 @@ class ImageRecord(BaseModel):
     versions: list[Version] = []
     current: int = 1  # version number that is current
     markers: list[Marker] = []
+    original: str | None = None  # file of the uploaded bytes (e.g. "img1.jpg") when v1 is a scaled working copy
 
     @property
     def current_id(self) -> str:
@@ -70,15 +80,22 @@ class Session(BaseModel):
     trace: list[TraceEntry] = []
     next_image: int = 1
     _pixels: dict[str, Image.Image] = PrivateAttr(default_factory=dict)
+    _originals: dict[str, bytes] = PrivateAttr(default_factory=dict)  # original file -> bytes not yet stored
     _loader: Callable[[str], Image.Image] | None = PrivateAttr(default=None)
 
     # -- images ---------------------------------------------------------------------------
-    def add_image(self, image: Image.Image, name: str = "", limit: int | None = None) -> ImageRecord:
+    def add_image(self, image: Image.Image, name: str = "", limit: int | None = None,
+                  original: tuple[bytes, str] | None = None) -> ImageRecord:
+        """A new image whose v1 is ``image``; ``original`` = (file bytes, extension) keeps the uploaded
+        file too (when ``image`` is a downscaled working copy of it)."""
         if limit is not None and len(self.images) >= limit:
             raise UserError(f"This session already has {len(self.images)} images, the limit; start a new session.")
         image_id = f"img{self.next_image}"
         self.next_image += 1
-        record = ImageRecord(id=image_id, name=name, versions=[Version(id=f"{image_id}.v1", number=1)])
+        record = ImageRecord(id=image_id, name=clean_text(name), versions=[Version(id=f"{image_id}.v1", number=1)])
+        if original is not None:
+            record.original = f"{image_id}.{original[1]}"
+            self._originals[record.original] = original[0]
         self.images[image_id] = record
         self._pixels[record.current_id] = image.convert("RGB")
         self.active = image_id
@@ -135,6 +152,10 @@ class Session(BaseModel):
     def has_pixels(self, version_id: str) -> bool:
         return version_id in self._pixels
 
+    def unsaved_originals(self) -> dict[str, bytes]:
+        """Original files (name -> bytes) held in memory until the store writes them (then dropped)."""
+        return self._originals
+
     def select(self, ref: str) -> ImageRecord:
         record = self.record(ref)
         self.active = record.id
@@ -166,7 +187,7 @@ class Session(BaseModel):
 
     # -- conversation ---------------------------------------------------------------------
     def add_message(self, role: str, content: str, images: list[str] | None = None) -> Message:
-        message = Message(role=role, content=content, images=images or [])
+        message = Message(role=role, content=clean_text(content), images=images or [])
         self.messages.append(message)
         return message
 

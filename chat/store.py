@@ -5,6 +5,7 @@ Layout under the data directory::
     index.sqlite                       sessions(id, title, created, updated)
     sessions/<id>/session.json         the Session (images, versions, markers, messages, trace)
     sessions/<id>/images/<img>.v<n>.png  pixels of every version (written once, never rewritten)
+    sessions/<id>/originals/<img>.<ext>  the uploaded file, when v1 is a downscaled working copy of it
     exports/<id>-<time>.zip            conversation exports
 
 Every file is written to a temporary name and renamed into place, so killing the server mid-write leaves
@@ -34,6 +35,7 @@ from chat.session import Session
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _VERSION_FILE = re.compile(r"^img\d+\.v\d+\.png$")
+_ORIGINAL_FILE = re.compile(r"^img\d+\.(?:png|jpg|webp|gif|bmp|tif)$")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -128,6 +130,9 @@ class SessionStore:
                 target = folder / "images" / f"{version.id}.png"
                 if not target.exists() and session.has_pixels(version.id):
                     atomic_write(target, png_bytes(session.pixels(version.id)))
+        originals = session.unsaved_originals()
+        for name in list(originals):
+            atomic_write(folder / "originals" / name, originals.pop(name))
         atomic_write(folder / "session.json", session.model_dump_json().encode("utf-8"))
         title = session.title or next((m.content[:60] for m in session.messages if m.role == "user"), "")
         with self._db() as conn:
@@ -137,6 +142,19 @@ class SessionStore:
                 (session.id, title, session.created, time.time()),
             )
         self._remember(session)
+
+    def original(self, session: Session, image_id: str) -> bytes | None:
+        """The bytes of the file an image was uploaded as, when it was kept (see ImageRecord.original)."""
+        record = session.record(image_id)
+        if not record.original:
+            return None
+        unsaved = session.unsaved_originals().get(record.original)
+        if unsaved is not None:
+            return unsaved
+        try:
+            return (self._dir(session.id) / "originals" / record.original).read_bytes()
+        except OSError:
+            raise UserError(f"The original file of {record.id} is missing.") from None
 
     def list(self) -> list[dict]:
         if not (self.root / "index.sqlite").exists():
@@ -163,6 +181,8 @@ class SessionStore:
             for record in session.images.values():
                 for version in record.versions:
                     zf.writestr(f"images/{version.id}.png", png_bytes(session.pixels(version.id)))
+                if record.original:
+                    zf.writestr(f"originals/{record.original}", self.original(session, record.id))
         atomic_write(out, buf.getvalue())
         return out
 
@@ -173,11 +193,14 @@ class SessionStore:
         try:
             with zipfile.ZipFile(path) as zf:
                 session = Session.model_validate_json(zf.read("session.json"))
-                pixels = {}
+                pixels, originals = {}, {}
                 for name in zf.namelist():
                     base = name.removeprefix("images/")
                     if name.startswith("images/") and _VERSION_FILE.match(base):
                         pixels[base[:-4]] = load_image_bytes(zf.read(name), name, self.limits)
+                    elif name.startswith("originals/") and _ORIGINAL_FILE.match(name.removeprefix("originals/")):
+                        load_image_bytes(data := zf.read(name), name, self.limits)  # refused like an upload
+                        originals[name.removeprefix("originals/")] = data
         except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
             raise UserError(f"That file is not an mmchat export ({str(exc).splitlines()[0]}).") from None
         for record in session.images.values():
@@ -185,6 +208,10 @@ class SessionStore:
                 if version.id not in pixels:
                     raise UserError(f"The export is missing the image {version.id}.")
                 session.set_pixels(version.id, pixels[version.id])
+            if record.original is not None:
+                if record.original not in originals or not record.original.startswith(f"{record.id}."):
+                    raise UserError(f"The export is missing the original file of {record.id}.")
+                session.unsaved_originals()[record.original] = originals[record.original]
         session.id = Session().id
         self.save(session)
         return session

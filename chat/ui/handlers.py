@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from chat.errors import UserError
 from chat.events import Status
-from chat.session import Session
+from chat.session import Session, clean_text
 from chat.ui import views
 from chat.ui.files import ImageFiles
 from chat.ui.turns import BUSY_SECONDS, SCORE_MODELS, Answers, parse_labels  # noqa: F401 - re-exported
@@ -131,7 +131,7 @@ class Handlers(Answers):
 
     def resume(self, session_id: str | None, wanted: str) -> View:
         """Switch to a saved session by its id (after a restart, or from another browser)."""
-        wanted = (wanted or "").strip()
+        wanted = clean_text(wanted).strip()
         if not self.store.exists(wanted):
             raise UserError("There is no saved session with that id; check it, or import an export instead.")
         session = self.store.get(wanted)
@@ -159,23 +159,32 @@ class Handlers(Answers):
 
     # -- images -------------------------------------------------------------------------------
     def _add_files(self, session: Session, files) -> tuple[list[str], list[str]]:
-        """Add uploaded files as images: (new image ids, notes about downscaled ones)."""
-        from chat.imageio import load_image_bytes, working_copy
+        """Add uploaded files as images: (new image ids, notes about downscaled ones). All or nothing: every
+        file is read and checked first, so a bad one (or one too many) leaves the session as it was.
+        A file larger than ``max_pixels`` gets a downscaled working copy; its original bytes are kept."""
+        from chat.imageio import extension, load_image_bytes, working_copy
 
-        added, notes = [], []
-        for item in files or []:
+        items = [files] if isinstance(files, (str, dict, os.PathLike)) else list(files or [])
+        room = self.limits.max_images_per_session - len(session.images)
+        if len(items) > room:
+            raise UserError(f"This session has {len(session.images)} of at most {self.limits.max_images_per_session} "
+                            f"images, so {len(items)} more do not fit; start a new session.")
+        loaded, notes = [], []
+        for item in items:
             path = file_path(item)
-            name = os.path.basename(path) or "image"
+            name = clean_text(os.path.basename(path)) or "image"
             try:
                 data = Path(path).read_bytes()
-            except OSError:
+            except (OSError, ValueError):  # missing, a folder, a NUL in the path...
                 raise UserError(f"{name} could not be read; upload it again.") from None
             image = load_image_bytes(data, name, self.limits)
             small = working_copy(image, self.limits.max_pixels)
+            original = None
             if small.size != image.size:
                 notes.append(f"{name} was scaled from {image.width}x{image.height} to {small.width}x{small.height}")
-            record = session.add_image(small, name=name, limit=self.limits.max_images_per_session)
-            added.append(record.id)
+                original = (data, extension(data))
+            loaded.append((small, name, original))
+        added = [session.add_image(small, name=name, original=original).id for small, name, original in loaded]
         return added, notes
 
     def upload(self, session_id: str | None, files) -> View:
@@ -183,17 +192,18 @@ class Handlers(Answers):
         if not files:
             raise UserError("Choose one or more image files to upload.")
         with self.locked(session.id):
-            try:
-                ids, notes = self._add_files(session, files)
-            finally:
-                self.store.save(session)  # images read before a bad file are kept
+            ids, notes = self._add_files(session, files)
+            self.store.save(session)
         status = f"Added {', '.join(ids)}." + (f" ({'; '.join(notes)})" if notes else "") + " Click the image to mark a spot."
         return self._view(session, note, status=status)
 
     def select_image(self, session_id: str | None, ref: str) -> View:
         session, note = self.session(session_id)
+        ref = clean_text(ref).strip()
+        if not ref:
+            raise UserError("Give the id of an image, e.g. img1.")
         with self.locked(session.id):
-            session.select((ref or "").strip())
+            session.select(ref)
             self.store.save(session)
         return self._view(session, note)
 
@@ -206,8 +216,11 @@ class Handlers(Answers):
 
     def revert(self, session_id: str | None, version_id: str) -> View:
         session, note = self.session(session_id)
+        version_id = clean_text(version_id).strip()
+        if not version_id:
+            raise UserError("Give the id of a version, e.g. img1.v1.")
         with self.locked(session.id):
-            version = session.revert((version_id or "").strip())
+            version = session.revert(version_id)
             self.store.save(session)
         return self._view(session, note, status=f"{version.id} is now the current version. " + views.ready_text(session))
 
@@ -228,7 +241,7 @@ class Handlers(Answers):
             raise UserError(f"Unknown marker colour '{color}'; choose one of {', '.join(COLORS)}.")
         try:
             return Marker(x=int(x), y=int(y), shape=shape, color=color, radius=self.assistant.config.tools.click_radius)
-        except (ValidationError, TypeError, ValueError):
+        except (ValidationError, TypeError, ValueError, OverflowError):
             raise UserError(f"({x}, {y}) is not a pixel position; give whole numbers.") from None
 
     def add_point(self, session_id: str | None, x: float | None, y: float | None, shape: str = "circle",
@@ -253,7 +266,14 @@ class Handlers(Answers):
             raise UserError("There is no image yet; upload one first.")
         if not isinstance(index, (list, tuple)) or len(index) != 2:
             raise UserError("That click did not land on the image; click on the picture itself.")
-        x, y = views.to_original(index[0], index[1], session.pixels().size)
+        try:
+            dx, dy = float(index[0]), float(index[1])
+        except (TypeError, ValueError):
+            raise UserError("That click did not land on the image; click on the picture itself.") from None
+        width, height = views.display_size(session.pixels().size)
+        if not (0 <= dx < width and 0 <= dy < height):  # NaN and infinity fail too
+            raise UserError(f"That click is outside the image ({width}x{height} as shown); click on the picture itself.")
+        x, y = views.to_original(dx, dy, session.pixels().size)
         return self.add_point(session.id, x, y, shape, color)
 
     def undo_marker(self, session_id: str | None) -> View:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
-from chat.session import Session, TraceEntry
+from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
 from chat.ui.views import View
 
@@ -28,15 +28,20 @@ _END = object()
 
 
 def parse_labels(text: str) -> list[str]:
-    """Labels from the score box: one per line or separated by '|'; commas only when neither is used."""
-    text = (text or "").strip()
+    """Labels from the score box: one per line or separated by '|'; commas only when neither is used.
+    Repeated labels (ignoring case) count once."""
+    text = clean_text(text).strip()
     if not text:
         raise UserError("Type some labels to score, e.g. 'cat | dog'.")
     if "|" in text or "\n" in text:
         parts = text.replace("\n", "|").split("|")
     else:
         parts = text.split(",")
-    labels = [" ".join(p.split()) for p in parts if p.strip()]
+    labels, seen = [], set()
+    for label in (" ".join(p.split()) for p in parts if p.strip()):
+        if label.casefold() not in seen:
+            seen.add(label.casefold())
+            labels.append(label)
     if not labels:
         raise UserError("Type some labels to score, e.g. 'cat | dog'.")
     return labels
@@ -89,9 +94,9 @@ class Answers:
     def chat(self, session_id: str | None, message: dict | str | None) -> Iterator[View]:
         """The chat box: images dropped in are added first, then the text (if any) is answered."""
         if isinstance(message, dict):
-            text, files = message.get("text") or "", message.get("files") or []
+            text, files = clean_text(message.get("text")), message.get("files") or []
         else:
-            text, files = message or "", []
+            text, files = clean_text(message), []
         if not text.strip() and files:
             view = self.upload(session_id, files)
             view.clear_input = True
@@ -123,7 +128,7 @@ class Answers:
         yield from self.turn(session_id, "/som", action="som", arguments={})
 
     def edit(self, session_id: str | None, instruction: str, action: str = "edit") -> Iterator[View]:
-        instruction = " ".join((instruction or "").split())
+        instruction = " ".join(clean_text(instruction).split())
         if action == "edit" and not instruction:
             raise UserError("Type an edit instruction, e.g. 'make it snowy'.")
         key = "instruction" if action == "edit" else "target"  # remove: what is removed, e.g. "the dog"
@@ -138,7 +143,7 @@ class Answers:
         """Generate: a new image from the prompt; with a drawing on the sketch pad the drawing is kept as
         an image of its own and conditions the picture (ControlNet scribble). The chat line is the
         equivalent slash command (with the seed when one is given), so Regenerate repeats it exactly."""
-        prompt = " ".join((prompt or "").split())
+        prompt = " ".join(clean_text(prompt).split())
         if not prompt:
             raise UserError("Describe the picture to make, e.g. 'a cat on a sofa'.")
         options = ""
@@ -172,7 +177,7 @@ class Answers:
         """Stream one answer: the router runs in a worker thread (holding the session lock); its events
         become Views. Closing this generator (Stop, a closed tab) sets the router's cancel flag."""
         session, note = self.session(session_id)
-        text = (text or "").strip()
+        text = clean_text(text).strip()
         if not text and not action:
             raise UserError("Type a message first.")
         if len(text) > self.limits.max_message_chars:
@@ -180,10 +185,8 @@ class Answers:
         changed_images = False
         if files:
             with self.locked(session.id):
-                try:
-                    changed_images = bool(self._add_files(session, files)[0])
-                finally:
-                    self.store.save(session)
+                changed_images = bool(self._add_files(session, files)[0])
+                self.store.save(session)
         cancel, events = threading.Event(), queue.Queue()
         base = views.chat_messages(session)
         with self._cancels_guard:
