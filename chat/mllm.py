@@ -39,6 +39,14 @@ def _torch():
     return torch
 
 
+def _cache_name() -> str:
+    """The name of the KV-cache argument and output field: ``cache`` since transformers 5.2x renamed it (the
+    old ``past_key_values`` still works there, with a deprecation warning, until its removal)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
 def _cancel_criteria(*events: threading.Event):
     from transformers import StoppingCriteria
 
@@ -166,7 +174,7 @@ class MultimodalChat:
                 with torch.inference_mode():
                     out = self.bundle.model.generate(**kwargs)
                 if reuse:
-                    self.prefix_cache.put(out.sequences[0], out.past_key_values)
+                    self.prefix_cache.put(out.sequences[0], getattr(out, _cache_name()))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
                 errors.append(exc)
                 streamer.end()
@@ -209,7 +217,7 @@ class MultimodalChat:
                 kwargs["pixel_values"] = remaining
                 encoded = len(remaining)
         if cache is not None:
-            kwargs["past_key_values"] = cache
+            kwargs[_cache_name()] = cache
         self.last_stats = {"prompt_tokens": len(ids), "reused_tokens": reused, "images_encoded": encoded}
         return kwargs
 
@@ -233,13 +241,13 @@ class MultimodalChat:
         with torch.inference_mode():
             out = model(**base, use_cache=True)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            cache = out.past_key_values
+            cache = getattr(out, _cache_name())
             for option in options:
                 ids = tokenizer(option, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
                 logps = [first[ids[0, 0]]]
                 if ids.shape[1] > 1:
                     rest = ids[:, :-1]
-                    more = model(input_ids=rest, past_key_values=cache, use_cache=True,
+                    more = model(input_ids=rest, **{_cache_name(): cache}, use_cache=True,
                                  attention_mask=torch.ones(1, prompt_len + rest.shape[1], dtype=torch.long, device=device),
                                  cache_position=torch.arange(prompt_len, prompt_len + rest.shape[1], device=device))
                     logits = torch.log_softmax(more.logits[0].float(), dim=-1)
