@@ -39,6 +39,7 @@ class ToolFinished:
     new_versions: list[str] = field(default_factory=list)  # version ids the tool created
     plot: Image.Image | None = None  # e.g. a bar chart of scores
     overlay: Image.Image | None = None  # e.g. markers / Set-of-Mark drawn on the image (not a version)
+    data: dict[str, Any] = field(default_factory=dict)  # the tool's structured data (score: {"result": ScoreResult})
 
 
 @dataclass

@@ -222,7 +222,7 @@ class Router:
             self._remember_som(session, out.data["version"], out.data["image"], out.data["masks"])
         turn.versions.extend(out.new_versions)
         yield ToolFinished(trace_index=index, entry=entry, new_versions=list(out.new_versions), plot=out.plot,
-                           overlay=out.overlay)
+                           overlay=out.overlay, data=out.data)
         return out
 
     # -- answering ---------------------------------------------------------------------------

@@ -286,7 +286,7 @@ class Answers:
             if item.plot is not None:
                 view.plot = state.plot = self.files.put(item.plot)
             if "score" in item.entry.tool and not item.entry.error:
-                view.scores = state.scores = views.score_rows(getattr(item, "result", None), item.entry.summary)
+                view.scores = state.scores = views.score_rows(item.data.get("result"), item.entry.summary)
         elif isinstance(item, Done):
             state.done = True
             state.final_status = "Stopped." if item.cancelled else None

@@ -151,7 +151,7 @@ def score_rows(result: Any = None, summary: str = "") -> list[list]:
         labels = result.get("labels") if isinstance(result, dict) else getattr(result, "labels", None)
         scores = result.get("scores") if isinstance(result, dict) else getattr(result, "scores", None)
         if labels is not None and scores is not None:
-            return [[str(label), round(float(score), 4)] for label, score in zip(labels, scores)]
+            return [[str(label), float(f"{float(score):.4g}")] for label, score in zip(labels, scores)]
     return [[m.group("label").strip(), float(m.group("score"))] for m in _SCORE.finditer(summary or "")]
 
 

@@ -58,7 +58,7 @@ class ScriptedRouter:
             result = ScoreResult(labels=labels, scores=scores, mode="softmax", model=arguments.get("model", "clip"))
             yield ToolStarted("score", arguments, decision="button")
             index, event = self._tool(session, "score", arguments, result.summary(), started, plot=score_chart(result),
-                                      button=True)
+                                      data={"result": result}, button=True)
             used.append(index)
             yield event
             answer = f"The best label is {result.best}."
