@@ -8,7 +8,8 @@
   a static KV cache and torch.compile.
 
 Shared pieces: :mod:`chat.bench.timing` (medians, ratios), :mod:`chat.bench.architectures` (full-size
-configs in code), :mod:`chat.bench.models` (random-weight checkpoints built locally). Nothing is downloaded.
+configs in code), :mod:`chat.bench.models` (random-weight checkpoints built locally), :mod:`chat.bench.scoring`
+(the embedding-cache benchmark that cpu runs; also ``python -m chat.bench.scoring``). Nothing is downloaded.
 """
 
 

@@ -2,7 +2,7 @@
 
     python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router] [--json]
 
-1. scoring: new labels on an image seen before, with the embedding cache vs without (``tools.bench_scoring``:
+1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
    CLIP of ViT-B/32 dimensions, random weights).
 2. followup: time-to-first-token of a follow-up question vs the first turn on a random-weight LLaVA of
    meaningful size (CLIP ViT-B/16 at 336 px = 441 image tokens, 8-layer 1024-wide Llama), loaded through
@@ -60,10 +60,8 @@ def synthetic_image(width: int, height: int, seed: int = 0):
 # 1. scoring: embedding cache
 # ------------------------------------------------------------------------------------------------
 def scoring(runs: int, quick: bool) -> dict:
-    try:
-        from tools import bench_scoring
-    except ImportError:
-        return {"skipped": "tools/bench_scoring.py is not in this checkout"}
+    from chat.bench import scoring as bench_scoring
+
     result = bench_scoring.run(runs=runs, n_labels=2 if quick else 5)
     return {
         "model": result["model"],

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
 import tools.scoring as scoring
+import tools.scoring.encoders as encoders
 from chat.errors import UserError
 from tools.markers import Marker
 from tools.scoring import EmbeddingCache, ScoreInput, ScoreResult, score_chart, score_labels
@@ -100,13 +101,13 @@ def test_vision_encoder_runs_once_for_two_label_sets(registry, image, monkeypatc
 
 def test_region_scoring_draws_a_red_ellipse_and_changes_scores(registry, image, monkeypatch):
     encoded: list[Image.Image] = []
-    original = scoring.encode_images
+    original = encoders.encode_images
 
     def spy(bundle, images):
         encoded.extend(images)
         return original(bundle, images)
 
-    monkeypatch.setattr(scoring, "encode_images", spy)
+    monkeypatch.setattr(encoders, "encode_images", spy)
     marker = Marker(x=25, y=25, shape="circle", color="red", radius=20)
     labels = ["a blue square", "a green circle", "grass"]
     whole = score_labels(registry, image, labels)

@@ -1,6 +1,6 @@
 """Benchmark: scoring new labels on an image seen before, with and without the embedding cache.
 
-    python -m tools.bench_scoring [--runs 7] [--labels 5] [--device cpu|cuda] [--json]
+    python -m chat.bench.scoring [--runs 7] [--labels 5] [--device cpu|cuda] [--json]
 
 Builds a randomly initialised CLIP with ViT-B/32 dimensions (vision: hidden 768, 12 layers, patch 32,
 224 px; text: hidden 512, 12 layers; projection 512) and a locally trained tokenizer, so nothing is
@@ -106,7 +106,7 @@ def run(runs: int = 7, n_labels: int = 5, device: str = "cpu") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_scoring", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chat.bench.scoring", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per mode (median reported)")
     parser.add_argument("--labels", type=int, default=5, help="new labels scored per run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

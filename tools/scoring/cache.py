@@ -1,0 +1,101 @@
+"""Bounded LRU caches of CLIP/SigLIP embeddings, so a seen image never runs the vision encoder again."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+from PIL import Image
+
+
+class EmbeddingCache:
+    """Bounded LRU caches of normalised float32 embeddings (CPU tensors).
+
+    Image entries are keyed by ``(model id, image digest, rendering variant)``, text entries by
+    ``(model id, prompt)``. ``image_encodes`` / ``text_encodes`` count how many images / prompts were
+    actually run through an encoder (cache misses); ``hits`` counts lookups served from the cache.
+    Thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 256, max_texts: int | None = None):
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_images = max_entries
+        self.max_texts = max_texts or max_entries * 16  # text vectors are small; label sets are many
+        self._images: OrderedDict[Hashable, Any] = OrderedDict()
+        self._texts: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.RLock()
+        self.image_encodes = 0
+        self.text_encodes = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._images) + len(self._texts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._images.clear()
+            self._texts.clear()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "images": len(self._images),
+            "texts": len(self._texts),
+            "image_encodes": self.image_encodes,
+            "text_encodes": self.text_encodes,
+            "hits": self.hits,
+        }
+
+    @staticmethod
+    def image_digest(image: Image.Image) -> str:
+        """sha1 of the pixels, mode and size: equal images share embeddings whatever object holds them."""
+        h = hashlib.sha1()
+        h.update(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
+        h.update(image.tobytes())
+        return h.hexdigest()
+
+    def _lookup(self, store: OrderedDict, keys: Sequence[Hashable]) -> list[Any]:
+        with self._lock:
+            found = []
+            for key in keys:
+                value = store.get(key)
+                if value is not None:
+                    store.move_to_end(key)
+                    self.hits += 1
+                found.append(value)
+            return found
+
+    def _store(self, store: OrderedDict, limit: int, items: Iterable[tuple[Hashable, Any]]) -> None:
+        with self._lock:
+            for key, value in items:
+                store[key] = value
+                store.move_to_end(key)
+            while len(store) > limit:
+                store.popitem(last=False)
+
+    def images(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Sequence[Any]]) -> list[Any]:
+        """Embeddings for ``keys``; ``compute(missing indices)`` encodes the misses in one go."""
+        found = self._lookup(self._images, keys)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            values = compute(missing)
+            with self._lock:
+                self.image_encodes += len(missing)
+            self._store(self._images, self.max_images, ((keys[i], v) for i, v in zip(missing, values)))
+            for i, v in zip(missing, values):
+                found[i] = v
+        return found
+
+    def texts(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Sequence[Any]]) -> list[Any]:
+        found = self._lookup(self._texts, keys)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            values = compute(missing)
+            with self._lock:
+                self.text_encodes += len(missing)
+            self._store(self._texts, self.max_texts, ((keys[i], v) for i, v in zip(missing, values)))
+            for i, v in zip(missing, values):
+                found[i] = v
+        return found
