@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from chat.errors import UserError
 
@@ -88,11 +89,42 @@ class OffloadConfig(Strict):
 
 
 class RemoteLLM(Strict):
-    """An OpenAI-compatible server (vLLM, Ollama, ...) that replaces the local chat model."""
+    """An OpenAI-compatible server (vLLM, Ollama, ...) that replaces the local chat model.
 
-    base_url: str
-    model: str
-    api_key: str = "EMPTY"
+    The key comes from the environment variable named by ``api_key_env`` (kept out of the YAML), or from
+    ``api_key``; with neither, "EMPTY" is sent (vLLM and Ollama need none).
+    """
+
+    base_url: str  # e.g. http://127.0.0.1:8000/v1
+    model: str  # the name the server knows the model by
+    api_key: str | None = None  # plain text in the YAML; prefer api_key_env
+    api_key_env: str | None = None  # name of an environment variable holding the key
+    timeout_s: float = Field(120.0, gt=0)  # per request
+    max_retries: int = Field(1, ge=0, le=10)  # on connection errors, 429 and 5xx
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_is_set(cls, name: str | None) -> str | None:
+        if name is not None and not os.environ.get(name):
+            raise PydanticCustomError("env_unset", "the environment variable {name} (the API key) is not set; "
+                                      "export it before starting mmchat", {"name": name})
+        return name
+
+    @model_validator(mode="after")
+    def _one_key(self) -> RemoteLLM:
+        if self.api_key is not None and self.api_key_env is not None:
+            raise PydanticCustomError("two_keys", "set either api_key or api_key_env, not both")
+        return self
+
+    def key(self) -> str:
+        """The API key to send (read from the environment now when ``api_key_env`` is set)."""
+        if self.api_key_env is None:
+            return self.api_key or "EMPTY"
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise UserError(f"The environment variable {self.api_key_env} (remote_llm.api_key_env) is not set; "
+                            "export it before starting mmchat.")
+        return value
 
 
 class Config(Strict):

@@ -1,6 +1,6 @@
 """The local multimodal model as a LangChain chat model, and the factory that picks local or remote.
 
-    >>> model = make_chat_model(assistant)          # LocalMultimodalChatModel, or ChatOpenAI with remote_llm
+    >>> model = make_chat_model(assistant)          # LocalMultimodalChatModel, or RemoteChatModel (remote_llm)
     >>> for chunk in model.stream([HumanMessage(content=[image_part(img), {"type": "text", "text": "hi"}])]):
     ...     print(chunk.content, end="")
 
@@ -233,9 +233,9 @@ def make_chat_model(assistant) -> BaseChatModel:
     """The chat model the router talks to: the local one, or an OpenAI-compatible server (``remote_llm``)."""
     remote = assistant.config.remote_llm
     if remote is not None:
-        from langchain_openai import ChatOpenAI
+        from chat.remote_llm import remote_chat_model
 
-        return ChatOpenAI(base_url=remote.base_url, model=remote.model, api_key=remote.api_key, streaming=True)
+        return remote_chat_model(remote, assistant.config.generation)
     return LocalMultimodalChatModel(chat=assistant.mllm, options=assistant.generation_options())
 
 

@@ -112,13 +112,13 @@ def test_stop_sequences_cut_the_answer():
 
 
 def test_remote_llm_gives_an_openai_compatible_model(tiny_config):
-    from langchain_openai import ChatOpenAI
-
     from chat.assistant import Assistant
     from chat.config import RemoteLLM
+    from chat.remote_llm import RemoteChatModel
 
     remote = RemoteLLM(base_url="http://127.0.0.1:9/v1", model="llava-remote", api_key="k")
     model = make_chat_model(Assistant(tiny_config.model_copy(update={"remote_llm": remote})))
-    assert isinstance(model, ChatOpenAI)
+    assert isinstance(model, RemoteChatModel)
     assert model.model_name == "llava-remote" and model.openai_api_base == "http://127.0.0.1:9/v1"
-    assert model.streaming
+    assert model.streaming and model.openai_api_key.get_secret_value() == "k"
+    assert model.max_tokens == tiny_config.generation.max_new_tokens

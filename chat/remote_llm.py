@@ -1,0 +1,113 @@
+"""An OpenAI-compatible server (vLLM, Ollama, llama.cpp, ...) as the chat model, set by ``remote_llm``.
+
+    remote_llm:
+      base_url: http://127.0.0.1:8000/v1
+      model: llava-hf/llava-1.5-7b-hf
+      api_key_env: VLLM_API_KEY          # optional; the key stays out of the YAML
+
+The router talks to it as to the local model: streamed answers, images as ``image_url`` data-URL content
+parts, tools through ``bind_tools`` (native tool calls). What this adds to langchain-openai:
+
+- requests carry ``max_tokens`` (which every OpenAI-compatible server reads; ``ChatOpenAI`` sends
+  ``max_completion_tokens``, which Ollama ignores) and the config's temperature, top_p and seed;
+- every failure of the server becomes one sentence (:class:`chat.errors.UserError`) naming the server;
+- a server that refuses tools (Ollama: "... does not support tools"; vLLM started without
+  ``--enable-auto-tool-choice``) says so once; later requests go without tools, so chat keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai.chat_models.base import BaseChatOpenAI
+from pydantic import PrivateAttr
+
+from chat.config import GenerationConfig, RemoteLLM
+from chat.errors import UserError
+
+TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls")
+
+
+class RemoteChatModel(BaseChatOpenAI):
+    """Chat Completions against an OpenAI-compatible server, with one-sentence errors."""
+
+    _tools_refused: bool = PrivateAttr(False)  # the server refused a request because of its tools
+
+    @property
+    def tools_refused(self) -> bool:
+        return self._tools_refused
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        kwargs = self._without_refused_tools(kwargs)
+        try:
+            yield from super()._stream(messages, stop, run_manager, **kwargs)
+        except openai.APIError as exc:
+            raise self._user_error(exc, with_tools=bool(kwargs.get("tools"))) from None
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        kwargs = self._without_refused_tools(kwargs)
+        try:
+            return super()._generate(messages, stop, run_manager, **kwargs)
+        except openai.APIError as exc:
+            raise self._user_error(exc, with_tools=bool(kwargs.get("tools"))) from None
+
+    def _without_refused_tools(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if not self._tools_refused:
+            return kwargs
+        return {k: v for k, v in kwargs.items() if k not in TOOL_KWARGS}
+
+    def _user_error(self, exc: openai.APIError, with_tools: bool) -> UserError:
+        """One sentence for a failed request (and remember a refusal of tools)."""
+        where = f"The remote model server at {self.openai_api_base}"
+        says = _server_says(exc)
+        if isinstance(exc, openai.APITimeoutError):
+            return UserError(f"{where} did not answer within {self.request_timeout:g} s; try again, or raise "
+                             "remote_llm.timeout_s.")
+        if isinstance(exc, openai.APIConnectionError):
+            return UserError(f"{where} cannot be reached; check remote_llm.base_url and that the server is running.")
+        status = getattr(exc, "status_code", None)
+        if status in (401, 403):
+            return UserError(f"{where} refused the API key (HTTP {status}); check remote_llm.api_key_env.")
+        if with_tools and status != 429 and "tool" in says.lower():
+            self._tools_refused = True
+            return UserError(f"{where} does not accept tools ({says}); from now on it answers without them, so "
+                             "send the message again, or use a slash command such as /score.")
+        if status == 404:
+            return UserError(f"{where} does not serve the model '{self.model_name}' (HTTP 404: {says}); check "
+                             "remote_llm.model and remote_llm.base_url.")
+        if status == 429:
+            return UserError(f"{where} is busy (HTTP 429: {says}); wait a moment and try again.")
+        if status is not None and status >= 500:
+            return UserError(f"{where} failed (HTTP {status}: {says}); try again, or look at the server's log.")
+        if status is not None:
+            return UserError(f"{where} rejected the request (HTTP {status}: {says}).")
+        return UserError(f"{where} sent a reply that could not be read ({says}).")
+
+
+def _server_says(exc: openai.APIError) -> str:
+    """The server's own error message, on one line and short."""
+    body = getattr(exc, "body", None)
+    text: Any = None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        text = error.get("message") if isinstance(error, dict) else error
+    text = " ".join(str(text or exc.message or type(exc).__name__).split())
+    return (text[:200] + "...") if len(text) > 200 else text.rstrip(".")
+
+
+def remote_chat_model(remote: RemoteLLM, generation: GenerationConfig) -> RemoteChatModel:
+    """The chat model for ``remote_llm``, with the config's generation settings."""
+    return RemoteChatModel(base_url=remote.base_url, model=remote.model, api_key=remote.key(),
+                           timeout=remote.timeout_s, max_retries=remote.max_retries, streaming=True,
+                           max_tokens=generation.max_new_tokens, temperature=generation.temperature,
+                           top_p=generation.top_p, seed=generation.seed)
+
+
+__all__ = ["RemoteChatModel", "remote_chat_model"]
