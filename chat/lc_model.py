@@ -6,8 +6,9 @@
 
 Messages become :class:`chat.mllm.Turn`s: system/human/ai (a tool message becomes a user turn). Images
 travel in message content as OpenAI-style parts, ``{"type": "image_url", "image_url": {"url":
-"data:image/png;base64,..."}}`` (LangChain's ``{"type": "image", "base64": ...}`` works too); decoded
-images are cached by the hash of their data. Only ``data:`` URLs are accepted: nothing is downloaded.
+"data:image/png;base64,..."}}`` (LangChain's ``{"type": "image", "base64": ...}`` works too); each model
+decodes them through its own :class:`ImageCache` (by the hash of their data), so an image sent again
+with every turn is decoded once. Only ``data:`` URLs are accepted: nothing is downloaded.
 
 Cancellation: a ``threading.Event`` given as ``cancel=`` to ``stream``/``invoke`` (or set on the model's
 ``cancel`` attribute) stops generation at the next token.
@@ -78,16 +79,13 @@ class ImageCache:
         return image
 
 
-IMAGES = ImageCache()
-
-
 def _data_of(url: str) -> str:
     if not url.startswith("data:") or "," not in url:
         raise UserError("Images must be sent inline as data: URLs; nothing is downloaded.")
     return url.split(",", 1)[1]
 
 
-def _part(part: Any) -> tuple[str, Image.Image | None]:
+def _part(part: Any, images: ImageCache) -> tuple[str, Image.Image | None]:
     """(text, image) of one content part."""
     if isinstance(part, str):
         return part, None
@@ -96,37 +94,38 @@ def _part(part: Any) -> tuple[str, Image.Image | None]:
         return str(part.get("text", "")), None
     if kind == "image_url":
         url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
-        return "", IMAGES.decode(_data_of(url))
+        return "", images.decode(_data_of(url))
     if kind == "image" and part.get("base64"):
-        return "", IMAGES.decode(part["base64"])
+        return "", images.decode(part["base64"])
     if kind == "image" and part.get("url"):
-        return "", IMAGES.decode(_data_of(part["url"]))
+        return "", images.decode(_data_of(part["url"]))
     return "", None  # tool calls, reasoning, ...: nothing the local model reads
 
 
-def message_to_turn(message: BaseMessage):
+def message_to_turn(message: BaseMessage, images: ImageCache):
     from chat.mllm import Turn
 
     content = message.content if isinstance(message.content, list) else [message.content]
-    texts, images = [], []
+    texts, found = [], []
     for part in content:
-        text, image = _part(part)
+        text, image = _part(part, images)
         if text:
             texts.append(text)
         if image is not None:
-            images.append(image)
+            found.append(image)
     text = "\n".join(texts)
     if isinstance(message, SystemMessage):
         return Turn("system", text)
     if isinstance(message, AIMessage):
         return Turn("assistant", text)
     if isinstance(message, ToolMessage):
-        return Turn("user", f"Result of the tool {message.name or ''}: {text}".replace("  ", " "), images)
-    return Turn("user", text, images)
+        return Turn("user", f"Result of the tool {message.name or ''}: {text}".replace("  ", " "), found)
+    return Turn("user", text, found)
 
 
-def messages_to_turns(messages: list[BaseMessage]) -> list:
-    return [message_to_turn(m) for m in messages]
+def messages_to_turns(messages: list[BaseMessage], images: ImageCache) -> list:
+    """The messages as :class:`chat.mllm.Turn`s; images in their content are decoded through ``images``."""
+    return [message_to_turn(m, images) for m in messages]
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +153,7 @@ class LocalMultimodalChatModel(BaseChatModel):
     chat: Any = Field(description="a MultimodalChat (or anything with stream(turns, options, cancel))")
     options: Any = Field(None, description="GenerationOptions; None: the config's defaults")
     cancel: Any = Field(None, exclude=True, description="a threading.Event that stops generation when set")
+    images: ImageCache = Field(default_factory=ImageCache, exclude=True, description="decoded images of messages")
 
     @property
     def _llm_type(self) -> str:
@@ -173,7 +173,7 @@ class LocalMultimodalChatModel(BaseChatModel):
     def _pieces(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> Iterator[str]:
         """The answer piece by piece, cut before the first stop sequence."""
         cancel = _Linked(kwargs.get("cancel") or self.cancel)
-        turns = messages_to_turns(messages)
+        turns = messages_to_turns(messages, self.images)
         text = ""
         stream = self.chat.stream(turns, self._options(kwargs), cancel=cancel)
         try:
@@ -209,7 +209,7 @@ class LocalMultimodalChatModel(BaseChatModel):
     # -- what the router needs beyond LangChain's interface ----------------------------------
     def choice_logprobs(self, messages: list[BaseMessage], options: list[str]) -> list[float]:
         """Mean log-probability of each option as the answer to ``messages`` (a constrained choice)."""
-        return self.chat.choice_logprobs(messages_to_turns(messages), options)
+        return self.chat.choice_logprobs(messages_to_turns(messages, self.images), options)
 
     def context_window(self) -> int | None:
         """Tokens the model can attend to (None when unknown, e.g. a scripted fake)."""
@@ -223,7 +223,7 @@ class LocalMultimodalChatModel(BaseChatModel):
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools=None) -> int:
         """Prompt tokens of ``messages`` as the model sees them (each image counts its patch tokens)."""
         bundle = self.chat.bundle
-        prompt, images = self.chat.render(messages_to_turns(messages))
+        prompt, images = self.chat.render(messages_to_turns(messages, self.images))
         ids = bundle.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         per_image = int(getattr(bundle.model.config, "image_seq_length", 576))
         return len(ids) + len(images) * (per_image - 1)
@@ -236,7 +236,7 @@ def make_chat_model(assistant) -> BaseChatModel:
         from chat.remote_llm import remote_chat_model
 
         return remote_chat_model(remote, assistant.config.generation)
-    return LocalMultimodalChatModel(chat=assistant.mllm, options=assistant.generation_options())
+    return LocalMultimodalChatModel(chat=assistant.mllm, options=assistant.generation_options(), images=ImageCache())
 
 
 __all__ = ["ImageCache", "LocalMultimodalChatModel", "image_part", "make_chat_model", "messages_to_turns"]

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from PIL import Image
 
 from chat.errors import UserError
-from chat.lc_model import IMAGES, LocalMultimodalChatModel, image_part, make_chat_model, messages_to_turns
+from chat.lc_model import ImageCache, LocalMultimodalChatModel, image_part, make_chat_model, messages_to_turns
 
 
 class Recorder:
@@ -68,7 +68,6 @@ def test_images_in_content_parts_reach_the_model_and_are_decoded_once():
     chat = Recorder()
     model = LocalMultimodalChatModel(chat=chat)
     part = image_part(red((50, 20)))
-    before = IMAGES.decodes
     messages = [SystemMessage("be brief"), HumanMessage(content=[part, {"type": "text", "text": "what?"}]),
                 AIMessage("a square"), HumanMessage(content=[part, {"type": "text", "text": "and now?"}])]
     assert model.invoke(messages).content == "a red square"
@@ -76,22 +75,29 @@ def test_images_in_content_parts_reach_the_model_and_are_decoded_once():
     assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
     assert turns[1].images[0].size == (50, 20) and turns[1].images[0].getpixel((0, 0)) == (220, 20, 20)
     assert turns[3].text == "and now?" and turns[3].images[0] is turns[1].images[0]
-    assert IMAGES.decodes == before + 1
+    assert model.images.decodes == 1
+    LocalMultimodalChatModel(chat=Recorder()).invoke(messages)
+    assert model.images.decodes == 1  # each model has its own cache: nothing shared through the process
+    cache = ImageCache()
+    LocalMultimodalChatModel(chat=Recorder(), images=cache).invoke(messages)
+    assert cache.decodes == 1  # an injected cache is the one used
 
 
 def test_langchain_standard_image_blocks_work_too():
     buffer = io.BytesIO()
     red((8, 8)).save(buffer, format="PNG")
     block = {"type": "image", "base64": base64.b64encode(buffer.getvalue()).decode(), "mime_type": "image/png"}
-    (turn,) = messages_to_turns([HumanMessage(content=[block, {"type": "text", "text": "hi"}])])
+    (turn,) = messages_to_turns([HumanMessage(content=[block, {"type": "text", "text": "hi"}])], ImageCache())
     assert turn.images[0].size == (8, 8) and turn.text == "hi"
 
 
 def test_only_inline_images_are_accepted():
     with pytest.raises(UserError, match="data: URLs"):
-        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": {"url": "http://x/a.png"}}])])
+        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": {"url": "http://x/a.png"}}])],
+                          ImageCache())
     with pytest.raises(UserError, match="could not be decoded"):
-        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}])])
+        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}])],
+                          ImageCache())
 
 
 def test_cancel_stops_the_stream_promptly():
