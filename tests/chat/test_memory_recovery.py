@@ -4,7 +4,7 @@ is one clear sentence and every model stays usable."""
 import pytest
 import torch
 
-from chat import registry as registry_module
+from chat.registry import loading as loading_module
 from chat.config import load_config
 from chat.errors import ModelLoadError, OutOfMemory
 from chat.registry import ModelRegistry
@@ -18,7 +18,7 @@ def _oom():
 
 def _failing_loader(monkeypatch, failures: int):
     """Make loading 'siglip' run out of memory ``failures`` times."""
-    real = registry_module.loader_for
+    real = loading_module.loader_for
     calls = {"n": 0}
 
     def loader_for(name):
@@ -34,7 +34,7 @@ def _failing_loader(monkeypatch, failures: int):
 
         return flaky, what, accepted
 
-    monkeypatch.setattr(registry_module, "loader_for", loader_for)
+    monkeypatch.setattr(loading_module, "loader_for", loader_for)
     return calls
 
 

@@ -1,0 +1,24 @@
+"""The one place models are loaded: lazily, on first use, within one memory budget.
+
+The registry owns device, dtype and quantization for every model, estimates a checkpoint's footprint before
+loading it (from the safetensors headers, at the dtype and quantization it will get), and makes room when one
+more model would exceed ``memory_budget_gb``: the least recently used models leave the device (offloaded to CPU
+RAM on a GPU with ``offload.ram_gb``, else unloaded). Missing tiny checkpoints are built on demand when the
+config names a ``tiny_dir``.
+
+One concern per module:
+
+- :mod:`chat.registry.model_registry`: :class:`ModelRegistry`, the public API (``get``, ``retry_on_oom``).
+- :mod:`chat.registry.loading`: loading one model (checkpoint folder, OOM retry, clear errors).
+- :mod:`chat.registry.memory`: device and dtype, the budget, LRU eviction and offload to CPU RAM.
+- :mod:`chat.registry.sizes`: bytes of a checkpoint before loading it and of a loaded model.
+"""
+
+from chat.registry.memory import Entry, Progress
+from chat.registry.model_registry import ModelRegistry
+from chat.registry.sizes import GIB, estimate_bytes, footprint, int8_bytes, local_folder, nf4_bytes, peak_footprint
+
+__all__ = [
+    "GIB", "Entry", "ModelRegistry", "Progress", "estimate_bytes", "footprint", "int8_bytes", "local_folder",
+    "nf4_bytes", "peak_footprint",
+]

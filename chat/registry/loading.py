@@ -1,0 +1,116 @@
+"""Loading one model: its checkpoint folder (tiny ones built on demand), the load itself within the budget
+(retried once after freeing the other models when memory runs out), and errors as one clear sentence.
+
+Diffusers pipelines on a GPU may instead use ``enable_model_cpu_offload()`` (``offload.diffusers``): the
+pipeline lives in CPU RAM and each component visits the GPU while it runs, so the budget is charged only
+its largest component. ``auto`` does so for a pipeline that would not fit in the budget on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from chat.config import Config, ModelSpec
+from chat.errors import ModelLoadError, is_out_of_memory
+from chat.loaders import LoadSettings, check_model_type, loader_for
+from chat.registry.memory import Entry, ModelMemory, Progress, _torch
+from chat.registry.sizes import estimate_bytes, footprint, peak_footprint
+
+
+class ModelLoader(ModelMemory):
+    """Loads a model from the config into the memory of :class:`ModelMemory`."""
+
+    def __init__(self, config: Config, progress: Progress | None = None):
+        super().__init__(config, progress)
+        self.load_count: dict[str, int] = {}
+
+    def _model_cpu_offload(self, what: str, estimate: int) -> bool:
+        """Whether a diffusers pipeline should run under ``enable_model_cpu_offload`` (GPU only)."""
+        mode = self.config.offload.diffusers
+        if self.device != "cuda" or mode == "never" or not what.endswith("pipeline"):
+            return False
+        return mode == "always" or estimate > self.budget_bytes
+
+    def _resolve_path(self, name: str, spec: ModelSpec) -> str:
+        tiny = self.config.tiny_path
+        path = Path(spec.path)
+        if tiny is not None and path.parent == tiny and not path.exists():
+            from chat import tiny as tiny_builder
+
+            self._report(name, 0.0, f"building the tiny offline checkpoint '{path.name}'")
+            tiny_builder.ensure(tiny, path.name)
+        local = spec.path.startswith(("/", ".", "~")) or path.exists()
+        if local and not path.is_dir():
+            raise ModelLoadError(
+                f"Checkpoint folder '{spec.path}' for model '{name}' does not exist; "
+                f"run 'mmchat build-tiny' or fix 'models.{name}.path' in the config."
+            )
+        return str(path) if local else spec.path
+
+    def _load(self, name: str) -> Entry:
+        spec = self.config.model(name)
+        try:
+            loader, what, accepted = loader_for(name)
+        except KeyError:
+            raise ModelLoadError(f"No loader for model '{name}'; known kinds: llava, clip, siglip, blip_caption, "
+                                 "blip_vqa, sam, pix2pix, inpaint, txt2img, controlnet.") from None
+        path = self._resolve_path(name, spec)
+        dtype = self.dtype_for(spec)
+        quantize = spec.quantize if loader.__name__ == "load_mllm" else "none"  # only LLaVA-style models quantize
+        estimate = estimate_bytes(path, quantize, _torch().empty((), dtype=dtype).element_size(), spec.revision)
+        cpu_offload = self._model_cpu_offload(what, estimate)
+        if cpu_offload:
+            estimate = 0  # charged its largest component once loaded
+        self._make_room(name, estimate)
+        settings = LoadSettings("cpu" if cpu_offload else self.device, dtype, spec.quantize, spec.revision)
+        self._report(name, 0.0, f"loading {name} from {spec.path}")
+        start = time.perf_counter()
+        try:
+            check_model_type(path, settings, accepted, what)
+            obj = self._load_once(loader, path, settings, cpu_offload, name)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
+            raise ModelLoadError(_explain(name, spec.path, what, exc)) from exc
+        seconds = time.perf_counter() - start
+        self.load_count[name] = self.load_count.get(name, 0) + 1
+        nbytes = peak_footprint(obj) if cpu_offload else footprint(obj)
+        how = ", model CPU offload" if cpu_offload else ""
+        self._report(name, 1.0, f"loaded {name} in {seconds:.1f} s ({nbytes / 2**20:.0f} MiB{how})")
+        entry = Entry(name, obj, nbytes, seconds, time.monotonic(), offloadable=not cpu_offload)
+        self._make_room(name, nbytes)
+        return entry
+
+    def _load_once(self, loader, path: str, settings: LoadSettings, cpu_offload: bool, name: str) -> Any:
+        """Load; when memory runs out, unload every other model (device and CPU RAM) and try once more."""
+        def load():
+            obj = loader(path, settings)
+            if cpu_offload:
+                obj.enable_model_cpu_offload(device=self.device)
+            return obj
+
+        try:
+            return load()
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(exc) or not (self._entries or self._offloaded):
+                raise
+        self._free()
+        for other in list(self._entries) + list(self._offloaded):
+            self._report(name, 0.0, f"unloading {other} to make room for {name}")
+            self.unload(other)
+        return load()
+
+def _explain(name: str, path: str, what: str, exc: Exception) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "out of memory" in lowered:
+        return f"Not enough memory to load model '{name}' ({path}); lower memory_budget_gb or use a smaller checkpoint."
+    if isinstance(exc, OSError) or "connect" in lowered or "offline" in lowered or "resolve" in lowered:
+        return (
+            f"Could not load model '{name}' from '{path}': it is not in the local Hugging Face cache and cannot be "
+            f"downloaded here; download it on a connected machine or point 'models.{name}.path' at a local folder."
+        )
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    return f"Checkpoint '{path}' for model '{name}' is not a usable {what}: {first}"
