@@ -48,6 +48,10 @@ class ServerConfig(Strict):
     auth: str | None = None  # "user:pass"; env MMCHAT_AUTH also works
     queue_size: int = Field(16, ge=1)
     concurrency: int = Field(1, ge=1)
+    login_max_failures: int = Field(5, ge=1)  # wrong passwords for one user name within login_window_s ...
+    login_window_s: float = Field(60.0, gt=0)
+    login_cooldown_s: float = Field(60.0, ge=0)  # ... refuse that name's logins for this long
+    file_cache_s: int = Field(3600, ge=1)  # Gradio's copies of served files are deleted after this (delete_cache)
 
 
 class LimitsConfig(Strict):

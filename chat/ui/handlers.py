@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -48,8 +46,7 @@ class Handlers(Answers):
         self._router = router
         self._cancels: dict[str, threading.Event] = {}
         self._cancels_guard = threading.Lock()
-        self.files = ImageFiles()
-        self._tmp: Path | None = None
+        self.files = ImageFiles(assistant.config.data_path)  # under data_dir/ui-cache, see chat/ui/files.py
         self._sinks: set[queue.Queue] = set()  # event queues of the answers now running
         self._hook_model_progress()
 
@@ -296,10 +293,7 @@ class Handlers(Answers):
         session, note = self.session(session_id)
         with self.locked(session.id):
             path = Path(self.store.export_zip(session))
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="mmchat-ui-"))
-        target = self._tmp / f"mmchat-{session.id[:8]}-{time.strftime('%Y%m%d-%H%M%S')}.zip"
-        shutil.copyfile(path, target)
+        target = Path(self.files.keep(path, f"mmchat-{session.id[:8]}-{time.strftime('%Y%m%d-%H%M%S')}.zip"))
         view = View(session_id=session.id, export=str(target), status=f"Exported the conversation to {target.name}.")
         if note:
             view.warnings.append(note)

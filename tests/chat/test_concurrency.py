@@ -1,5 +1,5 @@
-"""Isolation: state lives in sessions only, files are served only from Gradio's cache, and eight concurrent
-sessions, each with its own image and marker, get answers about their own images only.
+"""Isolation: state lives in sessions only, and eight concurrent sessions, each with its own image and marker,
+get answers about their own images only (which files the app serves: test_server_files.py).
 
 One app is served (with the launch options of ``mmchat serve``) over a fresh data directory; eight
 gradio_client Clients, one per thread, upload, mark and ask at the same time. The router answers with
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import http.client
 import io
-import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -23,7 +21,15 @@ from PIL import Image
 
 from chat.errors import UserError
 from chat.events import Delta, Done
-from tests.chat.test_app_api import CHAT, IMAGE, STATUS, ScriptedRouter, free_port, sample_image, text
+from tests.chat.test_app_api import (
+    CHAT,
+    IMAGE,
+    STATUS,
+    ScriptedRouter,
+    free_port,
+    sample_image,
+    text,
+)
 
 N = 8
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 210, 20),
@@ -124,10 +130,12 @@ def test_eight_concurrent_sessions_get_answers_about_their_own_images(served, tm
     barrier = threading.Barrier(N, timeout=120)
     results: list[dict | None] = [None] * N
     errors: list[BaseException] = []
+    # Each its own gradio session (State); made one by one (the eight run together below, not their set-up).
+    clients = [Client(url, verbose=False, download_files=False) for _ in range(N)]
 
     def client_run(i: int) -> None:
         try:
-            client = Client(url, verbose=False, download_files=False)  # its own gradio session (State)
+            client = clients[i]
             image = solid(tmp_path / f"client{i}.png", SIZES[i], COLOURS[i])
             barrier.wait()  # all eight start together
             upload = client.predict([handle_file(str(image))], api_name="/upload")
@@ -192,57 +200,6 @@ def test_eight_concurrent_sessions_get_answers_about_their_own_images(served, tm
         assert status == 200
         shown = Image.open(io.BytesIO(body)).convert("RGB")
         assert shown.size == SIZES[i] and max(shown.getcolors(shown.width * shown.height))[1] == COLOURS[i]
-
-
-def test_files_are_served_only_from_gradios_cache(served, tmp_path):
-    from gradio_client import Client, handle_file
-
-    url, _, app = served
-    client = Client(url, verbose=False, download_files=False)
-    out = client.predict([handle_file(str(sample_image(tmp_path / "mine.png")))], api_name="/upload")
-    own = file_url_path(out[IMAGE])
-    status, body = get(url, own)
-    assert status == 200 and Image.open(io.BytesIO(body)).size == (320, 240)
-
-    handlers = app.mmchat_handlers
-    root = Path(handlers.store.root).resolve()
-    sid = max(handlers.store.list(), key=lambda s: s["updated"])["id"]
-    stored = [root / "index.sqlite", root / "sessions" / sid / "session.json",
-              root / "sessions" / sid / "images" / "img1.v1.png"]
-    assert all(p.is_file() for p in stored)
-    display = sorted(Path(handlers.files.directory).glob("*.png"))  # the UI's PNGs: only Gradio's copies are served
-    assert display
-    stored.append(display[0])
-    cache = urlsplit(own).path.split("file=", 1)[1].rsplit("/", 2)[0]  # Gradio's cache folder
-    refused = [f"/gradio_api/file={p}" for p in stored] + [f"/gradio_api/file={quote(str(p), safe='')}" for p in stored]
-    refused += [
-        "/gradio_api/file=/etc/passwd",
-        "/gradio_api/file=../../../../../../etc/passwd",
-        "/gradio_api/file=..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-        "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-        "/gradio_api/file=%2Fetc%2Fpasswd",
-        f"/gradio_api/file={cache}/../../../../../../etc/passwd",
-        f"/gradio_api/file={cache}/..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-        f"/gradio_api/file={cache}/{'../' * 8}{str(root / 'index.sqlite').lstrip('/')}",
-        "/file=/etc/passwd",
-    ]
-    for path in refused:
-        status, body = get(url, path)
-        assert status in (403, 404), (path, status)
-        assert b"root:" not in body and b"SQLite format" not in body and b"\x89PNG" not in body, path
-
-    # Nor can a caller make the app read a server path as an "upload" (only files uploaded to Gradio count).
-    images = {s["id"]: len(handlers.store.get(s["id"]).images) for s in handlers.store.list()}
-    for target in [stored[2], "/etc/passwd"]:
-        body = json.dumps({"data": [[{"path": str(target), "meta": {"_type": "gradio.FileData"}}]]}).encode()
-        request = urllib.request.Request(url + "gradio_api/call/upload", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            event = json.loads(response.read())["event_id"]
-        with urllib.request.urlopen(f"{url}gradio_api/call/upload/{event}", timeout=60) as response:
-            stream = response.read().decode()
-        assert "event: error" in stream and "root:" not in stream, stream
-    assert {s["id"]: len(handlers.store.get(s["id"]).images) for s in handlers.store.list()} == images
 
 
 def test_handlers_refuse_ids_of_another_session(served, tmp_path):
