@@ -2,13 +2,22 @@
 
 One function per family, all of the same shape: ``load(path, settings) -> bundle``. They are called only
 by :class:`chat.registry.ModelRegistry`, which owns device, dtype, quantization and memory. Transformers
-models go through Auto classes; diffusers models through their pipelines. No remote code, safetensors only.
+models go through Auto classes; diffusers models through their pipelines, whose components are loaded one by
+one first. No remote code, safetensors only. Each loader reports its phases to ``settings.progress``
+(:mod:`chat.load_progress`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+from chat.load_progress import LoadProgress, quiet_diffusers_bars
+
+# The span of a load that reading weights covers (the rest: config, processor, moving to the device).
+WEIGHTS = (0.1, 0.9)
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,7 @@ class LoadSettings:
     dtype: Any  # torch.dtype
     quantize: str  # none | nf4 | int8
     revision: str | None = None
+    progress: LoadProgress = field(default_factory=LoadProgress, compare=False)  # phases of this load
 
     def common(self) -> dict:
         return {"revision": self.revision, "use_safetensors": True, "trust_remote_code": False}
@@ -49,16 +59,27 @@ def _quantization(settings: LoadSettings, skip: list[str]):
 
 
 def _place(model, settings: LoadSettings):
+    settings.progress.phase(WEIGHTS[1], 0.99, f"moving to {settings.device}")
     return model.to(settings.device).eval()
+
+
+def _processor(cls, path: str, settings: LoadSettings):
+    settings.progress.phase(0.05, WEIGHTS[0], "the processor")
+    return cls.from_pretrained(path, revision=settings.revision)
+
+
+def _weights(settings: LoadSettings, note: str = "") -> None:
+    settings.progress.phase(*WEIGHTS, f"the weights{note}")
 
 
 def load_mllm(path: str, settings: LoadSettings) -> Bundle:
     """LLaVA-style models (LLaVA 1.5, ViP-LLaVA, ...); the language model may be quantized."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(path, revision=settings.revision)
+    processor = _processor(AutoProcessor, path, settings)
     quant = _quantization(settings, ["model.vision_tower", "model.multi_modal_projector", "lm_head"])
     kwargs = dict(settings.common(), dtype=settings.dtype)
+    _weights(settings, f", quantizing to {settings.quantize}" if quant is not None else "")
     if quant is not None:
         model = AutoModelForImageTextToText.from_pretrained(
             path, quantization_config=quant, device_map={"": settings.device}, **kwargs
@@ -72,7 +93,8 @@ def load_dual_encoder(path: str, settings: LoadSettings) -> Bundle:
     """CLIP and SigLIP: an image tower and a text tower scored against each other."""
     from transformers import AutoModel, AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(path, revision=settings.revision)
+    processor = _processor(AutoProcessor, path, settings)
+    _weights(settings)
     model = AutoModel.from_pretrained(path, dtype=settings.dtype, **settings.common())
     return Bundle(processor, _place(model, settings))
 
@@ -80,7 +102,8 @@ def load_dual_encoder(path: str, settings: LoadSettings) -> Bundle:
 def load_blip_caption(path: str, settings: LoadSettings) -> Bundle:
     from transformers import AutoProcessor, BlipForConditionalGeneration
 
-    processor = AutoProcessor.from_pretrained(path, revision=settings.revision)
+    processor = _processor(AutoProcessor, path, settings)
+    _weights(settings)
     model = BlipForConditionalGeneration.from_pretrained(path, dtype=settings.dtype, **settings.common())
     return Bundle(processor, _place(model, settings))
 
@@ -88,7 +111,8 @@ def load_blip_caption(path: str, settings: LoadSettings) -> Bundle:
 def load_blip_vqa(path: str, settings: LoadSettings) -> Bundle:
     from transformers import AutoProcessor, BlipForQuestionAnswering
 
-    processor = AutoProcessor.from_pretrained(path, revision=settings.revision)
+    processor = _processor(AutoProcessor, path, settings)
+    _weights(settings)
     model = BlipForQuestionAnswering.from_pretrained(path, dtype=settings.dtype, **settings.common())
     return Bundle(processor, _place(model, settings))
 
@@ -96,9 +120,46 @@ def load_blip_vqa(path: str, settings: LoadSettings) -> Bundle:
 def load_sam(path: str, settings: LoadSettings) -> Bundle:
     from transformers import SamModel, SamProcessor
 
-    processor = SamProcessor.from_pretrained(path, revision=settings.revision)
+    processor = _processor(SamProcessor, path, settings)
+    _weights(settings)
     model = SamModel.from_pretrained(path, dtype=settings.dtype, **settings.common())
     return Bundle(processor, _place(model, settings))
+
+
+def _shares(path: str, names: list[str]) -> list[float]:
+    """Each component's share of the load: the bytes of its folder (equal shares for a hub id)."""
+    folder = Path(path)
+    sizes = [sum(f.stat().st_size for f in (folder / n).rglob("*") if f.is_file()) if folder.is_dir() else 0
+             for n in names]
+    total = sum(sizes)
+    return [size / total for size in sizes] if total else [1 / max(len(names), 1)] * len(names)
+
+
+def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
+    """The pipeline's diffusers and transformers components (``model_index.json``), loaded one by one so each
+    is a step of the load; anything else (and the safety checker, never loaded) is left to the pipeline."""
+    import torch
+
+    index = cls.load_config(path, revision=settings.revision)
+    names = [name for name, value in index.items()
+             if name != "safety_checker" and isinstance(value, (list, tuple)) and len(value) == 2
+             and value[0] in ("diffusers", "transformers") and isinstance(value[1], str)]
+    shares = _shares(path, names)
+    components: dict[str, Any] = {}
+    start = WEIGHTS[0]
+    for name, share in zip(names, shares):
+        end, begin = start + share * (WEIGHTS[1] - WEIGHTS[0]), start
+        start = end
+        library, class_name = index[name]
+        component_cls = getattr(importlib.import_module(library), class_name, None)
+        if component_cls is None:
+            continue
+        settings.progress.phase(begin, end, f"{name} ({class_name})")
+        kwargs: dict[str, Any] = {"subfolder": name, "revision": settings.revision}
+        if isinstance(component_cls, type) and issubclass(component_cls, torch.nn.Module):
+            kwargs.update(dtype=settings.dtype, use_safetensors=True)
+        components[name] = component_cls.from_pretrained(path, **kwargs)
+    return components
 
 
 def _pipeline(cls_name: str) -> Callable[[str, LoadSettings], Any]:
@@ -106,14 +167,19 @@ def _pipeline(cls_name: str) -> Callable[[str, LoadSettings], Any]:
         import diffusers
 
         cls = getattr(diffusers, cls_name)
-        pipe = cls.from_pretrained(
-            path,
-            dtype=settings.dtype,
-            safety_checker=None,
-            requires_safety_checker=False,
-            **settings.common(),
-        )
+        components = _components(cls, path, settings)
+        settings.progress.phase(WEIGHTS[1], WEIGHTS[1] + 0.02, "assembling the pipeline")
+        with quiet_diffusers_bars():
+            pipe = cls.from_pretrained(
+                path,
+                **components,
+                dtype=settings.dtype,
+                safety_checker=None,
+                requires_safety_checker=False,
+                **settings.common(),
+            )
         pipe.set_progress_bar_config(disable=True)
+        settings.progress.phase(WEIGHTS[1] + 0.02, 0.99, f"moving to {settings.device}")
         return pipe.to(settings.device)
 
     load.__name__ = f"load_{cls_name}"
@@ -124,7 +190,9 @@ def load_controlnet(path: str, settings: LoadSettings):
     from diffusers import ControlNetModel
 
     kwargs = {k: v for k, v in settings.common().items() if k != "trust_remote_code"}
-    return ControlNetModel.from_pretrained(path, dtype=settings.dtype, **kwargs).to(settings.device).eval()
+    _weights(settings)
+    model = ControlNetModel.from_pretrained(path, dtype=settings.dtype, **kwargs)
+    return _place(model, settings)
 
 
 # config key -> (loader, what it is, accepted transformers model_types or None for diffusers folders)

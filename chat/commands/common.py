@@ -68,4 +68,24 @@ def emit(args, payload: dict[str, Any], text: str | None = None) -> None:
 
 
 def stderr_progress(name: str, fraction: float, message: str) -> None:
-    print(f"[{name}] {message}", file=sys.stderr, flush=True)
+    """Model loading on stderr. A load reports 0.0, fractions in between, then 1.0: on a terminal the fractions
+    redraw one line as a bar, which the final line replaces; elsewhere (a pipe, a log) only the first and last
+    lines of each load are printed, like every other event (fraction 0 or 1)."""
+    stream = sys.stderr
+    terminal = getattr(stream, "isatty", lambda: False)()
+    if 0.0 < fraction < 1.0:
+        if terminal:
+            stream.write("\r" + progress_line(name, fraction, message) + "\x1b[K")
+            stream.flush()
+        return
+    print(("\r\x1b[K" if terminal else "") + f"[{name}] {message}", file=stream, flush=True)
+
+
+def progress_line(name: str, fraction: float, message: str, width: int | None = None) -> str:
+    """``[clip] ########------------  40% loading clip: the weights``, cut to the terminal's width."""
+    import shutil
+
+    width = width or shutil.get_terminal_size((80, 24)).columns
+    filled = int(round(fraction * 20))
+    line = f"[{name}] {'#' * filled}{'-' * (20 - filled)} {fraction * 100:3.0f}% {message}"
+    return line[: max(width - 1, 10)]

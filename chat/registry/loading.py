@@ -14,6 +14,7 @@ from typing import Any
 
 from chat.config import Config, ModelSpec
 from chat.errors import ModelLoadError, is_out_of_memory
+from chat.load_progress import LoadProgress, transformers_bars
 from chat.loaders import LoadSettings, check_model_type, loader_for
 from chat.registry.memory import Entry, ModelMemory, Progress, _torch
 from chat.registry.sizes import estimate_bytes, footprint, peak_footprint
@@ -64,12 +65,15 @@ class ModelLoader(ModelMemory):
         if cpu_offload:
             estimate = 0  # charged its largest component once loaded
         self._make_room(name, estimate)
-        settings = LoadSettings("cpu" if cpu_offload else self.device, dtype, spec.quantize, spec.revision)
+        progress = LoadProgress(lambda fraction, message: self._report(name, fraction, message), f"loading {name}")
+        settings = LoadSettings("cpu" if cpu_offload else self.device, dtype, spec.quantize, spec.revision, progress)
         self._report(name, 0.0, f"loading {name} from {spec.path}")
         start = time.perf_counter()
         try:
+            progress.phase(0.01, 0.05, "reading the config")
             check_model_type(path, settings, accepted, what)
-            obj = self._load_once(loader, path, settings, cpu_offload, name)
+            with transformers_bars(progress):
+                obj = self._load_once(loader, path, settings, cpu_offload, name)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence

@@ -53,10 +53,40 @@ def test_budget_evicts_least_recently_used(tiny_dir):
     assert registry.used_bytes() <= registry.budget_bytes
 
 
-def test_progress_is_reported(tiny_dir):
-    seen = []
-    ModelRegistry(_config(), progress=lambda name, f, msg: seen.append((name, f))).get("blip_caption")
-    assert ("blip_caption", 0.0) in seen and ("blip_caption", 1.0) in seen
+def _load_reports(name: str) -> list[tuple[str, float, str]]:
+    seen: list[tuple[str, float, str]] = []
+    ModelRegistry(_config(), progress=lambda model, f, msg: seen.append((model, f, msg))).get(name)
+    return seen
+
+
+def _in_between(seen) -> list[float]:
+    fractions = [f for _, f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions.count(1.0) == 1
+    return fractions[1:-1]
+
+
+def test_a_pipeline_load_reports_increasing_fractions_one_step_per_component(tiny_dir):
+    seen = _load_reports("pix2pix")
+    between = _in_between(seen)
+    assert all(0.0 < f < 1.0 for f in between) and between == sorted(set(between))  # strictly increasing
+    steps = [m for _, f, m in seen if 0.0 < f < 1.0]
+    for component in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert any(f"pix2pix: {component} (" in m for m in steps), component
+    assert {name for name, _, _ in seen} == {"pix2pix"}
+
+
+def test_a_transformers_load_reports_weight_groups_and_prints_no_bar_of_its_own(tiny_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    seen = _load_reports("clip")
+    between = _in_between(seen)
+    assert all(0.0 < f < 1.0 for f in between) and between == sorted(set(between))
+    weights = [f for _, f, m in seen if m.endswith("the weights")]
+    assert len(weights) >= 10  # one step per weight group (1 % apart at least), not just before and after
+    assert "Loading weights" not in capfd.readouterr().err
+    previous = hf_logging.set_tqdm_hook(None)  # the registry's hook is gone after the load
+    hf_logging.set_tqdm_hook(previous)
+    assert previous is None
 
 
 def test_missing_folder_names_the_checkpoint(tmp_path):
