@@ -169,6 +169,13 @@ class Session(BaseModel):
         self.active = record.id
         return version
 
+    def compare(self, left: str, right: str) -> tuple[Version, Version]:
+        """Two versions of this session to show side by side (``img1.v1``; ``img1`` is its current version)."""
+        left, right = clean_text(left).strip(), clean_text(right).strip()
+        if not left or not right:
+            raise UserError("Pick two versions to compare, e.g. img1.v1 and img1.v2.")
+        return self.version(left), self.version(right)
+
     # -- markers --------------------------------------------------------------------------
     def add_marker(self, marker: Marker, ref: str | None = None) -> ImageRecord:
         record = self.record(ref)

@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from chat.errors import UserError
-from chat.events import Status
 from chat.session import Session, clean_text
 from chat.ui import views
 from chat.ui.files import ImageFiles
-from chat.ui.turns import BUSY_SECONDS, SCORE_MODELS, Answers, parse_labels  # noqa: F401 - re-exported
+from chat.ui.turns import BUSY_SECONDS, SCORE_MODELS, Answers, ProgressRelay, parse_labels  # noqa: F401
+from chat.ui.versions import Versions
 from chat.ui.views import View
 
 SHAPES = ("circle", "ellipse", "box", "arrow", "cross", "point")
@@ -38,8 +38,9 @@ def file_path(item: Any) -> str:
     return str(getattr(item, "path", None) or getattr(item, "name", "") or "")
 
 
-class Handlers(Answers):
-    """Every action of the page; the streamed ones (answers) come from :class:`chat.ui.turns.Answers`."""
+class Handlers(Answers, Versions):
+    """Every action of the page; the streamed ones (answers) come from :class:`chat.ui.turns.Answers`, compare
+    and download from :class:`chat.ui.versions.Versions`."""
 
     def __init__(self, assistant, router=None):
         self.assistant = assistant
@@ -51,19 +52,11 @@ class Handlers(Answers):
         self._hook_model_progress()
 
     def _hook_model_progress(self) -> None:
-        """Model loading (registry progress) shows in the status line of every answer that is running."""
+        """Model loading (registry progress) shows in the status line of every answer that is running. One
+        relay per registry: another app built on the same assistant joins it instead of wrapping it again."""
         registry = getattr(self.assistant, "registry", None)
-        if registry is None:
-            return
-        previous = registry.progress
-
-        def progress(name: str, fraction: float, message: str) -> None:
-            if previous is not None:
-                previous(name, fraction, message)
-            for sink in list(self._sinks):
-                sink.put(Status(message[:1].upper() + message[1:], fraction if 0 < fraction < 1 else None))
-
-        registry.progress = progress
+        if registry is not None:
+            ProgressRelay.install(registry, self)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -106,8 +99,7 @@ class Handlers(Answers):
             view.image = self._display(session)
             view.clear_image = view.image is None
         if images:
-            view.thumbs = views.thumbnails(session, self.files)
-            view.versions = views.version_items(session, self.files)
+            self._galleries(session, view)
         if chat:
             view.chat = views.chat_messages(session)
         if trace:
@@ -148,11 +140,12 @@ class Handlers(Answers):
         return view
 
     def clear_chat(self, session_id: str | None) -> View:
+        """Forget the conversation and its tool trace (images and versions stay)."""
         session, note = self.session(session_id)
         with self.locked(session.id):
-            session.messages = []
+            session.messages, session.trace = [], []
             self.store.save(session)
-        return self._view(session, note, image=False, images=False, chat=True, status="Chat cleared.")
+        return self._view(session, note, image=False, images=False, chat=True, trace=True, status="Chat cleared.")
 
     # -- images -------------------------------------------------------------------------------
     def _add_files(self, session: Session, files) -> tuple[list[str], list[str]]:

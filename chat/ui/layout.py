@@ -49,6 +49,10 @@ class _Outputs:
             "plot": view.plot if view.plot is not None else gr.skip(),
             "scores": view.scores if view.scores is not None else gr.skip(),
             "export": view.export if view.export is not None else gr.skip(),
+            "compare_left": _picker(view.compare, "left"),
+            "compare_right": _picker(view.compare, "right"),
+            "compare": (view.compare.images if view.compare.images else None) if view.compare else gr.skip(),
+            "download": (view.download or None) if view.download is not None else gr.skip(),
             "chat_input": None if view.clear_input else gr.skip(),
         }
         return tuple(values[name] for name in self.names)
@@ -57,6 +61,13 @@ class _Outputs:
         sentence = describe(exc)
         gr.Warning(sentence)
         return self.render(View(status=f"⚠ {sentence}"))
+
+
+def _picker(compare, side: str):
+    """A version picker of the compare view: its choices and the picked version (skip: leave as is)."""
+    if compare is None:
+        return gr.skip()
+    return gr.update(choices=compare.choices, value=getattr(compare, side))
 
 
 def _plain(outputs: _Outputs, fn: Callable[..., View]) -> Callable:
@@ -127,6 +138,7 @@ def build(assistant, router=None) -> gr.Blocks:
                 versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=4, height=220,
                                       fit_columns=False, object_fit="contain", allow_preview=False,
                                       interactive=False, format="png", buttons=["download"])
+                download = gr.DownloadButton(t("download_version"), elem_id="download-version", size="sm")
                 with gr.Row():
                     export = gr.Button(t("export"), elem_id="export", size="sm")
                     export_file = gr.DownloadButton(t("export_file"), elem_id="export-file", size="sm")
@@ -143,6 +155,12 @@ def build(assistant, router=None) -> gr.Blocks:
                                 elem_id="score-plot", height=260)
                 scores = gr.Dataframe(headers=SCORE_HEADERS, label=t("score_table"), interactive=False,
                                       elem_id="score-table", max_height=200)
+        with gr.Accordion(t("compare"), open=True, elem_id="compare-panel"):
+            with gr.Row():
+                compare_left = gr.Dropdown([], value=None, label=t("compare_left"), elem_id="compare-left")
+                compare_right = gr.Dropdown([], value=None, label=t("compare_right"), elem_id="compare-right")
+            compare = gr.ImageSlider(label=t("compare_slider"), type="filepath", format="png", interactive=False,
+                                     elem_id="compare", max_height=520, buttons=["fullscreen"])
         with gr.Accordion(t("generate"), open=True, elem_id="generate-panel"):
             with gr.Row(equal_height=False):
                 sketch = gr.Sketchpad(label=t("sketch"), type="pil", image_mode="RGB", canvas_size=(512, 512),
@@ -174,9 +192,13 @@ def build(assistant, router=None) -> gr.Blocks:
             ask_btn = gr.Button("ask")
             resume_id = gr.Textbox(label="session id", elem_id="api-session-id")
             resume_btn = gr.Button("resume")
+            left_id = gr.Textbox(label="left version id", elem_id="api-left")
+            right_id = gr.Textbox(label="right version id", elem_id="api-right")
+            compare_btn = gr.Button("compare")
 
         out = _Outputs(sid=sid, image=image, thumbs=thumbs, versions=versions, chat=chat, status=status,
-                       trace=trace, plot=plot, scores=scores, export=export_file, chat_input=chat_input)
+                       trace=trace, plot=plot, scores=scores, export=export_file, chat_input=chat_input,
+                       compare_left=compare_left, compare_right=compare_right, compare=compare, download=download)
         outs = out.components
         quick = dict(outputs=outs, show_progress="hidden")
         turn = dict(outputs=outs, show_progress="hidden", concurrency_id="turn")
@@ -206,6 +228,13 @@ def build(assistant, router=None) -> gr.Blocks:
         revert_btn.click(_plain(out, h.revert), [sid, ref], api_name="revert", **quick)
         undo.click(_plain(out, h.undo_marker), [sid], api_name="undo_marker", **quick)
         clear.click(_plain(out, h.clear_markers), [sid], api_name="clear_markers", **quick)
+
+        # -- versions: compare two, download one ------------------------------------------------
+        compare_btn.click(_plain(out, h.compare), [sid, left_id, right_id], api_name="compare", **quick)
+        for picker in (compare_left, compare_right):  # after the API twin, which keeps the name /compare
+            picker.input(_plain(out, h.compare), [sid, compare_left, compare_right], api_visibility="private",
+                         **quick)
+        download.click(_plain(out, h.download_version), [sid, ref], api_name="download_version", **quick)
 
         # -- answers (streamed; Stop cancels them) ----------------------------------------------
         turns = [

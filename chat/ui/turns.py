@@ -11,7 +11,8 @@ import os
 import queue
 import re
 import threading
-from typing import Iterator
+import weakref
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -80,8 +81,44 @@ def sketch_drawing(value) -> Image.Image | None:
     return image if hi - lo >= 16 else None
 
 
+class ProgressRelay:
+    """What ``registry.progress`` becomes once an app is built on the registry: it calls the callback it
+    replaced, then every hooked :class:`Answers` (held weakly). Installed once per registry, so building
+    another app on the same assistant adds a listener instead of wrapping the callback again."""
+
+    def __init__(self, previous: Callable[[str, float, str], None] | None):
+        self.previous = previous
+        self._listeners: weakref.WeakSet = weakref.WeakSet()
+
+    @classmethod
+    def install(cls, registry, listener: "Answers") -> "ProgressRelay":
+        relay = registry.progress
+        if not isinstance(relay, cls):
+            relay = registry.progress = cls(relay)
+        relay._listeners.add(listener)
+        return relay
+
+    def __call__(self, name: str, fraction: float, message: str) -> None:
+        if self.previous is not None:
+            self.previous(name, fraction, message)
+        for listener in list(self._listeners):
+            listener.model_progress(name, fraction, message)
+
+
 class Answers:
     """Mixin of :class:`chat.ui.handlers.Handlers` (which provides session(), locked(), store, router...)."""
+
+    def model_progress(self, name: str, fraction: float, message: str) -> None:
+        """A model loading: its message (with a bar for a fraction between 0 and 1) in the status line of
+        every answer now running."""
+        try:
+            bar = float(fraction) if 0 < float(fraction) < 1 else None  # NaN fails too
+        except (TypeError, ValueError):
+            bar = None
+        message = str(message or f"loading {name}")
+        status = Status(message[:1].upper() + message[1:], bar)
+        for sink in list(self._sinks):
+            sink.put(status)
 
     def stop(self, session_id: str | None) -> View:
         with self._cancels_guard:
@@ -222,8 +259,8 @@ class Answers:
         try:
             first = View(session_id=session.id, chat=state.chat(), status="Thinking…", clear_input=True)
             if changed_images:
-                first.image, first.thumbs = self._display(session), views.thumbnails(session, self.files)
-                first.versions = views.version_items(session, self.files)
+                first.image = self._display(session)
+                self._galleries(session, first)
             if note:
                 first.warnings.append(note)
             yield first
@@ -248,8 +285,7 @@ class Answers:
                     view.chat = views.chat_messages(session) + state.leftover()
                     view.trace = views.trace_rows(session)
                     view.image = state.image if state.image is not None else self._display(session)
-                    view.thumbs = views.thumbnails(session, self.files)
-                    view.versions = views.version_items(session, self.files)
+                    self._galleries(session, view, compare=changed_images or state.new_versions)
                     view.plot = view.plot if view.plot is not None else state.plot
                     view.scores = view.scores if view.scores is not None else state.scores
                     if view.status is None:
@@ -278,9 +314,9 @@ class Answers:
             view.trace = views.trace_rows(session)
             view.status = f"{item.entry.tool}: " + (f"Error: {item.entry.error}" if item.entry.error else "done")
             if item.new_versions:
+                state.new_versions = True
                 view.image = self._display(session)
-                view.thumbs = views.thumbnails(session, self.files)
-                view.versions = views.version_items(session, self.files)
+                self._galleries(session, view)
             if item.overlay is not None:
                 view.image = self._display(session, item.overlay)
             if item.plot is not None:
@@ -303,6 +339,7 @@ class _TurnState:
         self.error: str | None = None
         self.final_status: str | None = None
         self.image = self.plot = self.scores = None  # the latest of each shown during the turn
+        self.new_versions = False  # a tool made a version: the compare view and download follow it
 
     def finish_tool(self, entry: TraceEntry) -> None:
         done = views.tool_message(entry)

@@ -99,6 +99,26 @@ def version_items(session: Session, files) -> list[tuple[str, str]]:
     return items
 
 
+def compare_pair(session: Session) -> tuple[str, str] | None:
+    """The versions the compare view starts with: the current version's parent (left; the one it was made
+    from, e.g. before an edit) and the current version (right). None without an image."""
+    if not session.active:
+        return None
+    current = session.version(session.record().current_id)
+    first = session.record().versions[0].id
+    return (current.parent or first), current.id
+
+
+@dataclass
+class Compare:
+    """The compare view: the version pickers' choices, the two picked ids and their files (None: empty)."""
+
+    choices: list[str]
+    left: str | None = None
+    right: str | None = None
+    images: tuple[str, str] | None = None
+
+
 # -- chat ---------------------------------------------------------------------------------------
 def tool_message(entry: TraceEntry, pending: bool = False) -> dict:
     """A collapsible 'thought' bubble in the chat for one tool call."""
@@ -188,5 +208,7 @@ class View:
     plot: str | None = None
     scores: list | None = None
     export: str | None = None
+    compare: Compare | None = None
+    download: str | None = None  # the current version's file; "" clears the button
     clear_input: bool = False
     warnings: list[str] = field(default_factory=list)
