@@ -175,6 +175,21 @@ def test_cache_is_a_bounded_lru(registry):
     assert cache.image_encodes == 4
 
 
+def test_embedding_entries_0_in_the_config_turns_the_cache_off(registry, image):
+    from chat.assistant import Assistant
+    from chat.config import load_config
+
+    from tests.conftest import TINY_CONFIG
+
+    cache = Assistant(load_config(TINY_CONFIG, cache={"embedding_entries": 0})).embedding_cache
+    first = score_labels(registry, image, ["cat", "dog"], cache=cache)
+    second = score_labels(registry, image, ["cat", "dog"], cache=cache)
+    assert first.scores == second.scores and cache.image_encodes == 2 and cache.text_encodes == 4
+    assert cache.stats()["images"] == 0 and cache.stats()["texts"] == 0 and cache.hits == 0
+    with pytest.raises(ValueError, match="0 \\(no cache\\) or more"):
+        EmbeddingCache(-1)
+
+
 def test_bad_labels_are_rejected_by_the_schema():
     def message(**kwargs) -> str:
         with pytest.raises(ValidationError) as info:

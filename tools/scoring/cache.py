@@ -16,14 +16,15 @@ class EmbeddingCache:
     Image entries are keyed by ``(model id, image digest, rendering variant)``, text entries by
     ``(model id, prompt)``. ``image_encodes`` / ``text_encodes`` count how many images / prompts were
     actually run through an encoder (cache misses); ``hits`` counts lookups served from the cache.
-    Thread-safe.
+    ``max_entries=0`` keeps nothing (``cache.embedding_entries: 0`` in the config: no cache). Thread-safe.
     """
 
     def __init__(self, max_entries: int = 256, max_texts: int | None = None):
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+        if max_entries < 0 or (max_texts is not None and max_texts < 0):
+            raise ValueError("max_entries and max_texts must be 0 (no cache) or more")
         self.max_images = max_entries
-        self.max_texts = max_texts or max_entries * 16  # text vectors are small; label sets are many
+        # text vectors are small and label sets are many: 16 texts per image unless told
+        self.max_texts = max_entries * 16 if max_texts is None else max_texts
         self._images: OrderedDict[Hashable, Any] = OrderedDict()
         self._texts: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.RLock()
@@ -68,6 +69,8 @@ class EmbeddingCache:
             return found
 
     def _store(self, store: OrderedDict, limit: int, items: Iterable[tuple[Hashable, Any]]) -> None:
+        if limit <= 0:
+            return
         with self._lock:
             for key, value in items:
                 store[key] = value
