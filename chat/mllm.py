@@ -159,7 +159,7 @@ class MultimodalChat:
 
         options = options or GenerationOptions(**self.registry.config.generation.model_dump())
         stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
-        kwargs = self._prepared(self.inputs(turns), reuse)
+        kwargs, keys = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
@@ -173,8 +173,9 @@ class MultimodalChat:
                     torch.manual_seed(options.seed)
                 with torch.inference_mode():
                     out = self.bundle.model.generate(**kwargs)
-                if reuse:
-                    self.prefix_cache.put(out.sequences[0], getattr(out, _cache_name()))
+                if reuse:  # the prompt's keys, then the answer's token ids
+                    answer = out.sequences[0][len(keys):].to("cpu", torch.int64)
+                    self.prefix_cache.put(torch.cat([keys, answer]), getattr(out, _cache_name()))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
                 errors.append(exc)
                 streamer.end()
@@ -193,16 +194,21 @@ class MultimodalChat:
         if errors:
             raise errors[0]
 
-    def _prepared(self, inputs: dict, reuse: bool) -> dict:
-        """Generation inputs, continuing a cached prefix and using cached image features when allowed."""
+    def _prepared(self, inputs: dict, reuse: bool) -> tuple[dict, object]:
+        """Generation inputs continuing a cached prefix and using cached image features when allowed, and the
+        prompt's keys (token ids with images keyed by content) under which its KV cache is kept afterwards."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        from chat.turn_cache import pixel_key, sequence_keys
 
         model = self.bundle.model
         ids = inputs["input_ids"][0]
         image_token = getattr(model.config, "image_token_id", None)
-        cache, reused = self.prefix_cache.take(ids, image_token) if reuse else (None, 0)
-        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         pixel_values = inputs.get("pixel_values")
+        image_keys = [] if pixel_values is None else [pixel_key(p) for p in pixel_values]
+        keys = sequence_keys(ids, image_token, image_keys)
+        cache, reused = self.prefix_cache.take(keys) if reuse else (None, 0)
+        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         encoded = 0
         if pixel_values is not None:
             per_image = int((ids == image_token).sum()) // pixel_values.shape[0]
@@ -210,7 +216,7 @@ class MultimodalChat:
             remaining = pixel_values[in_prefix:]
             if len(remaining) and reuse:
                 before = self.vision_cache.encodes
-                features = self.vision_cache.features(model, remaining)
+                features = self.vision_cache.features(model, remaining, image_keys[in_prefix:])
                 encoded = self.vision_cache.encodes - before
                 kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
             elif len(remaining):
@@ -219,27 +225,33 @@ class MultimodalChat:
         if cache is not None:
             kwargs[_cache_name()] = cache
         self.last_stats = {"prompt_tokens": len(ids), "reused_tokens": reused, "images_encoded": encoded}
-        return kwargs
+        return kwargs, keys
 
     def generate(self, turns: list[Turn], options: GenerationOptions | None = None, reuse: bool = True) -> str:
         return "".join(self.stream(turns, options, reuse=reuse)).strip()
 
-    def choice_logprobs(self, turns: list[Turn], options: list[str]) -> list[float]:
+    def choice_logprobs(self, turns: list[Turn], options: list[str], reuse: bool = True) -> list[float]:
         """Mean log-probability of each option as the assistant's answer: a constrained choice.
 
-        The prompt (image included) is prefilled once; each option then runs only its own few tokens on top of
-        that KV cache, which is cropped back to the prompt afterwards.
+        The prompt (image included) is prefilled once, continuing a cached conversation prefix when ``reuse``
+        allows (so a choice made before answering costs only the new tokens, and the answer that follows
+        reuses the choice's prefill); each option then runs only its own few tokens on top of that KV cache,
+        which is cropped back to the prompt afterwards.
         """
         torch = _torch()
         bundle = self.bundle
         model = bundle.model
         base = self.inputs(turns)
+        kwargs, keys = self._prepared(base, reuse)
         prompt_len = base["input_ids"].shape[1]
+        start = self.last_stats["reused_tokens"]
         device = base["input_ids"].device
         tokenizer = bundle.processor.tokenizer
+        kwargs.update(input_ids=base["input_ids"][:, start:], use_cache=True,
+                      cache_position=torch.arange(start, prompt_len, device=device))
         scores = []
         with torch.inference_mode():
-            out = model(**base, use_cache=True)
+            out = model(**kwargs)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             cache = getattr(out, _cache_name())
             for option in options:
@@ -254,4 +266,6 @@ class MultimodalChat:
                     logps.extend(logits.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1))
                     cache.crop(-rest.shape[1])  # back to the prompt alone
                 scores.append(float(torch.stack(logps).mean()))
+        if reuse:
+            self.prefix_cache.put(keys, cache)
         return scores

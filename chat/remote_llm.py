@@ -77,8 +77,8 @@ class RemoteChatModel(BaseChatOpenAI):
             return UserError(f"{where} refused the API key (HTTP {status}); check remote_llm.api_key_env.")
         if with_tools and status != 429 and "tool" in says.lower():
             self._tools_refused = True
-            return UserError(f"{where} does not accept tools ({says}); from now on it answers without them, so "
-                             "send the message again, or use a slash command such as /score.")
+            return UserError(f"{where} does not accept tools ({says}); it answers without them from now on (slash "
+                             "commands such as /score still run the tools).")
         if status == 404:
             return UserError(f"{where} does not serve the model '{self.model_name}' (HTTP 404: {says}); check "
                              "remote_llm.model and remote_llm.base_url.")

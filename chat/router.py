@@ -15,8 +15,12 @@ Routing, in order:
    context; tools that act (edit, remove, generate, sketch, som, mark) reply with a short confirmation.
 
 The model sees the image the message is about (ids in the text such as ``img2``, else the active image)
-with its markers drawn, the last turns of the conversation (text only, trimmed to the context window),
-and each user turn prefixed with its image id (``[img2.v1] ...``). Every decision and tool call goes into
+with its markers drawn, the recent turns of the conversation (trimmed to the context window), and each user
+turn prefixed with its image id (``[img2.v1] ...``). An image stays in the turn where it was first shown
+(the last ``history_images`` of them keep their pixels) and is not attached again while it is unchanged, and
+earlier turns are replayed exactly as they were sent: a follow-up's prompt then starts with the previous
+prompt, so the local model continues its KV cache instead of prefilling the conversation and the image again
+(the constrained choice shares that prefix too). Every decision and tool call goes into
 the session trace; tool failures become ``Error: ...`` replies and leave the session intact.
 """
 
@@ -43,9 +47,8 @@ from chat.session import Session, TraceEntry, clean_text
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
           "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
           "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n].")
-CHOICE_PROMPT = "{request}\n\nWhich tool should handle this request?\n{tools}\n- answer: {answer}\n" \
-                "Reply with the tool name only."
-ANSWER_HELP = "reply in words, no tool needed"
+TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
+CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
 FINAL_TOOLS = {"edit", "remove", "generate", "sketch", "som", "mark"}  # their confirmation is the whole reply
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
 
@@ -60,7 +63,9 @@ def _text(content: Any) -> str:
 # The router
 # --------------------------------------------------------------------------------------------
 class Router:
-    history_turns = 8  # earlier messages given to the model (text only), fewer if the context is short
+    history_turns = 12  # earlier messages given to the model at most (fewer if the context is short)
+    history_images = 2  # earlier turns that keep their image pixels (older ones keep their text)
+    sent_entries = 128
     choice_margin = 1.0  # a tool must beat "answer" by this mean log-probability to be chosen
     image_side = 672  # images are downscaled to this longest side before they reach the model
     som_entries = 32
@@ -69,6 +74,7 @@ class Router:
         self.assistant = assistant
         self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
         self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
+        self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # user turns as the model saw them
         self._lock = threading.Lock()
 
     @property
@@ -77,7 +83,8 @@ class Router:
 
     @property
     def native_tools(self) -> bool:
-        return not self.local and type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+        return (not self.local and type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+                and not getattr(self.chat_model, "tools_refused", False))  # a server that refused tools once
 
     # -- entry point -------------------------------------------------------------------------
     def respond(self, session: Session, text: str, *, action: str | None = None, arguments: dict | None = None,
@@ -145,11 +152,9 @@ class Router:
         if not self.local:
             return None, {}, "answer directly (the model has no tool calling)"
         names = list(schemas())
-        listing = "\n".join(f"- {n}: {TOOL_HELP.get(n, n)}" for n in names)
-        prompt = CHOICE_PROMPT.format(request=self._request(text, image), tools=listing, answer=ANSWER_HELP)
         try:
-            user = self._user(session, prompt, [image] if image else [])
-            scores = self.chat_model.choice_logprobs([user], names + ["answer"])
+            messages = self._messages(session, text, [image] if image else [], suffix=CHOICE_PROMPT)
+            scores = self.chat_model.choice_logprobs(messages, names + ["answer"])
         except Exception as exc:  # noqa: BLE001
             return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
         ranked = dict(zip(names, scores))
@@ -170,13 +175,27 @@ class Router:
         tools = self._tools(session, cancel)
         start = time.perf_counter()
         bound = self.chat_model.bind_tools(tools)
-        message, answer, error = yield from self._stream(bound, self._messages(session, text, about), turn, cancel)
+        message, answer, error = yield from self._stream(bound, self._messages(session, text, about), turn, cancel,
+                                                         quiet=True)
+        if error is not None and not answer and getattr(self.chat_model, "tools_refused", False):
+            yield Status(error)  # the server refuses tools: said once, and this message is answered without them
+            yield from self._answer(session, text, about, turn, cancel, decision="answer directly (the server refuses tools)")
+            return None
+        if error is not None:
+            yield Delta(turn.add(f"Error: {error}"))
+        asked = list(getattr(message, "tool_calls", None) or []) + list(getattr(message, "invalid_tool_calls", None) or [])
         calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in schemas()]
         if calls and error is None and not cancel.is_set():
             args = dict(calls[0].get("args") or {})
             if about and calls[0]["name"] in IMAGE_TOOLS:
                 args.setdefault("image", about[0])
             return calls[0]["name"], args, "model tool call"
+        if asked and error is None and not answer.strip() and not cancel.is_set():
+            names = ", ".join(sorted({str(c.get("name")) for c in asked}))
+            self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
+                               "model tool call: unusable, answered directly")
+            yield from self._answer(session, text, about, turn, cancel, decision="answer directly (unusable tool call)")
+            return None
         self._trace_answer(session, about, start, answer, error, "model tool call: none, answered directly")
         if about and not cancel.is_set():
             yield from self._highlight(session, about[0], answer)
@@ -238,8 +257,9 @@ class Router:
         if about and not cancel.is_set():
             yield from self._highlight(session, about[0], answer)
 
-    def _stream(self, model, messages, turn, cancel, extra: dict | None = None) -> Iterator[Event]:
-        """Deltas of a model's reply; returns (all chunks added up, the text, an error or None)."""
+    def _stream(self, model, messages, turn, cancel, extra: dict | None = None, quiet: bool = False) -> Iterator[Event]:
+        """Deltas of a model's reply; returns (all chunks added up, the text, an error or None). An error is also
+        said in the reply unless ``quiet`` (the caller decides)."""
         message, answer, error = None, "", None
         try:
             for chunk in model.stream(messages, **(extra or {})):
@@ -252,7 +272,8 @@ class Router:
                     break
         except Exception as exc:  # noqa: BLE001 - a failing model is reported like a failing tool
             error = describe(exc)
-            yield Delta(turn.add(f"Error: {error}"))
+            if not quiet:
+                yield Delta(turn.add(f"Error: {error}"))
         return message, answer, error
 
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
@@ -302,37 +323,78 @@ class Router:
     def _request(text, image) -> str:
         return f"[{image}] {text}" if image else text
 
-    def _user(self, session, text, images) -> HumanMessage:
-        parts: list[Any] = [image_part(self.view(session, v), self.image_side) for v in images]
-        return HumanMessage(content=parts + [{"type": "text", "text": text}])
+    def _parts(self, session, images) -> list[dict]:
+        return [image_part(self.view(session, v), self.image_side) for v in images]
+
+    @staticmethod
+    def _urls(messages) -> set[str]:
+        return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
+                for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
 
     def _history(self, session) -> list[BaseMessage]:
+        """Earlier turns: user turns exactly as the model saw them (images of the last ``history_images`` kept)
+        when known, else rebuilt as text; the window moves in steps so the prompt's start stays stable."""
+        earlier = session.messages[:-1]
+        start, step = 0, max(2, self.history_turns // 2)
+        if len(earlier) > self.history_turns:
+            start = ((len(earlier) - self.history_turns) // step + 1) * step
         out: list[BaseMessage] = []
-        for m in session.messages[:-1][-self.history_turns:]:
+        for index in range(start, len(earlier)):
+            m = earlier[index]
+            with self._lock:
+                sent = self._sent.get((session.id, index, m.content))
             if m.role == "user":
-                out.append(HumanMessage(self._request(m.content, m.images[0] if m.images else None)[:800]))
+                out.append(sent if sent is not None else
+                           HumanMessage(self._request(m.content, m.images[0] if m.images else None)[:800]))
             else:
-                tools = [session.trace[i] for i in m.trace if i < len(session.trace)]
+                replayed = bool(out) and isinstance(out[-1].content, list)  # its tool results are in that turn
+                tools = [] if replayed else [session.trace[i] for i in m.trace if i < len(session.trace)]
                 notes = "".join(f"({t.tool}: {t.summary}) " for t in tools if t.tool not in ("answer", "router"))
                 out.append(AIMessage((notes + m.content)[:800]))
         while out and isinstance(out[0], AIMessage):
             out.pop(0)
+        kept = 0
+        for i in range(len(out) - 1, -1, -1):  # older turns beyond the last few images keep their text only
+            if self._urls([out[i]]):
+                kept += 1
+                if kept > self.history_images:
+                    out[i] = HumanMessage([p for p in out[i].content if p.get("type") != "image_url"])
         return out
 
-    def _messages(self, session, text, about) -> list[BaseMessage]:
-        """System prompt, the recent history that fits the context window, and this turn with its images."""
-        current = self._user(session, self._request(text, about[0] if about else None), about)
+    def _system(self) -> SystemMessage:
+        """The system prompt; the local model's lists the tools (once, at the start of every prompt, so the
+        constrained choice after a user turn is a short question that reuses the cached prefix)."""
+        if not self.local:
+            return SystemMessage(SYSTEM)
+        tools = "\n".join(f"- {name}: {TOOL_HELP.get(name, name)}" for name in schemas())
+        return SystemMessage(SYSTEM + TOOLS_PROMPT.format(tools=tools))
+
+    def _messages(self, session, text, about, suffix: str = "") -> list[BaseMessage]:
+        """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
+        which is not remembered) and the images it is about that the history does not already show."""
+        parts = self._parts(session, about)
+        request = self._request(text, about[0] if about else None)
         history = self._history(session)
         window = self.chat_model.context_window() if self.local else None
         options = getattr(self.chat_model, "options", None)
         reserve = getattr(options, "max_new_tokens", 256)
         while True:
-            messages = [SystemMessage(SYSTEM), *history, current]
+            shown = self._urls(history)
+            current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
+            messages = [self._system(), *history, HumanMessage(content=current[:-1] + [
+                {"type": "text", "text": request + suffix}])]
             if window is None or not history:
-                return messages
+                break
             if self.chat_model.get_num_tokens_from_messages(messages) + reserve <= window:
-                return messages
+                break
             history = history[2:] if len(history) > 1 else []
+        if session.messages and session.messages[-1].role == "user":
+            key = (session.id, len(session.messages) - 1, session.messages[-1].content)
+            with self._lock:
+                self._sent[key] = HumanMessage(content=current)
+                while len(self._sent) > self.sent_entries:
+                    self._sent.popitem(last=False)
+        return messages
 
 
 class _Turn:

@@ -4,6 +4,11 @@ A follow-up question re-renders the whole conversation; its token ids share a lo
 previous turn's prompt + answer. :class:`PrefixCache` hands back the KV cache of the best-matching
 previous sequence, cropped to the common prefix, so only the new tokens are prefilled. :class:`VisionCache`
 keeps projected image features by content hash, so an image is encoded once however often it is asked about.
+
+Every image becomes the same run of placeholder tokens, so token ids alone cannot tell two images apart:
+prefixes are matched on *keys* (:func:`sequence_keys`), the token ids with each image's placeholder run
+replaced by a negative number derived from that image's pixels. A different image, or the same image with a
+marker moved, ends the shared prefix right where its run starts.
 """
 
 from __future__ import annotations
@@ -24,8 +29,30 @@ def common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
+def pixel_key(pixel_values) -> str:
+    """Content key of one preprocessed image ([1, 3, H, W] or [3, H, W])."""
+    arr = pixel_values.detach().to("cpu").contiguous()
+    return hashlib.sha1(arr.numpy().tobytes()).hexdigest() + str(tuple(arr.shape))
+
+
+def sequence_keys(ids, image_token_id: int | None, image_keys: list[str]):
+    """``ids`` (1-D) with the placeholder run of image k replaced by a negative number from ``image_keys[k]``.
+
+    Images take equal runs in prompt order (LLaVA-style processors expand each image to the same count)."""
+    keys = ids.detach().to("cpu", torch.int64).clone()
+    if image_token_id is None or not image_keys:
+        return keys
+    where = (keys == image_token_id).nonzero().flatten()
+    per = len(where) // len(image_keys)
+    for k, key in enumerate(image_keys):
+        keys[where[k * per:(k + 1) * per]] = -1 - int(key[:15], 16)
+    return keys
+
+
 class PrefixCache:
-    """A few recent (token ids, KV cache) pairs; taking one removes it until it is put back."""
+    """A few recent (keys, KV cache) pairs; taking one removes it until it is put back.
+
+    Keys are token ids with images keyed by content (:func:`sequence_keys`); plain token ids work too."""
 
     def __init__(self, slots: int = 4, min_tokens: int = 8):
         self.slots = slots
@@ -33,7 +60,7 @@ class PrefixCache:
         self._entries: list[tuple[object, object]] = []
         self._lock = threading.Lock()
 
-    def take(self, ids, image_token_id: int | None = None) -> tuple[object | None, int]:
+    def take(self, ids) -> tuple[object | None, int]:
         """The cache sharing the longest prefix with ``ids`` (cropped to it) and that prefix's length."""
         if self.slots <= 0:
             return None, 0
@@ -47,15 +74,15 @@ class PrefixCache:
                 return None, 0
             _, cache = self._entries.pop(best)
         keep = min(best_len, len(ids) - 1)  # at least one token must be fed to the model
-        if image_token_id is not None:  # never cut an image's run of placeholder tokens in two
-            while keep > 0 and int(ids[keep]) == image_token_id and int(ids[keep - 1]) == image_token_id:
-                keep -= 1
+        while keep > 0 and int(ids[keep]) < 0 and int(ids[keep - 1]) == int(ids[keep]):
+            keep -= 1  # never cut an image's run of placeholder tokens in two
         if keep < self.min_tokens:
             return None, 0
         cache.crop(keep - cache.get_seq_length())
         return cache, keep
 
     def put(self, ids, cache) -> None:
+        """Keep ``cache`` for the sequence ``ids`` (keys; only the positions the cache holds are kept)."""
         if self.slots <= 0 or cache is None:
             return
         # The KV cache holds every token fed to the model; the last generated token never was, so keep only
@@ -79,32 +106,33 @@ class VisionCache:
         self._data: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
         self.encodes = 0
+        self.as_list = True  # LLaVA takes a list of per-image features; ViP-LLaVA one stacked tensor
 
-    @staticmethod
-    def key(pixel_values) -> str:
-        arr = pixel_values.detach().to("cpu").contiguous()
-        return hashlib.sha1(arr.numpy().tobytes()).hexdigest() + str(tuple(arr.shape))
+    key = staticmethod(pixel_key)
 
-    def features(self, model, pixel_values) -> list:
-        """Features of each image in a [n, 3, H, W] batch, encoding only the ones not seen before."""
+    def features(self, model, pixel_values, keys: list[str] | None = None):
+        """Features of each image in a [n, 3, H, W] batch, encoding only the ones not seen before, in the form
+        the model's ``mm_encoder_outputs`` takes (a list, or a stacked tensor)."""
         out = []
         for i in range(pixel_values.shape[0]):
             one = pixel_values[i : i + 1]
-            k = self.key(one)
+            k = keys[i] if keys is not None else self.key(one)
             with self._lock:
                 hit = self._data.get(k)
                 if hit is not None:
                     self._data.move_to_end(k)
             if hit is None:
                 with torch.inference_mode():
-                    hit = model.model.get_image_features(pixel_values=one, return_dict=True).pooler_output[0]
+                    pooled = model.model.get_image_features(pixel_values=one, return_dict=True).pooler_output
+                self.as_list = isinstance(pooled, (list, tuple))
+                hit = pooled[0]
                 self.encodes += 1
                 with self._lock:
                     self._data[k] = hit
                     while len(self._data) > self.entries:
                         self._data.popitem(last=False)
             out.append(hit)
-        return out
+        return out if self.as_list else torch.stack(out)
 
     def clear(self) -> None:
         with self._lock:

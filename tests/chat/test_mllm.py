@@ -111,3 +111,54 @@ def test_prefix_cache_never_claims_tokens_it_does_not_hold():
     follow_up = torch.cat([sequence, torch.tensor([7, 8, 9])])
     taken, keep = prefix.take(follow_up)
     assert taken is not None and keep == 19 and taken.get_seq_length() == keep
+
+
+def test_another_image_with_the_same_text_is_not_answered_from_the_cache(assistant, image):
+    """Images are the same placeholder tokens: the cache must key them by content, or a second session asking
+    the same question about its own image would get the first session's answer."""
+    options = GenerationOptions(max_new_tokens=12)
+    mllm = assistant.mllm
+    mllm.prefix_cache.clear()
+    other = Image.new("RGB", (64, 48), (20, 40, 220))
+    mllm.generate([Turn("user", "What is in the red circle?", [image])], options)
+    cached = mllm.generate([Turn("user", "What is in the red circle?", [other])], options)
+    stats = mllm.last_stats
+    assert stats["images_encoded"] == 1  # the new image was encoded...
+    assert stats["reused_tokens"] < stats["prompt_tokens"] // 2  # ...and nothing from its run on was reused
+    assert cached == mllm.generate([Turn("user", "What is in the red circle?", [other])], options, reuse=False)
+
+
+def test_choice_then_answer_prefill_the_image_once(assistant, image):
+    """The router's constrained choice and the answer that follows share the conversation prefix."""
+    mllm = assistant.mllm
+    mllm.prefix_cache.clear()
+    mllm.vision_cache.clear()
+    fresh = mllm.choice_logprobs([Turn("user", "Is it red?\n\nWhich tool?", [image])], ["caption", "answer"], reuse=False)
+    assert mllm.choice_logprobs([Turn("user", "Is it red?\n\nWhich tool?", [image])], ["caption", "answer"]) == \
+        pytest.approx(fresh, abs=1e-4)
+    mllm.prefix_cache.clear()
+    mllm.choice_logprobs([Turn("user", "Is it red?\n\nWhich tool?", [image])], ["caption", "answer"])
+    options = GenerationOptions(max_new_tokens=8)
+    answer = mllm.generate([Turn("user", "Is it red?", [image])], options)
+    assert mllm.last_stats["images_encoded"] == 0 and mllm.last_stats["reused_tokens"] > 16
+    assert answer == mllm.generate([Turn("user", "Is it red?", [image])], options, reuse=False)
+
+
+@pytest.fixture(scope="module")
+def vip_chat(tiny_config):
+    from chat.mllm import MultimodalChat
+    from chat.registry import ModelRegistry
+
+    return MultimodalChat(ModelRegistry(tiny_config.model_copy(update={"chat_model": "vip_llava"})))
+
+
+def test_vip_llava_chats_with_and_without_the_caches(vip_chat, image):
+    """ViP-LLaVA takes its image features as one tensor (LLaVA as a list): the cached path must feed both."""
+    options = GenerationOptions(max_new_tokens=8)
+    first = [Turn("user", "What is in the red circle?", [image])]
+    answer = vip_chat.generate(first, options)
+    assert answer == vip_chat.generate(first, options, reuse=False)
+    follow = first + [Turn("assistant", answer), Turn("user", "And its colour?")]
+    assert vip_chat.generate(follow, options) == vip_chat.generate(follow, options, reuse=False)
+    assert vip_chat.choice_logprobs(first, ["yes", "no"]) == pytest.approx(
+        vip_chat.choice_logprobs(first, ["yes", "no"], reuse=False), abs=1e-4)

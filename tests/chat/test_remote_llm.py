@@ -20,7 +20,7 @@ from PIL import Image
 from chat.assistant import Assistant
 from chat.config import load_config
 from chat.errors import UserError
-from chat.events import Delta, Done, ToolFinished, ToolStarted
+from chat.events import Status, Delta, Done, ToolFinished, ToolStarted
 from chat.remote_llm import RemoteChatModel
 from chat.session import Session
 from tests.conftest import TINY_CONFIG
@@ -209,15 +209,27 @@ def test_a_server_that_refuses_tools_says_so_once_then_answers_without_them(assi
     server.refuse_tools = True
     server.replies.append(("text", ["A ", "green ", "field."]))
     router = assistant.router
-    refused = said(run(router, session, "What is this?"))
-    assert refused.startswith(f"Error: The remote model server at {server.url} does not accept tools "
-                              "(registry.ollama.ai/library/llava:latest does not support tools)")
-    assert "slash command" in refused and refused.count("\n") == 0
-    assert said(run(router, session, "What is this?")) == "A green field."
-    assert [bool(r["body"].get("tools")) for r in server.requests] == [True, False]
-    assert session.messages[-1].content == "A green field."
+    server.replies.append(("text", ["Still ", "green."]))
+    router = assistant.router
+    events = run(router, session, "What is this?")
+    notice = [e.message for e in of(events, Status)]
+    assert any(m.startswith(f"The remote model server at {server.url} does not accept tools "
+                            "(registry.ollama.ai/library/llava:latest does not support tools)") for m in notice), notice
+    assert said(events) == "A green field."  # this message is answered anyway, without tools
+    assert session.trace[-1].decision == "answer directly (the server refuses tools)"
+    assert said(run(router, session, "And now?")) == "Still green."
+    assert [bool(r["body"].get("tools")) for r in server.requests] == [True, False, False]
+    assert session.messages[-1].content == "Still green."
     slash = run(router, session, "/score grass | snow")  # tools still run from slash commands
-    assert of(slash, ToolFinished)[0].entry.error is None and len(server.requests) == 2
+    assert of(slash, ToolFinished)[0].entry.error is None and len(server.requests) == 3
+
+
+def test_a_call_to_a_tool_that_does_not_exist_is_answered_in_words(assistant, server, session):
+    server.replies += [("tool", "frobnicate", {"level": 11}), ("text", ["Just ", "a field."])]
+    events = run(assistant.router, session, "Frobnicate it.")
+    assert said(events) == "Just a field." and not of(events, ToolFinished)
+    assert "frobnicate" in session.trace[-2].error and session.trace[-1].decision.startswith("answer directly")
+    assert [bool(r["body"].get("tools")) for r in server.requests] == [True, False]  # the answer offers no tools
 
 
 def test_stop_ends_a_slow_remote_answer_promptly(assistant, server, session):

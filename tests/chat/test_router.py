@@ -137,7 +137,8 @@ def test_constrained_choice_picks_score_and_fills_labels_from_the_text(assistant
     assert calls == [("score", {"labels": ["cat", "dog"], "model": "clip", "region": True, "image": "img1.v1"})]
     (turns, options), = fake.choices
     assert options == TOOLS + ["answer"]
-    assert turns[-1].images and "[img1.v1] Is it a cat or a dog?" in turns[-1].text and "- score:" in turns[-1].text
+    assert turns[-1].images and turns[-1].text.startswith("[img1.v1] Is it a cat or a dog?\n\nWhich tool")
+    assert turns[0].role == "system" and "- score:" in turns[0].text  # the tools are listed in the system prompt
     started = of(events, ToolStarted)[0]
     assert started.decision == "model choice (logprob margin 2.50)"
     # the tool's result is context for the model's streamed answer
@@ -244,14 +245,31 @@ def test_the_model_sees_the_image_with_markers_and_the_history(assistant, sessio
     fake = FakeMLLM(choice={"answer": 0.0}, answer="A green field.")
     router = Router(assistant, local(fake))
     run(router, session, "what is this?")
+    first = fake.turns[-1]
+    run(router, session, "and its colour?")  # nothing changed: the image stays in the first turn only
+    turns = fake.turns[-1]
+    assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
+    assert turns[1].text == "[img1.v1] what is this?" and len(turns[1].images) == 1 and turns[2].text == "A green field."
+    assert turns[3].text == "[img1.v1] and its colour?" and not turns[3].images
+    assert [(t.role, t.text) for t in turns[:2]] == [(t.role, t.text) for t in first]  # the earlier prompt, replayed
+    assert np.array_equal(np.asarray(turns[1].images[0]), np.asarray(first[1].images[0]))
     session.add_marker(Marker(x=40, y=30, radius=10))
     run(router, session, "and what is in the red circle?")
     turns = fake.turns[-1]
-    assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
-    assert turns[1].text == "[img1.v1] what is this?" and not turns[1].images and turns[2].text == "A green field."
-    assert turns[3].text == "[img1.v1] and what is in the red circle?"
-    seen = np.asarray(turns[3].images[0])
+    assert turns[5].text == "[img1.v1] and what is in the red circle?" and len(turns[5].images) == 1
+    seen = np.asarray(turns[5].images[0])
     assert tuple(seen[30, 40 + 11]) == (255, 0, 0) and tuple(seen[5, 5]) == (40, 160, 60)  # the ring is drawn
+    assert tuple(np.asarray(turns[1].images[0])[30, 40 + 11]) != (255, 0, 0)  # the first turn showed no ring
+
+
+def test_older_images_keep_only_their_text(assistant, session):
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="ok")
+    router = Router(assistant, local(fake))
+    for i in range(4):
+        session.add_marker(Marker(x=10 + 15 * i, y=30, radius=5))  # a new view of the image every turn
+        run(router, session, f"question {i}")
+    users = [t for t in fake.turns[-1] if t.role == "user"]
+    assert [len(t.images) for t in users] == [0, 1, 1, 1]  # history_images = 2, plus the current turn
 
 
 def test_history_is_trimmed_to_the_context_window(assistant, session):
@@ -356,3 +374,46 @@ def test_free_text_drawing_request_generates_a_picture_without_an_image(assistan
     assert calls == [("generate", {"prompt": "cat on a sofa", "width": 512, "height": 512})]
     assert len(fake.choices) == 1 and not fake.turns  # one constrained choice, no free answer
     assert of(events, ToolStarted)[0].decision != "slash command"
+
+
+def test_follow_ups_reuse_the_image_and_sessions_get_their_own_answers(assistant):
+    """Through the real router and the tiny LLaVA: a follow-up (choice + answer) never encodes or prefills the
+    image again, and a second session asking the same words about another image gets the answer it would get
+    with empty caches, not the first session's."""
+    mllm = assistant.mllm
+    router = Router(assistant)
+    router.choice_margin = 1e9  # always answer in words (the choice still runs)
+    stats = []
+    choose = mllm.choice_logprobs
+
+    def recording(*args, **kwargs):
+        out = choose(*args, **kwargs)
+        stats.append(dict(mllm.last_stats))
+        return out
+
+    def ask(session, text):
+        answer = list(router.respond(session, text))[-1].message.content
+        return answer, stats[-1], dict(mllm.last_stats)
+
+    def session_with(colour):
+        s = Session()
+        s.add_image(Image.new("RGB", (80, 60), colour))
+        return s
+
+    mllm.prefix_cache.clear()
+    mllm.vision_cache.clear()
+    try:
+        mllm.choice_logprobs = recording
+        red, blue = session_with((200, 30, 30)), session_with((20, 40, 220))
+        ask(red, "What is in the red circle?")
+        blue_answer, choice, answer = ask(blue, "What is in the red circle?")
+        assert choice["images_encoded"] == 1 and answer["reused_tokens"] >= answer["prompt_tokens"] - 2
+        _, choice, answer = ask(red, "And what colour is it?")
+        image_tokens = int(mllm.bundle.model.config.image_seq_length)
+        assert choice["images_encoded"] == 0 and choice["reused_tokens"] > image_tokens + 20
+        assert answer["images_encoded"] == 0 and answer["reused_tokens"] >= answer["prompt_tokens"] - 2
+        mllm.prefix_cache.clear()
+        mllm.vision_cache.clear()
+        assert ask(session_with((20, 40, 220)), "What is in the red circle?")[0] == blue_answer
+    finally:
+        del mllm.choice_logprobs
