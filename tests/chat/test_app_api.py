@@ -344,3 +344,92 @@ def test_real_router_smoke(assistant, tmp_path):
     assert answer[-1].chat[-1]["role"] == "assistant"
     list(h.edit(sid, "make it snowy"))
     assert len(assistant.sessions.get(sid).images["img1"].versions) == 2
+
+
+def test_clear_chat_empties_chat_and_trace_and_persists(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    from chat.store import SessionStore
+
+    url, router, app = served
+    client.predict([handle_file(str(sample_image(tmp_path / "c.png")))], api_name="/upload")
+    client.predict("cat | dog", "clip", api_name="/score")  # a tool call: a row in the trace
+    out = client.predict("hello", api_name="/ask")
+    assert out[TRACE]["data"] and len(out[CHAT]) >= 4
+    out = client.predict(api_name="/clear_chat")
+    assert out[STATUS] == "Chat cleared."
+    assert out[CHAT] == []
+    assert not [row for row in out[TRACE]["data"] if any(str(cell).strip() for cell in row)]
+    sid = sid_of(app, client)
+    on_disk = SessionStore(app.mmchat_handlers.store.root).get(sid)  # a fresh store reads the files
+    assert on_disk.messages == [] and on_disk.trace == []
+    assert list(on_disk.images) == ["img1"]  # images and versions stay
+    out = client.predict("still here?", api_name="/ask")  # the conversation goes on from empty
+    assert [m["role"] for m in out[CHAT]] == ["user", "assistant"]
+
+
+def test_regenerate_replaces_the_last_answer_and_streams(served, client):
+    url, router, app = served
+    client.predict("first question", api_name="/ask")
+    client.predict("hello there", api_name="/ask")
+    job = client.submit(api_name="/regenerate")
+    final = job.result(timeout=30)
+    answers = [text(o[CHAT][-1]) for o in job.outputs() if isinstance(o[CHAT], list) and o[CHAT]
+               and o[CHAT][-1]["role"] == "assistant"]
+    assert len({len(a) for a in answers}) >= 3, "the new answer streams"
+    shown = [(m["role"], text(m)) for m in final[CHAT]]
+    assert [s for s in shown if s[1].startswith("hello there")] == [("user", "hello there")]
+    assert shown[-1][0] == "assistant" and shown[-1][1].startswith("You asked: hello there")
+    assert [role for role, _ in shown] == ["user", "assistant", "user", "assistant"]
+    session = app.mmchat_handlers.store.get(sid_of(app, client))
+    assert [(m.role, m.content.split(".")[0]) for m in session.messages] == [
+        ("user", "first question"), ("assistant", "You asked: first question"),
+        ("user", "hello there"), ("assistant", "You asked: hello there")]
+
+
+class LoadingRouter:
+    """Answers after the registry reports a model load (0, a fraction, 1), as a real first answer would."""
+
+    def __init__(self, registry, fractions=(0.0, 0.42, 1.0)):
+        self.registry, self.fractions = registry, fractions
+
+    def respond(self, session, text, *, action=None, arguments=None, cancel=None):
+        session.add_message("user", text)
+        for fraction in self.fractions:
+            self.registry.progress("llava", fraction, "loading llava")
+            time.sleep(0.2)  # one status update each
+        yield Delta("ok")
+        yield Done(session.add_message("assistant", "ok"))
+
+
+def test_model_load_progress_shows_as_a_bar(assistant):
+    from chat.ui.handlers import Handlers
+
+    h = Handlers(assistant, router=LoadingRouter(assistant.registry))
+    statuses = [view.status for view in h.turn(None, "hi") if view.status]
+    assert "Loading llava ████░░░░░░ 42%" in statuses
+    assert statuses.count("Loading llava") == 2  # 0 and 1: the message without a bar
+
+
+def test_model_progress_hook_is_installed_once(assistant):
+    """Building the app again on the same assistant must not wrap the registry's callback again."""
+    from chat.app import create_app
+    from chat.ui.handlers import Handlers
+
+    registry = assistant.registry
+    saved = registry.progress
+    calls = []
+    try:
+        registry.progress = lambda *args: calls.append(args)
+        for _ in range(3):
+            create_app(assistant, router=ScriptedRouter())
+        relay = registry.progress
+        h = Handlers(assistant, router=ScriptedRouter())
+        assert registry.progress is relay
+        seen: list = []
+        h._sinks.add(type("Sink", (), {"put": staticmethod(seen.append)})())
+        registry.progress("clip", 0.5, "loading clip")
+        assert calls == [("clip", 0.5, "loading clip")]  # the original callback runs once
+        assert [(s.message, s.fraction) for s in seen] == [("Loading clip", 0.5)]
+    finally:
+        registry.progress = saved
