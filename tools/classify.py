@@ -1,20 +1,24 @@
-"""Coarse-to-fine classification: the multimodal model proposes names, CLIP scores them, repeat.
+"""Coarse-to-fine classification: the multimodal model proposes names, CLIP scores them, repeat; then the
+model answers one label.
 
 Round 1 asks the chat model for a few possible names of the main object; CLIP scores them against the
-image. Each later round tells the model the scores so far and asks for more specific names. The final
-label is the candidate with the highest CLIP logit over all rounds (logits, unlike softmax scores, are
-comparable across candidate sets). Text and image embeddings go through the caller's cache, so the
-vision encoder runs once for the whole dialogue.
+image. Each later round tells the model the scores so far and asks for more specific names. At the end
+CLIP scores every name proposed (one softmax over all of them), the model is shown those scores and picks
+one name by constrained choice: ``chat.choice_logprobs(turns, names)`` scores each name as its answer and
+the most probable one is the label. Only when the chat model offers no ``choice_logprobs`` does the label
+fall back to the best CLIP score (``decision.by == "clip"``). Text and image embeddings go through the
+caller's cache, so the vision encoder runs once for the whole dialogue.
 
-``chat`` is anything with ``generate(turns, options=None) -> str`` (:class:`chat.mllm.MultimodalChat`,
-or a scripted fake in tests). When the model's answer cannot be parsed into names (e.g. random tiny
-weights), words drawn from the answer, then a generic list, keep the machinery running.
+``chat`` is anything with ``generate(turns, options=None) -> str`` and, for the final choice,
+``choice_logprobs(turns, options) -> list[float]`` (:class:`chat.mllm.MultimodalChat`, or a scripted fake
+in tests). When the model's answer cannot be parsed into names (e.g. random tiny weights), words drawn
+from the answer, then a generic list, keep the machinery running.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +38,10 @@ NEXT_PROMPT = (
     "An image-text matching model scored your names for this image: {scores}. "
     "List {n} more specific names for the main object (for example its kind, species, breed or model), "
     "most likely first. Answer with the names only, comma separated."
+)
+FINAL_PROMPT = (
+    "The image-text matching model scored all the names together: {scores}. "
+    "Which one of these names is right for the main object? Answer with that name only."
 )
 
 
@@ -58,16 +66,32 @@ class ClassifyRound(BaseModel):
     fallback: bool = Field(False, description="True when the candidates did not come from a parsable answer")
 
 
+class ClassifyDecision(BaseModel):
+    """The final answer: one of all the names proposed, picked by the chat model (or CLIP as a fallback)."""
+
+    label: str
+    by: Literal["model", "clip"] = Field(description="model: the chat model's constrained choice; clip: the "
+                                                     "best CLIP score, when the chat model cannot choose")
+    options: list[str] = Field(description="every name proposed, best CLIP score first")
+    clip_scores: list[float] = Field(description="CLIP scores of the options, one softmax over all of them")
+    model_logprobs: list[float] = Field(default_factory=list,
+                                        description="the chat model's mean log-probability of each option")
+
+
 class ClassifyResult(BaseModel):
     label: str
     rounds: list[ClassifyRound]
-    score: float = Field(0.0, description="the label's score in the round it came from")
+    decision: ClassifyDecision
+    score: float = Field(0.0, description="the label's CLIP score among all the options")
 
     def summary(self) -> str:
         steps = []
         for i, r in enumerate(self.rounds, 1):
             best = ", ".join(f"{c} {s:.2f}" for c, s in list(zip(r.candidates, r.scores))[:3])
             steps.append(f"round {i}: {best}")
+        n = len(self.decision.options)
+        by = "chosen by the chat model" if self.decision.by == "model" else "best CLIP score"
+        steps.append(f"final: {by} of {n} name{'s' if n != 1 else ''}")
         return f"{self.label} ({'; '.join(steps)})"
 
 
@@ -165,7 +189,8 @@ def classify(
     options: Any = None,
     per_round: int = CANDIDATES_PER_ROUND,
 ) -> ClassifyResult:
-    """Run ``rounds`` propose (chat model) / score (CLIP) rounds; the label is the best CLIP logit overall."""
+    """Run ``rounds`` propose (chat model) / score (CLIP) rounds, then let the chat model pick the label among
+    every name proposed, with their CLIP scores in its context (see the module doc)."""
     if not 1 <= rounds <= 10:
         from chat.errors import UserError
 
@@ -173,7 +198,7 @@ def classify(
     cache = cache if cache is not None else EmbeddingCache()
     turns = [_turn("user", FIRST_PROMPT.format(n=per_round), [image])]
     history: list[ClassifyRound] = []
-    best: tuple[float, str, float] | None = None  # (logit, label, score)
+    best: tuple[float, str] | None = None  # (logit, label): the leader so far, refined when answers run dry
     seen: list[str] = []
     for i in range(rounds):
         answer = chat.generate(turns, options) if options is not None else chat.generate(turns)
@@ -189,13 +214,33 @@ def classify(
             candidates = list(dict.fromkeys(candidates + list(GENERIC_LABELS)))[:per_round]
         result = score_labels(models, image, candidates, model=model, templates=templates, cache=cache)
         history.append(ClassifyRound(candidates=result.labels, scores=result.scores, answer=answer, fallback=fallback))
-        for label, logit, score in zip(result.labels, result.logits, result.scores):
+        for label, logit in zip(result.labels, result.logits):
             if best is None or logit > best[0]:
-                best = (logit, label, score)
+                best = (logit, label)
         seen.extend(c for c in result.labels if c not in seen)
+        turns.append(_turn("assistant", answer or ", ".join(candidates)))
         if i + 1 < rounds:
-            shown = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.scores))
-            turns.append(_turn("assistant", answer or ", ".join(candidates)))
-            turns.append(_turn("user", NEXT_PROMPT.format(scores=shown, n=per_round)))
-    assert best is not None
-    return ClassifyResult(label=best[1], rounds=history, score=best[2])
+            turns.append(_turn("user", NEXT_PROMPT.format(scores=_shown(result), n=per_round)))
+    final = score_labels(models, image, seen, model=model, templates=templates, cache=cache)
+    turns.append(_turn("user", FINAL_PROMPT.format(scores=_shown(final))))
+    decision = decide(chat, turns, final.labels, final.scores)
+    score = final.scores[final.labels.index(decision.label)]
+    return ClassifyResult(label=decision.label, rounds=history, decision=decision, score=score)
+
+
+def _shown(result) -> str:
+    return ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.scores))
+
+
+def decide(chat: Any, turns: list, options: list[str], clip_scores: list[float]) -> ClassifyDecision:
+    """The chat model's constrained choice among ``options`` (best CLIP score first); the best CLIP score
+    only when the model has no ``choice_logprobs``."""
+    choose = getattr(chat, "choice_logprobs", None)
+    if not callable(choose):
+        return ClassifyDecision(label=options[0], by="clip", options=options, clip_scores=clip_scores)
+    logprobs = [float(v) for v in choose(turns, options)]
+    if len(logprobs) != len(options):
+        raise ValueError(f"choice_logprobs gave {len(logprobs)} scores for {len(options)} options")
+    pick = max(range(len(options)), key=lambda i: logprobs[i])  # ties: the better CLIP score
+    return ClassifyDecision(label=options[pick], by="model", options=options, clip_scores=clip_scores,
+                            model_logprobs=logprobs)

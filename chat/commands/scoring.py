@@ -26,8 +26,9 @@ def register(sub) -> None:
     c = sub.add_parser(
         "classify", help="name the main object: the chat model proposes names, CLIP checks them",
         description="Coarse-to-fine classification: each round the multimodal model proposes names for the main "
-                    "object and CLIP scores them; later rounds ask for more specific names. The label is the "
-                    "best-scoring name over all rounds.",
+                    "object and CLIP scores them; later rounds ask for more specific names. At the end the model "
+                    "is shown the CLIP scores of every name and picks one (a constrained choice): that is the "
+                    "label. The rounds and the final choice are printed.",
     )
     c.add_argument("image", help="image file")
     c.add_argument("--rounds", type=int, metavar="N", help="propose-and-score rounds, 1..10 (default from the config)")
@@ -93,7 +94,11 @@ def run_classify(args) -> int:
         assistant.registry, image, assistant.mllm, rounds=rounds,
         cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
     )
-    payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds]}
+    payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds],
+               "decision": result.decision.model_dump()}
+    by = "the chat model chose" if result.decision.by == "model" else "best CLIP score (the chat model cannot choose)"
+    lines.append(f"  final: {by} '{result.label}' among " + ", ".join(
+        f"{c} {s:.2f}" for c, s in zip(result.decision.options, result.decision.clip_scores)))
     lines = [result.label]
     for i, r in enumerate(result.rounds, 1):
         lines.append(f"  round {i}: " + ", ".join(f"{c} {s:.2f}" for c, s in zip(r.candidates, r.scores)))

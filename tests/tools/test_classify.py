@@ -11,7 +11,7 @@ from tools.scoring import EmbeddingCache, score_labels
 
 
 class ScriptedChat:
-    """Answers from a script, recording the conversations it was shown."""
+    """Answers from a script, recording the conversations it was shown; no constrained choice."""
 
     def __init__(self, *answers: str):
         self.answers = list(answers)
@@ -20,6 +20,19 @@ class ScriptedChat:
     def generate(self, turns, options=None):
         self.seen.append(list(turns))
         return self.answers[min(len(self.seen), len(self.answers)) - 1]
+
+
+class ChoosingChat(ScriptedChat):
+    """A scripted chat model whose final constrained choice is ``favourite``."""
+
+    def __init__(self, *answers: str, favourite: str):
+        super().__init__(*answers)
+        self.favourite = favourite
+        self.choices = []
+
+    def choice_logprobs(self, turns, options):
+        self.choices.append((list(turns), list(options)))
+        return [-0.1 if o == self.favourite else -5.0 - i for i, o in enumerate(options)]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +47,13 @@ def image():
     return im
 
 
-def test_rounds_follow_the_script_and_the_label_is_the_best_logit(registry, image):
-    chat = ScriptedChat("1. Cat\n2. Dog\n3) fox.", "tabby cat, Siamese cat, 'tabby cat'")
+NAMES = ["cat", "dog", "fox", "tabby cat", "siamese cat"]
+
+
+def test_rounds_follow_the_script_and_the_model_answers_the_label(registry, image):
+    union = score_labels(registry, image, NAMES)  # CLIP over every name the script proposes
+    favourite = union.labels[-1]  # the model's pick is CLIP's worst: the label must come from the model
+    chat = ChoosingChat("1. Cat\n2. Dog\n3) fox.", "tabby cat, Siamese cat, 'tabby cat'", favourite=favourite)
     cache = EmbeddingCache()
     result = classify(registry, image, chat, rounds=2, cache=cache)
     assert len(result.rounds) == 2
@@ -44,15 +62,32 @@ def test_rounds_follow_the_script_and_the_label_is_the_best_logit(registry, imag
     assert not any(r.fallback for r in result.rounds)
     for r in result.rounds:
         assert r.scores == sorted(r.scores, reverse=True) and abs(sum(r.scores) - 1) < 1e-5
-    union = score_labels(registry, image, ["cat", "dog", "fox", "tabby cat", "siamese cat"])
-    assert result.label == union.best  # logits are comparable across rounds
-    assert cache.image_encodes == 1  # the vision encoder ran once for all rounds
+    # the final turn: the model chooses among every candidate, shown their CLIP scores
+    assert result.label == favourite != union.best and result.label in NAMES
+    decision = result.decision
+    assert decision.by == "model" and decision.label == favourite
+    assert decision.options == union.labels and decision.clip_scores == pytest.approx(union.scores, abs=1e-5)
+    assert result.score == pytest.approx(union.scores[-1], abs=1e-5)
+    (turns, options), = chat.choices
+    assert options == union.labels
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant", "user"]
+    assert all(f"{label} {score:.2f}" in turns[-1].text for label, score in zip(union.labels, union.scores))
+    assert cache.image_encodes == 1  # the vision encoder ran once for all rounds and the final scoring
     # the conversation: the image in the first turn; round 2 hears the scores of round 1
     first, second = chat.seen
     assert len(first) == 1 and first[0].images == [image]
     assert [t.role for t in second] == ["user", "assistant", "user"]
     assert all(c in second[2].text for c in result.rounds[0].candidates)
     assert "more specific" in second[2].text
+    assert "chosen by the chat model of 5 names" in result.summary()
+
+
+def test_without_a_constrained_choice_the_label_is_the_best_clip_score(registry, image):
+    chat = ScriptedChat("1. Cat\n2. Dog\n3) fox.", "tabby cat, Siamese cat")
+    result = classify(registry, image, chat, rounds=2)
+    union = score_labels(registry, image, NAMES)
+    assert result.decision.by == "clip" and result.label == union.best and not result.decision.model_logprobs
+    assert "best CLIP score" in result.summary()
 
 
 def test_garbage_answers_fall_back_and_the_machinery_runs(registry, image):
@@ -62,6 +97,7 @@ def test_garbage_answers_fall_back_and_the_machinery_runs(registry, image):
     assert all(r.fallback and len(r.candidates) >= 2 for r in result.rounds)
     assert set(result.rounds[0].candidates) <= set(GENERIC_LABELS)
     assert result.label in {c for r in result.rounds for c in r.candidates}
+    assert result.decision.options and result.label in result.decision.options
 
 
 def test_tiny_llava_rounds_have_the_requested_count(assistant, image):
@@ -69,7 +105,12 @@ def test_tiny_llava_rounds_have_the_requested_count(assistant, image):
     result = classify(assistant.registry, image, assistant.mllm, rounds=2, cache=cache)
     assert len(result.rounds) == 2
     assert all(len(r.candidates) >= 2 and len(r.candidates) == len(r.scores) for r in result.rounds)
-    assert result.label and result.label in {c for r in result.rounds for c in r.candidates}
+    candidates = {c for r in result.rounds for c in r.candidates}
+    assert result.label and result.label in candidates and set(result.decision.options) == candidates
+    # the tiny model answered by constrained choice: its pick is the option it gave the highest log-probability
+    decision = result.decision
+    assert decision.by == "model" and len(decision.model_logprobs) == len(decision.options)
+    assert decision.model_logprobs[decision.options.index(result.label)] == max(decision.model_logprobs)
     assert result.summary().startswith(result.label)
 
 
