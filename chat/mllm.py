@@ -66,7 +66,7 @@ class MultimodalChat:
         self.registry = registry
         self.name = name or registry.config.chat_model
         cache = registry.config.cache
-        self.prefix_cache = PrefixCache(cache.prefix_slots)
+        self.prefix_cache = PrefixCache(cache.prefix_slots, max_bytes=int(cache.prefix_gb * 2**30))
         self.vision_cache = VisionCache(cache.vision_entries)
         self.last_stats: dict[str, int] = {}
 

@@ -49,14 +49,24 @@ def sequence_keys(ids, image_token_id: int | None, image_keys: list[str]):
     return keys
 
 
+def cache_bytes(cache) -> int:
+    """Bytes held by a transformers KV cache (0 when its layout is unknown)."""
+    total = 0
+    for layer in getattr(cache, "layers", None) or []:
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            total += tensor.numel() * tensor.element_size() if isinstance(tensor, torch.Tensor) else 0
+    return total
+
+
 class PrefixCache:
     """A few recent (keys, KV cache) pairs; taking one removes it until it is put back.
 
     Keys are token ids with images keyed by content (:func:`sequence_keys`); plain token ids work too."""
 
-    def __init__(self, slots: int = 4, min_tokens: int = 8):
+    def __init__(self, slots: int = 4, min_tokens: int = 8, max_bytes: int | None = None):
         self.slots = slots
         self.min_tokens = min_tokens
+        self.max_bytes = max_bytes  # the KV caches kept, together, at most (the oldest leave first)
         self._entries: list[tuple[object, object]] = []
         self._lock = threading.Lock()
 
@@ -90,8 +100,16 @@ class PrefixCache:
         ids = ids[: cache.get_seq_length()]
         with self._lock:
             self._entries.append((ids.detach().clone(), cache))
-            while len(self._entries) > self.slots:
+            while len(self._entries) > self.slots or (len(self._entries) > 1 and self.max_bytes is not None
+                                                      and sum(cache_bytes(c) for _, c in self._entries) > self.max_bytes):
                 self._entries.pop(0)
+            if self.max_bytes is not None and cache_bytes(self._entries[-1][1]) > self.max_bytes:
+                self._entries.pop()  # one conversation larger than the whole allowance is not kept
+
+    @property
+    def bytes(self) -> int:
+        with self._lock:
+            return sum(cache_bytes(c) for _, c in self._entries)
 
     def clear(self) -> None:
         with self._lock:

@@ -162,3 +162,24 @@ def test_vip_llava_chats_with_and_without_the_caches(vip_chat, image):
     assert vip_chat.generate(follow, options) == vip_chat.generate(follow, options, reuse=False)
     assert vip_chat.choice_logprobs(first, ["yes", "no"]) == pytest.approx(
         vip_chat.choice_logprobs(first, ["yes", "no"], reuse=False), abs=1e-4)
+
+
+def test_prefix_cache_keeps_within_its_byte_allowance():
+    import torch
+    from transformers import DynamicCache
+
+    from chat.turn_cache import PrefixCache, cache_bytes
+
+    def kv(tokens):
+        cache = DynamicCache()
+        cache.update(torch.zeros(1, 2, tokens, 4), torch.zeros(1, 2, tokens, 4), layer_idx=0)
+        return cache
+
+    assert cache_bytes(kv(10)) == 2 * 2 * 10 * 4 * 4
+    prefix = PrefixCache(slots=8, min_tokens=2, max_bytes=cache_bytes(kv(25)))
+    for start in (100, 200, 300):
+        prefix.put(torch.arange(start, start + 10), kv(10))
+    assert prefix.bytes <= cache_bytes(kv(25)) and prefix.take(torch.arange(100, 112))[0] is None  # oldest left
+    assert prefix.take(torch.arange(300, 312))[1] == 10
+    prefix.put(torch.arange(0, 40), kv(40))  # larger than the whole allowance: not kept
+    assert prefix.take(torch.arange(0, 40))[0] is None
