@@ -96,11 +96,11 @@ def run_classify(args) -> int:
     )
     payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds],
                "decision": result.decision.model_dump()}
-    by = "the chat model chose" if result.decision.by == "model" else "best CLIP score (the chat model cannot choose)"
-    lines.append(f"  final: {by} '{result.label}' among " + ", ".join(
-        f"{c} {s:.2f}" for c, s in zip(result.decision.options, result.decision.clip_scores)))
     lines = [result.label]
     for i, r in enumerate(result.rounds, 1):
         lines.append(f"  round {i}: " + ", ".join(f"{c} {s:.2f}" for c, s in zip(r.candidates, r.scores)))
+    by = "the chat model chose" if result.decision.by == "model" else "best CLIP score (the chat model cannot choose)"
+    lines.append(f"  final: {by} '{result.label}' among " + ", ".join(
+        f"{c} {s:.2f}" for c, s in zip(result.decision.options, result.decision.clip_scores)))
     emit(args, payload, "\n".join(lines))
     return 0
