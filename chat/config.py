@@ -65,6 +65,7 @@ class LimitsConfig(Strict):
 
 class ToolsConfig(Strict):
     click_radius: int = Field(40, ge=2)
+    click_region: Literal["circle", "sam"] = "circle"  # sam: clicks select the object under them (SAM mask)
     prompt_templates: list[str] = ["a photo of a {}."]
     som_method: Literal["slic", "sam"] = "slic"
     som_max_regions: int = Field(24, ge=1, le=200)

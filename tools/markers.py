@@ -57,6 +57,9 @@ class Marker(BaseModel):
     radius: int | None = Field(None, ge=1, description="size of circle/point/cross/arrow regions; None = scaled")
     bbox: BBox | None = Field(None, description="(x0, y0, x1, y1) that an ellipse or box is fitted around")
     label: str | None = Field(None, max_length=32, description="text drawn next to the marker, e.g. its number")
+    clicks: list[tuple[int, int, bool]] | None = Field(
+        None, max_length=64, description="the clicks (x, y, positive) SAM segmented the region from; later "
+                                         "clicks on the same object refine it")
 
     @field_validator("bbox")
     @classmethod

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import sys
+from typing import Iterator
 
-from chat.commands.common import add_common, emit, load, open_image, point
+from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point
 
 
 def register(sub) -> None:
     p = sub.add_parser("ask", help="ask the local multimodal model about an image",
                        description="Ask one question about an image. Each --point X,Y is drawn as a visual prompt "
-                                   "(a red circle by default) before the model sees the image. The answer streams "
-                                   "to stdout.")
+                                   "(a red circle by default) before the model sees the image; with "
+                                   "tools.click_region: sam the points (and --negative ones) select one object and "
+                                   "the marker is fitted around it. The answer streams to stdout.")
     p.add_argument("image", help="image file")
     p.add_argument("question", help="the question, e.g. 'What is in the red circle?'")
     p.add_argument("--point", type=point, action="append", default=[], metavar="X,Y", help="mark this pixel")
-    p.add_argument("--shape", default="circle", choices=["circle", "ellipse", "box", "arrow", "cross", "point"])
-    p.add_argument("--color", default="red", choices=["red", "green", "blue", "yellow", "purple"])
+    add_negative(p)
+    p.add_argument("--shape", default="circle", choices=["circle", "ellipse", "box", "arrow", "cross", "point", "contour"],
+                   help="marker shape (default circle)")
+    p.add_argument("--color", default="red", choices=["red", "green", "blue", "yellow", "purple"],
+                   help="marker colour (default red)")
     p.add_argument("--max-new-tokens", type=int, help="answer length limit")
     p.add_argument("--temperature", type=float, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
@@ -36,13 +41,12 @@ def run(args) -> int:
     image = open_image(args.image, config)
     if not args.question.strip():
         raise UserError("The question is empty; type what you want to know about the image.")
-    if args.point:
-        from tools.markers import Marker, draw_markers
-
-        radius = config.tools.click_radius
-        markers = [Marker(x=x, y=y, shape=args.shape, color=args.color, radius=radius) for x, y in args.point]
-        image = draw_markers(image, markers)
     assistant = Assistant(config, progress=stderr_progress)
+    if args.point or args.negative:
+        from tools.markers import draw_markers
+
+        placed = place(args, config, image, args.shape, args.color, registry=assistant.registry)
+        image = draw_markers(image, placed.markers, masks=placed.contour_masks)
     try:
         options = assistant.generation_options(
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
@@ -51,15 +55,37 @@ def run(args) -> int:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}.") from None
     turns = [Turn("user", args.question, [image])]
-    pieces = []
-    for piece in assistant.mllm.stream(turns, options):
-        pieces.append(piece)
-        if not args.json:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    answer = "".join(pieces).strip()
+    pieces: list[str] = []
+    stream = _recorded(assistant.mllm.stream(turns, options), pieces)
     if args.json:
-        emit(args, {"answer": answer})
+        for _ in stream:
+            pass
+        emit(args, {"answer": "".join(pieces).strip()})
     else:
+        for text in _trimmed(stream):
+            sys.stdout.write(text)
+            sys.stdout.flush()
         sys.stdout.write("\n")
     return 0
+
+
+def _recorded(stream: Iterator[str], pieces: list[str]) -> Iterator[str]:
+    for piece in stream:
+        pieces.append(piece)
+        yield piece
+
+
+def _trimmed(stream: Iterator[str]) -> Iterator[str]:
+    """The pieces as they come, without leading or trailing whitespace overall: what is streamed is exactly
+    the answer that --json prints."""
+    held, started = "", False
+    for piece in stream:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        body = piece.rstrip()
+        if body:
+            yield held + body
+            held = piece[len(body):]
+        else:
+            held += piece

@@ -25,6 +25,30 @@ def point(text: str) -> tuple[int, int]:
     return x, y
 
 
+def add_negative(parser: argparse.ArgumentParser) -> None:
+    """``--negative X,Y``: a click on what is not the object (SAM regions only)."""
+    parser.add_argument("--negative", type=point, action="append", default=[], metavar="X,Y",
+                        help="a pixel that is NOT part of the object: with tools.click_region: sam in the config, "
+                             "all --point and --negative clicks select one object, segmented by SAM, and the "
+                             "marker is fitted around it")
+
+
+def place(args, config, image, shape: str = "circle", color: str = "red", radius: int | None = None,
+          registry=None):
+    """The markers for ``args.point`` / ``args.negative`` (circles, or one SAM object when configured);
+    a note about a fallback goes to stderr."""
+    from chat.clicks import place_points
+
+    if registry is None and config is not None and config.tools.click_region == "sam":
+        from chat.registry import ModelRegistry
+
+        registry = ModelRegistry(config, progress=stderr_progress)
+    placed = place_points(config, registry, image, args.point, getattr(args, "negative", []), shape, color, radius)
+    if placed.note:
+        print(f"mmchat: note: {placed.note}", file=sys.stderr, flush=True)
+    return placed
+
+
 def size(text: str) -> tuple[int, int]:
     """argparse type for ``WxH``."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.commands.common import add_common, emit, load, open_image, point, save_image
+from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point, save_image
 
 
 def register(sub) -> None:
@@ -10,13 +10,16 @@ def register(sub) -> None:
         "score", help="zero-shot scores of labels for an image (CLIP or SigLIP)",
         description="Score how well each --label describes the image. CLIP compares the labels with each other "
                     "(softmax, scores sum to 1); SigLIP scores each label on its own (sigmoid). With --point X,Y "
-                    "the clicked region is scored: a red ellipse is drawn around it (the red-circle recipe).",
+                    "the clicked region is scored: a red ellipse is drawn around it (the red-circle recipe); with "
+                    "tools.click_region: sam the points (and --negative ones) select one object, segmented by SAM, "
+                    "and the ellipse is fitted around it.",
     )
     p.add_argument("image", help="image file")
     p.add_argument("--label", action="append", default=[], metavar="L", help="a candidate label (repeat for more)")
     p.add_argument("--model", default="clip", choices=["clip", "siglip"], help="scoring model (default clip)")
     p.add_argument("--point", type=point, action="append", default=[], metavar="X,Y",
                    help="score the region around this pixel (repeat for several regions)")
+    add_negative(p)
     p.add_argument("--template", action="append", default=[], metavar="T",
                    help="prompt template with {} for the label (repeat to ensemble; default from the config)")
     p.add_argument("--chart", metavar="OUT", help="also save a bar chart of the scores to this image file")
@@ -36,16 +39,6 @@ def register(sub) -> None:
     c.set_defaults(func=run_classify)
 
 
-def _markers(points, image, radius):
-    from tools.markers import Marker, validate_point
-
-    markers = []
-    for x, y in points:
-        validate_point(x, y, image.size)
-        markers.append(Marker(x=x, y=y, shape="circle", color="red", radius=radius))
-    return markers
-
-
 def run_score(args) -> int:
     from pydantic import ValidationError
 
@@ -63,11 +56,15 @@ def run_score(args) -> int:
             reason = "no labels given; pass at least one --label, e.g. --label cat --label dog"
         raise UserError(f"--label: {reason}.") from None
     image = open_image(args.image, config)
-    markers = _markers(args.point, image, config.tools.click_radius)
     templates = args.template or config.tools.prompt_templates
     assistant = Assistant(config, progress=stderr_progress)
+    markers, masks = [], None
+    if args.point or args.negative:  # SAM objects are scored by their mask (contour), circles by their disc
+        shape = "contour" if config.tools.click_region == "sam" else "circle"
+        placed = place(args, config, image, shape, registry=assistant.registry)
+        markers, masks = placed.markers, placed.contour_masks
     result = score_labels(
-        assistant.registry, image, labels, model=args.model, markers=markers, templates=templates,
+        assistant.registry, image, labels, model=args.model, markers=markers, masks=masks, templates=templates,
         cache=getattr(assistant, "embedding_cache", None),
     )
     payload = {"labels": result.labels, "scores": result.scores, "mode": result.mode, "model": result.model,

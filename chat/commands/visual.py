@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from chat.commands.common import add_common, emit, load, open_image, point, save_image
+from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point, save_image
 
-SHAPES = ["circle", "ellipse", "box", "arrow", "cross", "point"]
+SHAPES = ["circle", "ellipse", "box", "arrow", "cross", "point", "contour"]
 COLORS = ["red", "green", "blue", "yellow", "purple", "white", "black", "orange"]
 
 
@@ -20,11 +20,14 @@ def register(sub) -> None:
         description="Draw a visual prompt at each --point X,Y: a ring (circle), an ellipse or box around the "
                     "point, an arrow pointing at it, a cross or a dot. With several points each marker is "
                     "numbered. --outside blur/grey blurs or greys everything outside the marked regions "
-                    "(the red-circle recipe of Shtedritski et al. 2023).",
+                    "(the red-circle recipe of Shtedritski et al. 2023). With tools.click_region: sam in the "
+                    "--config, the points (and --negative ones) select one object segmented by SAM and the "
+                    "marker is fitted around it (contour: traces its outline).",
     )
     m.add_argument("image", help="image file")
     m.add_argument("--point", type=point, action="append", default=[], metavar="X,Y",
                    help="where to draw a marker, in pixels (repeat for several)")
+    add_negative(m)
     m.add_argument("--shape", default="circle", choices=SHAPES, help="marker shape (default circle)")
     m.add_argument("--color", default="red", choices=COLORS, help="marker colour (default red)")
     m.add_argument("--radius", type=int, metavar="R",
@@ -63,7 +66,7 @@ def optional_config(args):
 
 def run_mark(args) -> int:
     from chat.errors import UserError
-    from tools.markers import Marker, draw_markers
+    from tools.markers import draw_markers
 
     if not args.point:
         raise UserError("Give at least one --point X,Y where the marker should go.")
@@ -71,12 +74,18 @@ def run_mark(args) -> int:
         raise UserError(f"--radius must be at least 1 pixel, not {args.radius}.")
     config = optional_config(args)
     image = open_image(args.image, config)
-    radius = args.radius if args.radius is not None else (config.tools.click_radius if config else None)
-    markers = [Marker(x=x, y=y, shape=args.shape, color=args.color, radius=radius) for x, y in args.point]
-    marked = draw_markers(image, markers, outside=args.outside, number=not args.no_numbers)
+    placed = place(args, config, image, args.shape, args.color, args.radius)
+    markers = placed.markers
+    marked = draw_markers(image, markers, masks=placed.contour_masks, outside=args.outside,
+                          number=not args.no_numbers)
     out = save_image(marked, args.output)
-    emit(args, {"image": out, "points": [list(p) for p in args.point], "shape": args.shape, "color": args.color},
-         f"{out} ({len(markers)} {args.color} {args.shape}{'s' if len(markers) > 1 else ''})")
+    sam = any(m.clicks for m in markers)
+    payload = {"image": out, "points": [list(p) for p in args.point], "shape": args.shape, "color": args.color,
+               "region": "sam" if sam else "circle",
+               "markers": [m.model_dump(include={"x", "y", "shape", "radius", "bbox"}) for m in markers]}
+    what = f"{args.shape} fitted around the object SAM found" if sam else \
+        f"{args.shape}{'s' if len(markers) > 1 else ''}"
+    emit(args, payload, f"{out} ({len(markers)} {args.color} {what})")
     return 0
 
 

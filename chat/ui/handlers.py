@@ -27,6 +27,7 @@ from chat.ui.views import View
 
 SHAPES = ("circle", "ellipse", "box", "arrow", "cross", "point")
 COLORS = ("red", "green", "blue", "yellow", "purple")
+CLICK_MODES = ("new", "add", "exclude")  # SAM regions: a new object, add to the last one, cut from it
 
 
 def file_path(item: Any) -> str:
@@ -235,22 +236,39 @@ class Handlers(Answers, Versions):
             raise UserError(f"({x}, {y}) is not a pixel position; give whole numbers.") from None
 
     def add_point(self, session_id: str | None, x: float | None, y: float | None, shape: str = "circle",
-                  color: str = "red") -> View:
-        """A marker at pixel (x, y) of the active image's current version (original pixels)."""
+                  color: str = "red", negative: bool = False, new_object: bool = True) -> View:
+        """A marker at pixel (x, y) of the active image's current version (original pixels). With SAM regions
+        (tools.click_region: sam) the marker fits the object under the click; ``new_object`` False adds the
+        click to the last object, ``negative`` cuts the clicked part out of it."""
+        from chat.clicks import click_marker, describe_click
+
         session, note = self.session(session_id)
         if x is None or y is None:
             raise UserError("Give both x and y of the point.")
         with self.locked(session.id):
-            session.record()  # "upload one first" when there is no image
+            record = session.record()  # "upload one first" when there is no image
             marker = self._marker(x, y, shape, color)
-            record = session.add_marker(marker)
+            marker, refined, sam_note = click_marker(
+                self.assistant.config, self.assistant.registry, record.markers, session.pixels(record.id), marker,
+                negative=bool(negative), new_object=new_object is None or bool(new_object))
+            if refined:
+                record.markers[-1] = marker
+            else:
+                record = session.add_marker(marker)
             self.store.save(session)
-        return self._view(session, note, images=False,
-                          status=f"Marker {len(record.markers)} ({shape}, {color}) at ({marker.x}, {marker.y}) "
-                                 f"on {record.current_id}. Ask about it, score it or edit it.")
+        status = (f"Marker {len(record.markers)} {describe_click(marker, refined)} on {record.current_id}. "
+                  "Ask about it, score it or edit it.")
+        view = self._view(session, note or sam_note, images=False, status=status)
+        if note and sam_note:
+            view.warnings.append(sam_note)
+        return view
 
-    def click(self, session_id: str | None, index, shape: str = "circle", color: str = "red") -> View:
-        """A click on the displayed image: ``index`` = [x, y] in display pixels, mapped to original pixels."""
+    def click(self, session_id: str | None, index, shape: str = "circle", color: str = "red",
+              mode: str = "new") -> View:
+        """A click on the displayed image: ``index`` = [x, y] in display pixels, mapped to original pixels.
+        ``mode`` (SAM regions): 'new' object, 'add' to the last object, or 'exclude' from it."""
+        if mode not in CLICK_MODES:
+            raise UserError(f"Unknown click mode '{mode}'; choose one of {', '.join(CLICK_MODES)}.")
         session, _ = self.session(session_id)
         if not session.active:
             raise UserError("There is no image yet; upload one first.")
@@ -264,7 +282,7 @@ class Handlers(Answers, Versions):
         if not (0 <= dx < width and 0 <= dy < height):  # NaN and infinity fail too
             raise UserError(f"That click is outside the image ({width}x{height} as shown); click on the picture itself.")
         x, y = views.to_original(dx, dy, session.pixels().size)
-        return self.add_point(session.id, x, y, shape, color)
+        return self.add_point(session.id, x, y, shape, color, negative=mode == "exclude", new_object=mode == "new")
 
     def undo_marker(self, session_id: str | None) -> View:
         session, note = self.session(session_id)

@@ -12,7 +12,7 @@ from typing import Callable
 import gradio as gr
 
 from chat.errors import describe
-from chat.ui.handlers import COLORS, SHAPES, Handlers
+from chat.ui.handlers import CLICK_MODES, COLORS, SHAPES, Handlers
 from chat.ui.i18n import I18N, t
 from chat.ui.views import SCORE_HEADERS, TRACE_HEADERS, View
 
@@ -108,6 +108,8 @@ def build(assistant, router=None) -> gr.Blocks:
                                      label=t("marker_shape"), elem_id="marker-shape")
                     color = gr.Radio([(t(f"color_{c}"), c) for c in COLORS], value="red",
                                      label=t("marker_color"), elem_id="marker-color")
+                click_mode = gr.Radio([(t(f"click_{m}"), m) for m in CLICK_MODES], value="new", label=t("click_mode"),
+                                      info=t("click_mode_info"), elem_id="click-mode")
                 with gr.Row():
                     undo = gr.Button(t("undo_marker"), elem_id="undo-marker", size="sm")
                     clear = gr.Button(t("clear_markers"), elem_id="clear-markers", size="sm")
@@ -186,6 +188,8 @@ def build(assistant, router=None) -> gr.Blocks:
             y = gr.Number(label="y", precision=0, elem_id="api-y")
             ref = gr.Textbox(label="image or version id", elem_id="api-ref")
             question = gr.Textbox(label="question", elem_id="api-question")
+            negative = gr.Checkbox(False, label="negative", elem_id="api-negative")
+            new_object = gr.Checkbox(True, label="new object", elem_id="api-new-object")
             add_point_btn = gr.Button("add_point")
             select_btn = gr.Button("select_image")
             revert_btn = gr.Button("revert")
@@ -211,8 +215,8 @@ def build(assistant, router=None) -> gr.Blocks:
         # -- images and markers -----------------------------------------------------------------
         upload.upload(_plain(out, h.upload), [sid, upload], api_name="upload", **quick)
 
-        def on_click(session_id, shape_value, color_value, evt: gr.SelectData):
-            return _plain(out, h.click)(session_id, evt.index, shape_value, color_value)
+        def on_click(session_id, shape_value, color_value, mode_value, evt: gr.SelectData):
+            return _plain(out, h.click)(session_id, evt.index, shape_value, color_value, mode_value)
 
         def on_thumb(session_id, evt: gr.SelectData):
             return _plain(out, h.select_index)(session_id, evt.index)
@@ -220,10 +224,11 @@ def build(assistant, router=None) -> gr.Blocks:
         def on_version(session_id, evt: gr.SelectData):
             return _plain(out, h.revert_index)(session_id, evt.index)
 
-        image.select(on_click, [sid, shape, color], api_visibility="private", **quick)
+        image.select(on_click, [sid, shape, color, click_mode], api_visibility="private", **quick)
         thumbs.select(on_thumb, [sid], api_visibility="private", **quick)
         versions.select(on_version, [sid], api_visibility="private", **quick)
-        add_point_btn.click(_plain(out, h.add_point), [sid, x, y, shape, color], api_name="add_point", **quick)
+        add_point_btn.click(_plain(out, h.add_point), [sid, x, y, shape, color, negative, new_object],
+                            api_name="add_point", **quick)
         select_btn.click(_plain(out, h.select_image), [sid, ref], api_name="select_image", **quick)
         revert_btn.click(_plain(out, h.revert), [sid, ref], api_name="revert", **quick)
         undo.click(_plain(out, h.undo_marker), [sid], api_name="undo_marker", **quick)
