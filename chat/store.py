@@ -25,11 +25,12 @@ import threading
 import time
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from PIL import Image
 
+from chat.config import LimitsConfig
 from chat.errors import UserError
 from chat.session import Session
 
@@ -187,12 +188,17 @@ class SessionStore:
         return out
 
     def import_zip(self, path: str | os.PathLike) -> Session:
-        """A new session (new id) from an export; every image is re-validated on the way in."""
+        """A new session (new id) from an export. Refused before anything is decompressed when the zip is
+        too big or has too many files (a zip bomb); the session must keep the limits a live one keeps (images
+        per session, length of what the person typed), and every image is re-validated like an upload."""
         from chat.imageio import load_image_bytes
 
+        limits = self.limits or LimitsConfig()
         try:
             with zipfile.ZipFile(path) as zf:
+                _check_zip_size(zf, limits)
                 session = Session.model_validate_json(zf.read("session.json"))
+                _check_session_limits(session, limits)
                 pixels, originals = {}, {}
                 for name in zf.namelist():
                     base = name.removeprefix("images/")
@@ -201,7 +207,7 @@ class SessionStore:
                     elif name.startswith("originals/") and _ORIGINAL_FILE.match(name.removeprefix("originals/")):
                         load_image_bytes(data := zf.read(name), name, self.limits)  # refused like an upload
                         originals[name.removeprefix("originals/")] = data
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
             raise UserError(f"That file is not an mmchat export ({str(exc).splitlines()[0]}).") from None
         for record in session.images.values():
             for version in record.versions:
@@ -232,6 +238,34 @@ class SessionStore:
             self._cache.move_to_end(session.id)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+def _check_zip_size(zf: zipfile.ZipFile, limits: LimitsConfig) -> None:
+    """From the zip's directory, before decompressing anything (zipfile never yields more than the declared
+    size of a member, so the declared sizes bound what reading can produce)."""
+    members = zf.infolist()
+    if len(members) > limits.max_import_files:
+        raise UserError(f"That export has {len(members)} files; the limit is {limits.max_import_files}.")
+    total = sum(info.file_size for info in members)
+    if total > limits.max_import_bytes:
+        raise UserError(f"That export is {_size(total)} uncompressed; the limit is {_size(limits.max_import_bytes)}.")
+
+
+def _check_session_limits(session: Session, limits: LimitsConfig) -> None:
+    if len(session.images) > limits.max_images_per_session:
+        raise UserError(f"That export has {len(session.images)} images; a session holds at most "
+                        f"{limits.max_images_per_session}.")
+    for number, message in enumerate(session.messages, 1):
+        if message.role == "user" and len(message.content) > limits.max_message_chars:
+            raise UserError(f"Message {number} of that export is {len(message.content)} characters long; "
+                            f"the limit is {limits.max_message_chars}.")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def conversation_markdown(session: Session) -> str:

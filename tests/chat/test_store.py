@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from PIL import Image
 
+from chat.config import LimitsConfig
 from chat.errors import UserError
 from chat.session import TraceEntry
 from chat.store import SessionStore, atomic_write
@@ -19,6 +20,21 @@ def _session_with_history(store):
     s.add_message("user", "make it green", images=[rec.id + ".v1"])
     s.add_message("assistant", "Done: img1.v2")
     s.add_trace(TraceEntry(tool="edit", arguments={"instruction": "make it green", "seed": 3}, seconds=0.5))
+    store.save(s)
+    return s
+
+
+def _richer_session(store):
+    """Two images, three versions of the first (with a revert), markers of several shapes, a trace."""
+    s = _session_with_history(store)
+    s.add_marker(Marker(x=30, y=5, shape="box", color="green", bbox=(20, 2, 38, 9)), "img1")
+    s.add_version("img1", Image.new("RGB", (40, 30), (250, 10, 10)), note="edit: make it red", parent="img1.v1")
+    s.revert("img1.v2")
+    two = s.add_image(Image.linear_gradient("L").resize((64, 48)).convert("RGB"), name="grad.png")
+    s.add_marker(Marker(x=5, y=40, shape="arrow", color="yellow"), two.id)
+    s.add_message("user", "compare them", images=["img1.v2", "img2.v1"])
+    s.add_message("assistant", "img2 is a gradient.", images=["img2.v1"]).trace = [0, 1]
+    s.add_trace(TraceEntry(tool="score", arguments={"labels": ["cat", "dog"]}, summary="cat 0.7", decision="button"))
     store.save(s)
     return s
 
@@ -38,14 +54,27 @@ def test_restart_keeps_everything(tmp_path):
 
 def test_export_import_round_trip(tmp_path):
     store = SessionStore(tmp_path)
-    s = _session_with_history(store)
+    s = _richer_session(store)
     path = store.export_zip(s)
     names = zipfile.ZipFile(path).namelist()
-    assert {"session.json", "conversation.md", "trace.json", "images/img1.v1.png", "images/img1.v2.png"} <= set(names)
+    versions = [v.id for r in s.images.values() for v in r.versions]
+    assert versions == ["img1.v1", "img1.v2", "img1.v3", "img2.v1"]
+    assert {"session.json", "conversation.md", "trace.json", *(f"images/{v}.png" for v in versions)} <= set(names)
     copy = SessionStore(tmp_path / "other").import_zip(path)
     assert copy.id != s.id
-    assert copy.pixels("img1.v2").getpixel((5, 5)) == (0, 128, 0)
-    assert copy.messages[0].content == "make it green"
+    for version in versions:  # every version's pixels, exactly
+        assert copy.pixels(version).tobytes() == s.pixels(version).tobytes(), version
+    for image_id, record in s.images.items():  # versions (ids, parents, notes), current one, markers
+        other = copy.images[image_id]
+        assert other.model_dump(exclude={"versions"}) == record.model_dump(exclude={"versions"})
+        assert [v.model_dump() for v in other.versions] == [v.model_dump() for v in record.versions]
+    assert copy.record("img1").current_id == "img1.v2" and copy.active == "img2"
+    assert [m.model_dump() for m in copy.messages] == [m.model_dump() for m in s.messages]
+    assert [t.model_dump() for t in copy.trace] == [t.model_dump() for t in s.trace]
+    assert len(copy.trace) == 2 and copy.trace[0].arguments["seed"] == 3
+    reopened = SessionStore(tmp_path / "other").get(copy.id)  # and it was saved as imported
+    assert reopened.model_dump(exclude={"id"}) == s.model_dump(exclude={"id"})
+    assert all(reopened.pixels(v).tobytes() == s.pixels(v).tobytes() for v in versions)
 
 
 def test_bad_ids_and_files(tmp_path):
@@ -72,3 +101,87 @@ def test_atomic_write_never_leaves_a_torn_file(tmp_path, monkeypatch):
         atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["session.json"]
+
+
+# -- imports are held to limits ---------------------------------------------------------------------------
+def _limits(**overrides) -> LimitsConfig:
+    return LimitsConfig(**overrides)
+
+
+def _refused(store, path, phrase):
+    with pytest.raises(UserError) as caught:
+        store.import_zip(path)
+    sentence = str(caught.value)
+    assert phrase in sentence and sentence.endswith(".") and "\n" not in sentence, sentence
+    assert store.list() == []  # nothing was imported
+    return sentence
+
+
+def test_zip_bomb_is_refused_before_anything_is_decompressed(tmp_path, monkeypatch):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("session.json", "{}")
+        with zf.open("images/img1.v1.png", "w") as fh:
+            for _ in range(64):
+                fh.write(bytes(2**20))  # 64 MiB of zeros, 64 KiB compressed
+    assert bomb.stat().st_size < 2**20
+    store = SessionStore(tmp_path / "data", limits=_limits(max_import_bytes=32 * 2**20))
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: pytest.fail(f"{name} was decompressed"))
+    sentence = _refused(store, bomb, "the limit is 32.0 MiB")
+    assert sentence == "That export is 64.0 MiB uncompressed; the limit is 32.0 MiB."
+
+
+def test_the_default_limit_refuses_a_gigabyte_bomb(tmp_path, monkeypatch):
+    """A member whose directory entry declares 1.5 GiB (zipfile never yields more than a member declares)."""
+    bomb = tmp_path / "big.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("session.json", "{}")
+    data = bytearray(bomb.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # central directory header; uncompressed size at +24
+    data[entry + 24:entry + 28] = (3 * 2**29).to_bytes(4, "little")
+    bomb.write_bytes(bytes(data))
+    assert zipfile.ZipFile(bomb).getinfo("session.json").file_size == 3 * 2**29
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: pytest.fail(f"{name} was decompressed"))
+    _refused(SessionStore(tmp_path / "data"), bomb, "1.5 GiB uncompressed; the limit is 1.0 GiB")
+
+
+def test_too_many_files_are_refused_before_reading(tmp_path, monkeypatch):
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        zf.writestr("session.json", "{}")
+        for i in range(300):
+            zf.writestr(f"junk/{i}.txt", "x")
+    store = SessionStore(tmp_path / "data", limits=_limits(max_import_files=100))
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: pytest.fail(f"{name} was decompressed"))
+    assert _refused(store, many, "301 files") == "That export has 301 files; the limit is 100."
+
+
+def test_an_import_keeps_the_images_per_session_limit(tmp_path):
+    source = SessionStore(tmp_path / "src")
+    path = source.export_zip(_richer_session(source))  # two images
+    store = SessionStore(tmp_path / "data", limits=_limits(max_images_per_session=1))
+    assert _refused(store, path, "2 images") == "That export has 2 images; a session holds at most 1."
+    assert SessionStore(tmp_path / "ok", limits=_limits(max_images_per_session=2)).import_zip(path).images
+
+
+def test_an_import_keeps_the_message_length_limit(tmp_path):
+    source = SessionStore(tmp_path / "src")
+    s = _session_with_history(source)
+    s.add_message("user", "y" * 9000)
+    s.add_message("assistant", "z" * 20000)  # answers are not what the limit is about
+    path = source.export_zip(s)
+    store = SessionStore(tmp_path / "data", limits=_limits(max_message_chars=8000))
+    assert _refused(store, path, "9000") == "Message 3 of that export is 9000 characters long; the limit is 8000."
+    copy = SessionStore(tmp_path / "ok", limits=_limits(max_message_chars=9000)).import_zip(path)
+    assert len(copy.messages[2].content) == 9000
+
+
+def test_an_image_in_an_export_is_checked_like_an_upload(tmp_path):
+    source = SessionStore(tmp_path / "src")
+    path = source.export_zip(_session_with_history(source))
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            zout.writestr(item, b"<svg xmlns='http://www.w3.org/2000/svg'/>" if item.filename.endswith("v2.png") else data)
+    _refused(SessionStore(tmp_path / "data"), bad, "SVG/HTML")
