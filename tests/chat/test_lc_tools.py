@@ -39,6 +39,15 @@ def test_one_structured_tool_per_tool_with_the_typed_schema(tools):
     ("edit", {"instruction": "  "}, "Invalid instruction for edit: the instruction is empty"),
     ("edit", {"instruction": "x", "seed": -1}, "Invalid seed for edit: input should be greater than or equal to 0"),
     ("classify", {"rounds": 11}, "Invalid rounds for classify: input should be less than or equal to 10"),
+    ("caption", {"prefix": 5}, "Invalid prefix for caption: the prefix must be text, e.g. 'a painting of'"),
+    ("caption", {"prefix": "a " * 150}, "Invalid prefix for caption: the prefix is 299 characters long; the limit is 200"),
+    ("caption", {"question": "why?"}, "'question' is not an argument of caption (it takes prefix, image)."),
+    ("mark", {"outside": "sepia"}, "Invalid outside for mark: input should be 'none', 'blur' or 'grey'"),
+    ("mark", {"markers": [{"x": 1, "y": 2}]}, "'markers' is not an argument of mark (it takes outside, image)."),
+    ("remove", {"target": "   "}, "Invalid target for remove: the target is empty; say what to do, e.g. 'the dog'"),
+    ("remove", {"steps": 0}, "Invalid steps for remove: input should be greater than or equal to 1"),
+    ("remove", {"seed": "lucky"}, "Invalid seed for remove: input should be a valid integer"),
+    ("remove", {"instruction": "erase"}, "'instruction' is not an argument of remove (it takes target, steps, seed, image)."),
 ])
 def test_schemas_reject_bad_arguments_with_clear_messages(tools, name, arguments, message):
     with pytest.raises(ValidationError):
