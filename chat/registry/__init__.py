@@ -10,15 +10,16 @@ One concern per module:
 
 - :mod:`chat.registry.model_registry`: :class:`ModelRegistry`, the public API (``get``, ``retry_on_oom``).
 - :mod:`chat.registry.loading`: loading one model (checkpoint folder, OOM retry, clear errors).
-- :mod:`chat.registry.memory`: device and dtype, the budget, LRU eviction and offload to CPU RAM.
+- :mod:`chat.registry.memory`: device and dtype, the budget, LRU eviction and offload to CPU RAM, and
+  ``on_unload(name, callback)``: listeners told when a model is offloaded or unloaded (to drop its caches).
 - :mod:`chat.registry.sizes`: bytes of a checkpoint before loading it and of a loaded model.
 """
 
-from chat.registry.memory import Entry, Progress
+from chat.registry.memory import Entry, Progress, UnloadListener
 from chat.registry.model_registry import ModelRegistry
 from chat.registry.sizes import GIB, estimate_bytes, footprint, int8_bytes, local_folder, nf4_bytes, peak_footprint
 
 __all__ = [
     "GIB", "Entry", "ModelRegistry", "Progress", "estimate_bytes", "footprint", "int8_bytes", "local_folder",
-    "nf4_bytes", "peak_footprint",
+    "nf4_bytes", "peak_footprint", "UnloadListener",
 ]

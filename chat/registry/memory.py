@@ -7,21 +7,28 @@ When one more model would exceed ``memory_budget_gb``, the least recently used m
   models share ``offload.ram_gb``; the least recently used of them are unloaded when it is full.
 - Otherwise they are unloaded. On a CPU-only machine this is always the case: the models already live in
   RAM, there is nowhere to offload to, so offloading would be unloading.
+
+Whoever keeps something per model that must go with it (the chat model's KV prefix cache and vision-feature
+cache) registers ``on_unload(name, callback)``: the callback runs whenever that model is offloaded or unloaded.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from chat.config import Config, ModelSpec
+from chat.errors import describe
 from chat.registry.sizes import GIB
 
 # progress(model_name, fraction in [0, 1], message)
 Progress = Callable[[str, float, str], None]
+# on_unload listener: listener(model_name), called after the model was offloaded or unloaded
+UnloadListener = Callable[[str], None]
 
 
 @dataclass
@@ -55,6 +62,7 @@ class ModelMemory:
         self._lock = threading.RLock()
         self.evictions: list[str] = []  # models pushed off the device to make room (offloaded or unloaded)
         self.offloads: list[str] = []  # those of them that were moved to CPU RAM rather than unloaded
+        self._unload_listeners: dict[str, list[UnloadListener]] = {}
 
     # -- placement -------------------------------------------------------------------------
     @property
@@ -111,12 +119,33 @@ class ModelMemory:
         return name in self._entries
 
     # -- freeing ---------------------------------------------------------------------------
+    def on_unload(self, name: str, callback: UnloadListener) -> Callable[[], None]:
+        """Call ``callback(name)`` each time model ``name`` leaves the device or memory: offloaded to CPU RAM or
+        unloaded to stay within the budget, unloaded from CPU RAM, or by ``unload`` / ``unload_all`` /
+        ``free_memory`` (also the out-of-memory retries). For caches kept beside a model that hold device memory
+        or belong to its weights. Returns a function that removes the listener.
+
+        The callback runs in the thread that freed the model, possibly while the registry's lock is held: keep it
+        short (clear a cache) and never load a model from it. If it raises, the error is logged and freeing goes on.
+        """
+        with self._lock:
+            self._unload_listeners.setdefault(name, []).append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                listeners = self._unload_listeners.get(name, [])
+                if callback in listeners:
+                    listeners.remove(callback)
+
+        return remove
+
     def unload(self, name: str) -> bool:
         with self._lock:
             entry = self._entries.pop(name, None) or self._offloaded.pop(name, None)
         if entry is None:
             return False
         del entry
+        self._notify_unload(name)
         self._free()
         return True
 
@@ -137,6 +166,15 @@ class ModelMemory:
         return names
 
     # -- internals -------------------------------------------------------------------------
+    def _notify_unload(self, name: str) -> None:
+        with self._lock:
+            listeners = list(self._unload_listeners.get(name, []))
+        for listener in listeners:
+            try:
+                listener(name)
+            except Exception as exc:  # noqa: BLE001 - a listener must not stop memory from being freed
+                logging.getLogger(__name__).warning("on_unload listener for %s failed: %s", name, describe(exc))
+
     def _report(self, name: str, fraction: float, message: str) -> None:
         if self.progress is not None:
             self.progress(name, fraction, message)
@@ -166,6 +204,7 @@ class ModelMemory:
             else:
                 self._report(name, 0.0, f"unloading {victim_name} to stay within the memory budget")
             del victim
+            self._notify_unload(victim_name)
             self._free()
 
     def _offload(self, entry: Entry) -> bool:
@@ -176,6 +215,7 @@ class ModelMemory:
         while self._offloaded and self.offloaded_bytes() + entry.nbytes > self.offload_budget_bytes:
             dropped, _ = self._offloaded.popitem(last=False)
             self._report(entry.name, 0.0, f"unloading {dropped} from CPU RAM (offload.ram_gb is full)")
+            self._notify_unload(dropped)
         try:
             self._move(entry.obj, target)
         except Exception:  # noqa: BLE001 - a model that cannot move is unloaded instead

@@ -53,6 +53,48 @@ def test_budget_evicts_least_recently_used(tiny_dir):
     assert registry.used_bytes() <= registry.budget_bytes
 
 
+def test_unload_listeners_hear_their_model_leave_however_it_goes(tiny_dir):
+    registry = ModelRegistry(_config(memory_budget_gb=1e-6))  # one model at a time
+    heard: list[str] = []
+    registry.on_unload("clip", heard.append)
+    stop = registry.on_unload("siglip", heard.append)
+    registry.get("clip")
+    registry.get("siglip")  # clip is pushed out by the budget
+    assert heard == ["clip"] and registry.loaded() == ["siglip"]
+    assert registry.unload("siglip") and heard == ["clip", "siglip"]
+    stop()
+    registry.get("siglip")
+    registry.unload_all()
+    assert heard == ["clip", "siglip"]  # a removed listener hears nothing more
+
+    registry.on_unload("clip", lambda name: 1 / 0)  # a failing listener does not stop memory being freed
+    registry.get("clip")
+    registry.get("siglip")
+    assert heard == ["clip", "siglip", "clip"] and registry.loaded() == ["siglip"]
+
+
+class _FakeGpu(ModelRegistry):
+    """Models 'run on a GPU', so the budget offloads them to CPU RAM (not moved for real here)."""
+
+    @property
+    def offload_device(self):
+        return "ram"
+
+    def _move(self, obj, device):
+        pass
+
+
+def test_unload_listeners_hear_an_offload_to_cpu_ram(tiny_dir):
+    registry = _FakeGpu(_config(memory_budget_gb=1e-6, offload={"ram_gb": 64}))
+    heard: list[str] = []
+    registry.on_unload("clip", heard.append)
+    registry.get("clip")
+    registry.get("siglip")
+    assert registry.offloaded() == ["clip"] and heard == ["clip"]
+    registry.get("clip")  # back on the device: no event; siglip goes to RAM
+    assert heard == ["clip"] and registry.offloaded() == ["siglip"]
+
+
 def _load_reports(name: str) -> list[tuple[str, float, str]]:
     seen: list[tuple[str, float, str]] = []
     ModelRegistry(_config(), progress=lambda model, f, msg: seen.append((model, f, msg))).get(name)
