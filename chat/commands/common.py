@@ -74,6 +74,15 @@ def load(args):
     return load_config(getattr(args, "config", None))
 
 
+def optional_config(args):
+    """The config when one is named (--config or $MMCHAT_CONFIG), else None: for verbs that work without one."""
+    import os
+
+    if getattr(args, "config", None) or os.environ.get("MMCHAT_CONFIG"):
+        return load(args)
+    return None
+
+
 def save_image(image, path: str) -> str:
     try:
         image.save(path)

@@ -107,7 +107,7 @@ def run(args) -> int:
         shape = "contour" if tools.click_region == "sam" else "circle"  # a SAM object is repainted by its mask
         placed = place(args, config, image, shape, registry=registry)
         mask = mask_from_markers(placed.markers, image.size, placed.contour_masks)
-    diffusion = dict(steps=steps, seed=request.seed, guidance_scale=guidance)
+    diffusion = {"steps": steps, "seed": request.seed, "guidance_scale": guidance}
     if args.remove:
         mode = "remove"
         result = remove_object(registry, image, mask, target=request.target, dilate=tools.mask_dilate,

@@ -6,9 +6,9 @@ $MMCHAT_CONFIG) the defaults come from its ``tools`` section.
 
 from __future__ import annotations
 
-import os
-
-from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point, save_image
+from chat.commands.common import (
+    add_common, add_negative, emit, load, open_image, optional_config, place, point, save_image,
+)
 
 SHAPES = ["circle", "ellipse", "box", "arrow", "cross", "point", "contour"]
 COLORS = ["red", "green", "blue", "yellow", "purple", "white", "black", "orange"]
@@ -55,13 +55,6 @@ def register(sub) -> None:
     s.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the marked image")
     add_common(s)
     s.set_defaults(func=run_som)
-
-
-def optional_config(args):
-    """The config when one is named (--config or $MMCHAT_CONFIG), else None: these verbs work without one."""
-    if getattr(args, "config", None) or os.environ.get("MMCHAT_CONFIG"):
-        return load(args)
-    return None
 
 
 def run_mark(args) -> int:
