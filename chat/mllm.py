@@ -68,7 +68,13 @@ class MultimodalChat:
         cache = registry.config.cache
         self.prefix_cache = PrefixCache(cache.prefix_slots, max_bytes=int(cache.prefix_gb * 2**30))
         self.vision_cache = VisionCache(cache.vision_entries)
+        registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
+
+    def forget(self) -> None:
+        """Drop the work kept across turns (the model was offloaded or unloaded, or memory is short)."""
+        self.prefix_cache.clear()
+        self.vision_cache.clear()
 
     # -- prompt ----------------------------------------------------------------------------
     @property
@@ -143,8 +149,7 @@ class MultimodalChat:
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
             if started or not is_out_of_memory(exc):
                 raise
-        self.prefix_cache.clear()
-        self.vision_cache.clear()
+        self.forget()
         freed = self.registry.free_memory(keep=self.name)
         try:
             yield from self._stream_once(turns, options, cancel, reuse=False)

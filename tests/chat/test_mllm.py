@@ -183,3 +183,15 @@ def test_prefix_cache_keeps_within_its_byte_allowance():
     assert prefix.take(torch.arange(300, 312))[1] == 10
     prefix.put(torch.arange(0, 40), kv(40))  # larger than the whole allowance: not kept
     assert prefix.take(torch.arange(0, 40))[0] is None
+
+
+def test_unloading_the_model_drops_its_caches(tiny_config, image):
+    from chat.mllm import MultimodalChat
+    from chat.registry import ModelRegistry
+
+    registry = ModelRegistry(tiny_config)
+    chat = MultimodalChat(registry)
+    chat.generate([Turn("user", "What is it?", [image])], GenerationOptions(max_new_tokens=4))
+    assert chat.prefix_cache.bytes > 0 and chat.vision_cache._data
+    registry.unload(chat.name)
+    assert chat.prefix_cache.bytes == 0 and not chat.vision_cache._data
