@@ -5,24 +5,24 @@
       {"image": "imgs/0001.png", "box": [x0, y0, x1, y1], "labels": ["cat", "dog"], "answer": "cat"}
 
   For every shape x colour a marker is drawn around the box and the example counts as correct when the
-  answer gets the highest zero-shot score. Variants: no marker, crop to the box, and the red ellipse
+  answer gets the highest zero-shot score (a point is a dot at the box's centre; the contour traces the
+  box, the only region the dataset gives). Variants: no marker, crop to the box, and the red ellipse
   with the outside blurred or greyed (the red-circle paper's best recipes).
 * :func:`eval_classify` - ``DIR/<label>/*.png``: CLIP zero-shot over all folder labels versus the
   LLM<->CLIP coarse-to-fine loop of :func:`tools.classify.classify`.
 
-Both return an :class:`EvalTable` (``.markdown()``, ``.to_dict()``). :func:`make_synthetic_dataset`
-writes small datasets of coloured shapes for tests and smoke runs.
+Both return an :class:`EvalTable` (``.markdown()``, ``.to_dict()``).
+:func:`tools.eval_datasets.make_synthetic_dataset` writes small datasets for tests and smoke runs.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chat.errors import UserError
@@ -39,7 +39,7 @@ from tools.scoring import (
     region_renderings,
 )
 
-SHAPES: tuple[str, ...] = ("circle", "ellipse", "box", "arrow", "cross")
+SHAPES: tuple[str, ...] = ("circle", "ellipse", "box", "arrow", "cross", "point", "contour")
 COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple")
 VARIANTS: tuple[str, ...] = ("no marker", "crop", "blur outside", "grey outside")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -158,7 +158,8 @@ def _open(path: Path, where: str) -> Image.Image:
 
 def _marker_around(box, shape: str, color: str, size: tuple[int, int]):
     """A visual prompt of ``shape`` around ``box``: circles and ellipses enclose the box (through its
-    corners), boxes frame it, crosses span it, arrows point at it from outside."""
+    corners), boxes frame it, crosses span it, arrows point at it from outside, a point sits at its centre
+    and a contour traces it (draw it with :func:`_box_mask` as its mask)."""
     from tools.markers import Marker
     from tools.scoring import fitted_ellipse
 
@@ -169,6 +170,15 @@ def _marker_around(box, shape: str, color: str, size: tuple[int, int]):
         frame = Marker(x=cx, y=cy, shape="box", color=color, bbox=box)
         return Marker(x=cx, y=cy, shape="ellipse", color=color, bbox=fitted_ellipse(frame, size))
     return Marker(x=cx, y=cy, shape=shape, color=color, radius=radius, bbox=box if shape in ("box", "arrow") else None)
+
+
+def _box_mask(box: tuple[int, int, int, int], size: tuple[int, int]):
+    import numpy as np
+
+    mask = np.zeros((size[1], size[0]), dtype=bool)
+    x0, y0, x1, y1 = box
+    mask[y0:y1, x0:x1] = True
+    return mask
 
 
 def _clip_box(box, size: tuple[int, int], where: str) -> tuple[int, int, int, int]:
@@ -225,7 +235,9 @@ def eval_markers(
         for s in shapes:
             for c in colors:
                 marker = _marker_around(box, s, c, image.size)
-                items.append(((digest, f"marker:{s}:{c}:{box}"), lambda m=marker: draw_markers(image, [m])))
+                masks = [_box_mask(box, image.size)] if s == "contour" else None
+                items.append(((digest, f"marker:{s}:{c}:{box}"),
+                              lambda m=marker, k=masks: draw_markers(image, [m], masks=k)))
                 names.append((s, c))
         items.append(((digest, "full"), lambda: image))
         names.append("no marker")
@@ -325,77 +337,3 @@ def eval_classify(
             f"LLM<->{model.upper()} ({rounds} round{'s' if rounds != 1 else ''}, open vocabulary)": [llm_correct / n],
         },
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Synthetic datasets
-# --------------------------------------------------------------------------------------------
-_PALETTE = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "orange": (240, 150, 30),
-            "black": (20, 20, 20)}
-_OBJECTS = ("square", "triangle", "disk")
-
-
-def _draw_object(draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int], fill) -> None:
-    x0, y0, x1, y1 = box
-    if kind == "square":
-        draw.rectangle(box, fill=fill)
-    elif kind == "triangle":
-        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
-    else:
-        draw.ellipse(box, fill=fill)
-
-
-def make_synthetic_dataset(directory: str | Path, kind: str = "markers", n: int = 6, *, size: int = 96,
-                           seed: int = 0) -> Path:
-    """Write a small dataset of coloured shapes on plain backgrounds; return the folder.
-
-    ``kind="markers"``: ``images/NNNN.png`` with two or three objects, ``data.jsonl`` boxes one of them and
-    names it (labels: square, triangle, disk). ``kind="classify"``: ``<label>/NNNN.png`` with one object
-    each, ``n`` images spread over the three labels.
-    """
-    if kind not in ("markers", "classify"):
-        raise ValueError(f"kind must be 'markers' or 'classify', not {kind!r}")
-    if n < 1:
-        raise ValueError("n must be at least 1")
-    rng = random.Random(seed)
-    root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
-    colors = list(_PALETTE.values())
-
-    def background():
-        shade = rng.randint(170, 250)
-        return Image.new("RGB", (size, size), (shade, rng.randint(170, 250), shade))
-
-    if kind == "classify":
-        for i in range(n):
-            label = _OBJECTS[i % len(_OBJECTS)]
-            image = background()
-            s = rng.randint(size // 3, size // 2)
-            x0, y0 = rng.randint(4, size - s - 4), rng.randint(4, size - s - 4)
-            _draw_object(ImageDraw.Draw(image), label, (x0, y0, x0 + s, y0 + s), rng.choice(colors))
-            (root / label).mkdir(exist_ok=True)
-            image.save(root / label / f"{i:04d}.png")
-        return root
-
-    (root / "images").mkdir(exist_ok=True)
-    lines = []
-    cell = size // 2
-    for i in range(n):
-        image = background()
-        draw = ImageDraw.Draw(image)
-        cells = rng.sample([(0, 0), (1, 0), (0, 1), (1, 1)], k=rng.choice((2, 3)))
-        placed = []
-        for cx, cy in cells:
-            obj = rng.choice(_OBJECTS)
-            s = rng.randint(cell // 2, cell - 8)
-            x0 = cx * cell + rng.randint(4, cell - s - 4)
-            y0 = cy * cell + rng.randint(4, cell - s - 4)
-            box = (x0, y0, x0 + s, y0 + s)
-            _draw_object(draw, obj, box, rng.choice(colors))
-            placed.append((obj, box))
-        answer, box = rng.choice(placed)
-        name = f"images/{i:04d}.png"
-        image.save(root / name)
-        lines.append(json.dumps({"image": name, "box": list(box), "labels": list(_OBJECTS), "answer": answer}))
-    (root / "data.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from chat.errors import UserError
-from tools.evaluation import COLORS, SHAPES, VARIANTS, EvalTable, eval_classify, eval_markers, make_synthetic_dataset
+from tools.eval_datasets import make_synthetic_dataset
+from tools.evaluation import COLORS, SHAPES, VARIANTS, EvalTable, eval_classify, eval_markers
 from tools.scoring import EmbeddingCache
 
 
@@ -63,6 +64,26 @@ def test_eval_markers_end_to_end(registry, marker_dir):
     # a second run hits the cache only
     eval_markers(registry, marker_dir, cache=cache)
     assert cache.image_encodes == 3 * (len(SHAPES) * len(COLORS) + len(VARIANTS))
+
+
+def test_point_and_contour_are_part_of_the_ablation(registry, marker_dir):
+    import numpy as np
+    from PIL import Image
+
+    from tools.evaluation import _box_mask, _marker_around
+    from tools.markers import draw_markers
+
+    table = eval_markers(registry, marker_dir, shapes=("point", "contour"), colors=("red",))
+    assert list(table.rows) == ["point", "contour"] and "| contour |" in table.markdown()
+    image, box = Image.new("RGB", (96, 96), (255, 255, 255)), (30, 40, 60, 70)
+    red = lambda im: np.all(np.asarray(im) == (255, 0, 0), axis=-1)  # noqa: E731
+    contour = red(draw_markers(image, [_marker_around(box, "contour", "red", image.size)],
+                               masks=[_box_mask(box, image.size)]))
+    assert contour.any() and not contour[40:70, 30:60].any()  # traces the box from just outside
+    assert contour[38:72, 28:62].sum() == contour.sum()
+    point = red(draw_markers(image, [_marker_around(box, "point", "red", image.size)]))
+    ys, xs = np.nonzero(point)
+    assert abs(xs.mean() - 45) < 1 and abs(ys.mean() - 55) < 1  # a dot at the box's centre
 
 
 def test_eval_markers_subsets_and_siglip(registry, marker_dir):

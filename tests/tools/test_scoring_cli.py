@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from chat.cli import main
-from tools.evaluation import make_synthetic_dataset
+from tools.eval_datasets import make_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ["--config", str(ROOT / "configs" / "tiny.yaml")]
@@ -72,7 +72,7 @@ def test_classify_json(capsys, image_path):
 def test_eval_verbs_json(capsys, tmp_path):
     markers = make_synthetic_dataset(tmp_path / "markers", "markers", n=2)
     data = run_json(capsys, "eval-markers", markers)
-    assert data["n"] == 2 and set(data["accuracy"]) == {"circle", "ellipse", "box", "arrow", "cross"}
+    assert data["n"] == 2 and set(data["accuracy"]) == {"circle", "ellipse", "box", "arrow", "cross", "point", "contour"}
     assert set(data["variants"]) == {"no marker", "crop", "blur outside", "grey outside"}
     folders = make_synthetic_dataset(tmp_path / "classify", "classify", n=3)
     data = run_json(capsys, "eval-classify", folders, "--rounds", "1")
