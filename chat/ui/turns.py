@@ -288,8 +288,9 @@ class Answers:
                     self._galleries(session, view, compare=changed_images or state.new_versions)
                     view.plot = view.plot if view.plot is not None else state.plot
                     view.scores = view.scores if view.scores is not None else state.scores
-                    if view.status is None:
-                        view.status = state.final_status or views.ready_text(session)
+                    # the turn's outcome, not the last progress line ("edit: done") that came in the same batch
+                    view.status = (f"⚠ {state.error}" if state.error
+                                   else state.final_status or views.ready_text(session))
                 yield view
         finally:
             cancel.set()

@@ -95,6 +95,14 @@ def chat_text(page) -> str:
     return page.locator("#chat").inner_text()
 
 
+def compare_images(page) -> tuple[Image.Image, Image.Image]:
+    """The two images of the compare slider (left, right), once both are loaded and different files."""
+    page.wait_for_function("() => { const i = document.querySelectorAll('#compare img[data-testid=imageslider-image]');"
+                           " return i.length === 2 && i[0].src && i[1].src && i[0].src !== i[1].src; }")
+    srcs = page.locator("#compare img[data-testid=imageslider-image]").evaluate_all("l => l.map(i => i.src)")
+    return fetch(page, srcs[0]), fetch(page, srcs[1])
+
+
 def session_of(app):
     store = app.mmchat_handlers.store
     return store.get(store.list()[0]["id"])
@@ -198,6 +206,16 @@ def test_edit_makes_a_version_and_revert(served, page):
     assert "Here is img1.v2." in chat_text(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "02-edit.png"), full_page=True)
+    # The compare view shows the version before the edit (left) and after it (right).
+    left, right = compare_images(page)
+    assert left.size == right.size == ORIGINAL
+    assert np.abs(np.asarray(left).astype(int) - np.asarray(right).astype(int)).mean() > 50
+    # Download: the new version itself (full size, the marker not drawn), named after it.
+    with page.expect_download() as download:
+        page.click("#download-version")
+    assert download.value.suggested_filename == "img1.v2.png"
+    saved = np.asarray(Image.open(download.value.path()).convert("RGB"))
+    assert np.array_equal(saved, np.asarray(session_of(app).pixels("img1.v2")))
     # Clicking the first version makes it current again.
     page.locator("#versions button.thumbnail-item").first.click()
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('img1.v1 is now the current')")
@@ -212,6 +230,19 @@ def test_edit_makes_a_version_and_revert(served, page):
 
     with zipfile.ZipFile(path) as zf:
         assert {"session.json", "conversation.md", "images/img1.v2.png"} <= set(zf.namelist())
+
+
+def test_compare_picks_two_versions(served, page):
+    """After the revert both pickers show img1.v1; picking img1.v2 on the right shows the edit again."""
+    page.wait_for_function("() => document.querySelector('#compare-right input').value === 'img1.v1'")
+    page.click("#compare-right input")
+    page.get_by_role("option", name="img1.v2").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText"
+                           ".includes('Comparing img1.v1 (left) with img1.v2 (right)')")
+    left, right = compare_images(page)
+    assert np.abs(np.asarray(left).astype(int) - np.asarray(right).astype(int)).mean() > 50
+    assert np.array_equal(np.asarray(right), np.asarray(session_of(served[2]).pixels("img1.v2")))
+    page.locator("#compare-panel").screenshot(path=str(SHOTS / "03-compare.png"))
 
 
 def test_set_of_mark_and_highlight(served, page):
