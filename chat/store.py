@@ -9,7 +9,10 @@ Layout under the data directory::
     exports/<id>-<time>.zip            conversation exports
 
 Every file is written to a temporary name and renamed into place, so killing the server mid-write leaves
-either the old file or the new one, never a torn one. Pixels are read back lazily on first use.
+either the old file or the new one, never a torn one (a killed write may leave its ``.*.tmp`` staging file,
+which nothing reads). Images are written before the session.json that lists them; an image file a killed save
+left unlisted is overwritten, never reused, when a version with its id is saved later. Pixels are read back
+lazily on first use.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class SessionStore:
         self.cache_size = cache_size
         self.limits = limits
         self._cache: OrderedDict[str, Session] = OrderedDict()
+        # Version files known to hold their version's pixels (written by this store, or listed in the
+        # session.json it loaded). A file that merely exists may be an orphan of a save that was killed
+        # before its session.json was written: the next version with that id must overwrite it.
+        self._written: dict[str, set[str]] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
 
@@ -115,6 +122,8 @@ class SessionStore:
         except ValueError as exc:
             raise UserError(f"Session {session_id} could not be read ({str(exc).splitlines()[0]}).") from None
         self._attach(session)
+        with self._guard:
+            self._written[session.id] = {v.id for r in session.images.values() for v in r.versions}
         self._remember(session)
         return session
 
@@ -126,11 +135,13 @@ class SessionStore:
 
     def save(self, session: Session) -> None:
         folder = self._dir(session.id)
+        with self._guard:
+            written = self._written.setdefault(session.id, set())
         for record in session.images.values():
             for version in record.versions:
-                target = folder / "images" / f"{version.id}.png"
-                if not target.exists() and session.has_pixels(version.id):
-                    atomic_write(target, png_bytes(session.pixels(version.id)))
+                if version.id not in written and session.has_pixels(version.id):
+                    atomic_write(folder / "images" / f"{version.id}.png", png_bytes(session.pixels(version.id)))
+                    written.add(version.id)
         originals = session.unsaved_originals()
         for name in list(originals):
             atomic_write(folder / "originals" / name, originals.pop(name))
@@ -168,6 +179,7 @@ class SessionStore:
         """Drop a session from memory (it stays on disk); used by tests and to bound memory."""
         with self._guard:
             self._cache.pop(session_id, None)
+            self._written.pop(session_id, None)
 
     # -- export / import ------------------------------------------------------------------
     def export_zip(self, session: Session) -> Path:
@@ -237,7 +249,8 @@ class SessionStore:
             self._cache[session.id] = session
             self._cache.move_to_end(session.id)
             while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                gone, _ = self._cache.popitem(last=False)
+                self._written.pop(gone, None)
 
 
 def _check_zip_size(zf: zipfile.ZipFile, limits: LimitsConfig) -> None:

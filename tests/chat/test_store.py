@@ -185,3 +185,19 @@ def test_an_image_in_an_export_is_checked_like_an_upload(tmp_path):
             data = zin.read(item.filename)
             zout.writestr(item, b"<svg xmlns='http://www.w3.org/2000/svg'/>" if item.filename.endswith("v2.png") else data)
     _refused(SessionStore(tmp_path / "data"), bad, "SVG/HTML")
+
+
+def test_an_image_file_left_by_a_killed_save_is_overwritten_not_reused(tmp_path):
+    """A save killed after writing img1.v2.png but before session.json leaves an unlisted file; after a restart
+    the next img1.v2 must be stored with its own pixels."""
+    s = SessionStore(tmp_path).create()
+    s.add_image(Image.new("RGB", (40, 30), "blue"), name="blue.png")
+    SessionStore(tmp_path).save(s)
+    orphan = tmp_path / "sessions" / s.id / "images" / "img1.v2.png"
+    Image.new("RGB", (40, 30), "red").save(orphan)  # what the killed save wrote
+    store = SessionStore(tmp_path)  # the restarted server
+    resumed = store.get(s.id)
+    assert [v.id for v in resumed.record().versions] == ["img1.v1"]
+    resumed.add_version("img1", Image.new("RGB", (40, 30), "green"), note="edit: make it green")
+    store.save(resumed)
+    assert SessionStore(tmp_path).get(s.id).pixels("img1.v2").getpixel((0, 0)) == (0, 128, 0)
