@@ -273,5 +273,8 @@ def test_japanese_interface(served, browser):
         page.wait_for_selector("#image")
         page.wait_for_function("() => document.querySelector('#image label').innerText.includes('画像')")
         assert "停止" in page.locator("#stop").inner_text()
+        assert "ダウンロード" in page.locator("#download-version").inner_text()  # the new controls too
+        assert "バージョンを比較" in page.locator("#compare-panel").inner_text()
+        assert "変更前" in page.locator("#compare-left").inner_text()
     finally:
         page.close()
