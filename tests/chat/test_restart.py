@@ -53,8 +53,9 @@ def stalling(path, data):
     fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.write(fd, data[: len(data) // 2])
     os.fsync(fd)
-    with open(os.environ["MMCHAT_STALL_FLAG"], "w") as flag:
+    with open(os.environ["MMCHAT_STALL_FLAG"] + ".part", "w") as flag:
         flag.write(staging)
+    os.replace(os.environ["MMCHAT_STALL_FLAG"] + ".part", os.environ["MMCHAT_STALL_FLAG"])  # seen whole or not at all
     time.sleep(3600)
 
 store.atomic_write = stalling
