@@ -241,23 +241,22 @@ def build(assistant, router=None) -> gr.Blocks:
                          **quick)
         download.click(_plain(out, h.download_version), [sid, ref], api_name="download_version", **quick)
 
-        # -- answers (streamed; Stop cancels them) ----------------------------------------------
-        turns = [
-            chat_input.submit(_stream(out, h.chat), [sid, chat_input], api_name="chat", **turn),
-            ask_btn.click(_stream(out, h.ask), [sid, question], api_name="ask", **turn),
-            regenerate.click(_stream(out, h.regenerate), [sid], api_name="regenerate", **turn),
-            score.click(_stream(out, h.score), [sid, labels, model], api_name="score", **turn),
-            labels.submit(_stream(out, h.score), [sid, labels, model], api_visibility="private", **turn),
-            som.click(_stream(out, h.som), [sid], api_name="som", **turn),
-            edit.click(_stream(out, h.edit), [sid, instruction], api_name="edit", **turn),
-            remove.click(_stream(out, h.remove), [sid, instruction],
-                         api_name="remove", **turn),
-            generate.click(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_name="generate", **turn),
-            prompt.submit(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_visibility="private",
-                          **turn),
-        ]
-        stop.click(_plain(out, h.stop), [sid], out.components, api_name="stop", cancels=turns,
-                   show_progress="hidden", concurrency_limit=None)
+        # -- answers (streamed; Stop sets the turn's cancel flag, and the turn ends itself with "Stopped.") ---
+        # Not Gradio's cancels=: cancelling the event task mid-step flashes "Error" on every output in the page.
+        chat_input.submit(_stream(out, h.chat), [sid, chat_input], api_name="chat", **turn)
+        ask_btn.click(_stream(out, h.ask), [sid, question], api_name="ask", **turn)
+        regenerate.click(_stream(out, h.regenerate), [sid], api_name="regenerate", **turn)
+        score.click(_stream(out, h.score), [sid, labels, model], api_name="score", **turn)
+        labels.submit(_stream(out, h.score), [sid, labels, model], api_visibility="private", **turn)
+        som.click(_stream(out, h.som), [sid], api_name="som", **turn)
+        edit.click(_stream(out, h.edit), [sid, instruction], api_name="edit", **turn)
+        remove.click(_stream(out, h.remove), [sid, instruction],
+                     api_name="remove", **turn)
+        generate.click(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_name="generate", **turn)
+        prompt.submit(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_visibility="private",
+                      **turn)
+        stop.click(_plain(out, h.stop), [sid], out.components, api_name="stop", show_progress="hidden",
+                   concurrency_limit=None)
         clear_chat.click(_plain(out, h.clear_chat), [sid], api_name="clear_chat", **quick)
         export.click(_plain(out, h.export), [sid], api_name="export", **quick)
         import_file.upload(_plain(out, h.import_session), [sid, import_file], api_name="import_session", **quick)

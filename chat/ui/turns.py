@@ -126,7 +126,7 @@ class Answers:
         if cancel is None:
             return View(session_id=session_id, status="Nothing to stop.")
         cancel.set()
-        return View(session_id=session_id, status="Stopped.")
+        return View(session_id=session_id, status="Stopping…")  # the turn itself ends with "Stopped."
 
     def chat(self, session_id: str | None, message: dict | str | None) -> Iterator[View]:
         """The chat box: images dropped in are added first, then the text (if any) is answered."""

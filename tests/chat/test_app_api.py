@@ -296,10 +296,10 @@ def test_bad_upload_and_stop(served, client, tmp_path):
         while len(job.outputs()) < 3 and time.time() < deadline:  # a few words have streamed
             time.sleep(0.05)
         out = client.predict(api_name="/stop")
-        assert out[STATUS] == "Stopped."
+        assert out[STATUS] == "Stopping…"
         while not job.done() and time.time() < deadline:
             time.sleep(0.05)
-        assert job.done()
+        assert job.done() and job.outputs()[-1][STATUS] == "Stopped."  # the turn ended itself
     finally:
         router.delay = 0.05
     session = app.mmchat_handlers.store.get(sid_of(app, client))

@@ -182,6 +182,7 @@ def test_stop_ends_the_stream(served, page):
         stopped = chat_text(page)
         time.sleep(1.0)
         assert chat_text(page) == stopped, "no more text after Stop"
+        assert "Error" not in page.inner_text("body"), "no error badge anywhere after Stop"
         assert "Tell me a long story. This is a scripted answer with several words" not in stopped
     finally:
         router.delay = 0.1
