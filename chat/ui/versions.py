@@ -6,6 +6,7 @@ A mixin of :class:`chat.ui.handlers.Handlers`, which provides ``session()`` and 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -47,10 +48,15 @@ class Versions:
         session, note = self.session(session_id)
         wanted = clean_text(version).strip()
         found = session.version(wanted or session.record().current_id)
-        path = self._version_file(session, found.id)
-        width, height = session.pixels(found.id).size
-        view = View(session_id=session.id, download=path,
-                    status=f"{Path(path).name}: {width}x{height}, full resolution, without markers.")
+        original = self.store.original(session, found.id) if found.number == 1 else None
+        if original is not None:  # v1 is a downscaled working copy: the download is the file as uploaded
+            path = self._original_file(session.record(found.id).original, original)
+            status = f"{Path(path).name}: the original upload, as it was sent (v1 is a smaller working copy)."
+        else:
+            path = self._version_file(session, found.id)
+            width, height = session.pixels(found.id).size
+            status = f"{Path(path).name}: {width}x{height}, full resolution, without markers."
+        view = View(session_id=session.id, download=path, status=status)
         if note:
             view.warnings.append(note)
         return view
@@ -64,6 +70,16 @@ class Versions:
         choices = [v.id for v in session.record().versions]
         choices += [vid for vid in dict.fromkeys((left, right)) if vid not in choices]  # another image's
         return views.Compare(choices, left, right, (self._full(session, left), self._full(session, right)))
+
+    def _original_file(self, name: str, data: bytes) -> str:
+        """The kept original upload (``img1.jpg``) as a file to download, in a folder named by its hash."""
+        path = self.files.directory / f"dl-{hashlib.sha256(data).hexdigest()[:32]}" / name
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            staging = path.with_name(f".{secrets.token_hex(8)}{path.suffix}")
+            staging.write_bytes(data)
+            os.replace(staging, path)
+        return str(path)
 
     def _version_file(self, session: Session, version_id: str) -> str:
         """``<version id>.png`` with the version's pixels, in a folder named by the PNG's content hash (as

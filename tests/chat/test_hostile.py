@@ -287,6 +287,9 @@ def test_big_image_gets_a_working_copy_and_keeps_its_original(h, tmp_path):
     assert store.original(copy, "img1") == data and copy.pixels("img1").size == (w, hh)
     small = h.upload(sid, [str(sample_image(tmp_path / "small.png"))])
     assert "scaled" not in small.status and store.original(store.get(sid), "img2") is None
+    download = h.download_version(sid, "img1.v1")  # v1's download is the file as uploaded, not the working copy
+    assert download.download.endswith("img1.jpg") and open(download.download, "rb").read() == data
+    assert h.download_version(sid, "img2.v1").download.endswith("img2.v1.png")
 
 
 # -- the real router: slash commands and their options --------------------------------------------
