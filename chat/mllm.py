@@ -13,6 +13,7 @@ from typing import Iterator, Literal
 from PIL import Image
 from pydantic import Field
 
+from chat.choice import option_logprobs
 from chat.config import GenerationConfig, Strict
 from chat.errors import OutOfMemory, is_out_of_memory, out_of_memory_message
 
@@ -67,6 +68,7 @@ class MultimodalChat:
         self.name = name or registry.config.chat_model
         cache = registry.config.cache
         self.prefix_cache = PrefixCache(cache.prefix_slots, max_bytes=int(cache.prefix_gb * 2**30))
+        self.batch_bytes = int(cache.prefix_gb * 2**30)  # transient KV of the options scored in one batch
         self.vision_cache = VisionCache(cache.vision_entries)
         registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
@@ -241,7 +243,7 @@ class MultimodalChat:
         The prompt (image included) is prefilled once, continuing a cached conversation prefix when ``reuse``
         allows (so a choice made before answering costs only the new tokens, and the answer that follows
         reuses the choice's prefill); each option then runs only its own few tokens on top of that KV cache,
-        which is cropped back to the prompt afterwards.
+        which is cropped back to the prompt afterwards, or all options in one batch (see :mod:`chat.choice`).
         """
         torch = _torch()
         bundle = self.bundle
@@ -254,23 +256,13 @@ class MultimodalChat:
         tokenizer = bundle.processor.tokenizer
         kwargs.update(input_ids=base["input_ids"][:, start:], use_cache=True,
                       cache_position=torch.arange(start, prompt_len, device=device))
-        scores = []
+        option_ids = [tokenizer(o, add_special_tokens=False, return_tensors="pt")["input_ids"][0].to(device)
+                      for o in options]
         with torch.inference_mode():
             out = model(**kwargs)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             cache = getattr(out, _cache_name())
-            for option in options:
-                ids = tokenizer(option, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-                logps = [first[ids[0, 0]]]
-                if ids.shape[1] > 1:
-                    rest = ids[:, :-1]
-                    more = model(input_ids=rest, **{_cache_name(): cache}, use_cache=True,
-                                 attention_mask=torch.ones(1, prompt_len + rest.shape[1], dtype=torch.long, device=device),
-                                 cache_position=torch.arange(prompt_len, prompt_len + rest.shape[1], device=device))
-                    logits = torch.log_softmax(more.logits[0].float(), dim=-1)
-                    logps.extend(logits.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1))
-                    cache.crop(-rest.shape[1])  # back to the prompt alone
-                scores.append(float(torch.stack(logps).mean()))
+            scores = option_logprobs(model, cache, first, option_ids, prompt_len, self.batch_bytes)
         if reuse:
             self.prefix_cache.put(keys, cache)
         return scores

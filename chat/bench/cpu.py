@@ -139,15 +139,16 @@ CHOICE_OPTIONS = ("caption", "vqa", "score", "classify", "mark", "som", "edit", 
 
 
 def _choice_seconds(chat, image, runs: int) -> float:
-    """Median seconds of the router's constrained choice among the tool names (one prefill, then the options)."""
+    """Median seconds of the router's constrained choice among the tool names (one prefill, then the options),
+    with nothing reused from earlier turns (so the prompt and the image are prefilled every time)."""
     from chat.mllm import Turn
 
     turns = [Turn("user", "Which tool fits this request: what is in the red circle?", [image])]
-    chat.choice_logprobs(turns, list(CHOICE_OPTIONS))  # warm-up
+    chat.choice_logprobs(turns, list(CHOICE_OPTIONS), reuse=False)  # warm-up
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        chat.choice_logprobs(turns, list(CHOICE_OPTIONS))
+        chat.choice_logprobs(turns, list(CHOICE_OPTIONS), reuse=False)
         times.append(time.perf_counter() - start)
     return median(times)
 

@@ -195,3 +195,25 @@ def test_unloading_the_model_drops_its_caches(tiny_config, image):
     assert chat.prefix_cache.bytes > 0 and chat.vision_cache._data
     registry.unload(chat.name)
     assert chat.prefix_cache.bytes == 0 and not chat.vision_cache._data
+
+
+def test_options_scored_in_one_batch_match_one_at_a_time(assistant, image):
+    mllm = assistant.mllm
+    options = ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch", "answer"]
+    turns = [Turn("user", "Which tool fits?", [image])]
+    forwards = []
+    hook = mllm.bundle.model.register_forward_pre_hook(lambda m, a, kw: forwards.append(kw["input_ids"].shape[0]),
+                                                       with_kwargs=True)
+    saved = mllm.batch_bytes
+    try:
+        mllm.batch_bytes = 0  # no room for a batch: one option at a time
+        one_by_one = mllm.choice_logprobs(turns, options, reuse=False)
+        sequential = len(forwards)
+        forwards.clear()
+        mllm.batch_bytes = 2**30
+        batched = mllm.choice_logprobs(turns, options, reuse=False)
+    finally:
+        mllm.batch_bytes = saved
+        hook.remove()
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+    assert len(forwards) == 2 < sequential  # the prompt, then every longer option at once
