@@ -83,7 +83,7 @@ class CacheConfig(Strict):
     """Work kept across turns (see chat/turn_cache.py)."""
 
     prefix_slots: int = Field(4, ge=0, le=64)  # conversations whose KV cache is kept; 0 turns reuse off
-    prefix_gb: float = Field(2.0, ge=0)  # GiB those KV caches take together at most (the oldest leave first)
+    prefix_gb: float = Field(1.0, ge=0)  # GiB those KV caches take together at most (the oldest leave first)
     vision_entries: int = Field(64, ge=0)  # images whose projected features are kept
     embedding_entries: int = Field(256, ge=0)  # CLIP/SigLIP image and text embeddings
 
