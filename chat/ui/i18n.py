@@ -72,6 +72,7 @@ EN: dict[str, str] = {
     "generate_prompt": "Describe the picture",
     "generate_placeholder": "a cat on a sofa, photo",
     "generate_seed": "Seed (empty: random)",
+    "generate_seed_random": "random",
     "generate_size": "Size (without a sketch)",
     "generate_button": "Generate image",
 }
@@ -139,6 +140,7 @@ JA: dict[str, str] = {
     "generate_prompt": "描いてほしい絵の説明",
     "generate_placeholder": "ソファの上の猫、写真",
     "generate_seed": "シード(空欄:ランダム)",
+    "generate_seed_random": "ランダム",
     "generate_size": "サイズ(スケッチなしのとき)",
     "generate_button": "画像を生成",
 }

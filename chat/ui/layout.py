@@ -173,8 +173,8 @@ def build(assistant, router=None) -> gr.Blocks:
                     prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
                                         elem_id="generate-prompt")
                     with gr.Row():
-                        seed = gr.Number(label=t("generate_seed"), value=None, precision=0,
-                                         elem_id="generate-seed")  # the tool's schema checks the range
+                        seed = gr.Textbox(label=t("generate_seed"), value="", placeholder=t("generate_seed_random"),
+                                          elem_id="generate-seed")  # empty: a random seed (a Number shows 0)
                         size = gr.Dropdown(["512x512", "768x512", "512x768", "640x448", "448x640"],
                                            value="512x512", label=t("generate_size"), elem_id="generate-size",
                                            allow_custom_value=True)

@@ -9,6 +9,7 @@ generated picture, and the trace shows the seed of each step. Screenshot: /tmp/m
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
         page.mouse.move(x, y, steps=8)
     page.mouse.up()
     page.fill("#generate-prompt textarea, #generate-prompt input", "a red apple on a table")
-    page.fill("#generate-seed input", "11")
+    page.fill("#generate-seed textarea, #generate-seed input", "11")
     page.click("#generate")
     wait_ready(page, "Ready. Active image img2.v1")
     session = the_session(app)
@@ -103,3 +104,19 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
     assert json.dumps(rows[2].arguments["seed"]) in page.locator("#tool-trace").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "03-generate-edit.png"), full_page=True)
+
+
+def test_an_empty_seed_box_means_a_new_random_seed_each_time(served, page):
+    url, app = served
+    page.fill("#generate-seed textarea, #generate-seed input", "")
+    seeds = []
+    for _ in range(2):
+        count = len(the_session(app).trace)
+        page.fill("#generate-prompt textarea, #generate-prompt input", "a pear")
+        page.click("#generate")
+        deadline = time.time() + 60
+        while len(the_session(app).trace) == count and time.time() < deadline:
+            time.sleep(0.1)
+        wait_ready(page, "Ready.")
+        seeds.append(the_session(app).trace[-1].arguments["seed"])
+    assert seeds[0] != seeds[1], seeds  # not the 0 a number box would send
