@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from chat.errors import UserError
+from tools.edit import MAX_STEPS
 
 DEFAULT_CONFIG = "configs/default.yaml"
 QuantMode = Literal["none", "nf4", "int8"]
@@ -66,12 +67,12 @@ class LimitsConfig(Strict):
 
 
 class ToolsConfig(Strict):
-    click_radius: int = Field(40, ge=2)
+    click_radius: int = Field(40, ge=2)  # px around a click; x (longer side / 1000) on images over 1000 px
     click_region: Literal["circle", "sam"] = "circle"  # sam: clicks select the object under them (SAM mask)
     prompt_templates: list[str] = ["a photo of a {}."]
     som_method: Literal["slic", "sam"] = "slic"
     som_max_regions: int = Field(24, ge=1, le=200)
-    edit_steps: int = Field(20, ge=1, le=200)
+    edit_steps: int = Field(20, ge=1, le=MAX_STEPS)  # the tools' own limit
     guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
     image_guidance_scale: float = Field(1.5, ge=0.0, le=20.0)
     mask_dilate: int = Field(8, ge=0)

@@ -37,7 +37,7 @@ from chat.errors import UserError
 
 Progress = Callable[[int, int], None]  # progress(step, total), step counts from 1
 
-MAX_STEPS = 150
+MAX_STEPS = 150  # also the limit of tools.edit_steps in the config
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 1000
 MIN_SIDE = 64  # no working side below this (the VAE and UNet need a few latent pixels)
@@ -60,7 +60,7 @@ def _clean_text(value: Any, what: str, example: str, limit: int = MAX_PROMPT_CHA
     return text
 
 
-STEPS_FIELD = dict(ge=1, le=MAX_STEPS, description="Denoising steps, 1 to 150; more is slower and finer. "
+STEPS_FIELD = dict(ge=1, le=MAX_STEPS, description=f"Denoising steps, 1 to {MAX_STEPS}; more is slower and finer. "
                    "Leave empty for the configured default (about 20).")
 SEED_FIELD = dict(ge=0, le=MAX_SEED, description="Random seed 0 to 4294967295 to reproduce an earlier result; "
                   "leave empty for a new random seed (the seed used is reported).")

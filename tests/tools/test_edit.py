@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from pydantic import ValidationError
 
 from chat.errors import UserError
+from tests.conftest import ROOT
 from tools.edit import (
     EMPTY_MASK,
     EditInput,
@@ -180,3 +182,28 @@ def test_edit_schemas():
     props = EditInput.model_json_schema()["properties"]
     assert all(props[k].get("description") for k in props)
     assert "marked region" in props["region"]["description"]
+
+
+def test_the_config_and_the_tools_share_one_steps_limit(assistant, tmp_path):
+    """A profile may set tools.edit_steps up to the limit /edit --steps names, and no further."""
+    from chat.config import load_config
+    from chat.lc_tools import make_tools, run_tool
+    from tools.edit import MAX_STEPS
+
+    tiny = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
+    profile = tmp_path / "steps.yaml"
+    for steps in (MAX_STEPS, MAX_STEPS + 1):
+        tiny["tools"]["edit_steps"] = steps
+        profile.write_text(yaml.safe_dump(tiny))
+        if steps == MAX_STEPS:
+            assert load_config(profile).tools.edit_steps == MAX_STEPS
+    with pytest.raises(UserError) as info:
+        load_config(profile)
+    assert "tools.edit_steps" in str(info.value) and f"less than or equal to {MAX_STEPS}" in str(info.value)
+
+    session = assistant.sessions.create()
+    session.add_image(Image.new("RGB", (64, 64), (90, 120, 200)))
+    edit = {t.name: t for t in make_tools(assistant, session)}["edit"]
+    out = run_tool(edit, {"instruction": "make it snowy", "steps": 1000})
+    assert out.error == f"Invalid steps for edit: input should be less than or equal to {MAX_STEPS}."
+    assert f"1 to {MAX_STEPS}" in EditInput.model_json_schema()["properties"]["steps"]["description"]
