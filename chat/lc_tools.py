@@ -154,7 +154,7 @@ class SessionTools:
         _, vid, image = self._image(a.image)
         result = classify(self.models, image, self.assistant.mllm, rounds=a.rounds,
                           cache=self.assistant.embedding_cache, templates=self.config.tools.prompt_templates)
-        return ToolOutput("classify", f"Classification of {vid}: {result.label} ({result.summary()})",
+        return ToolOutput("classify", f"Classification of {vid}: {result.label}, {result.outline()}.",
                           result.summary(), {"image": vid, "rounds": a.rounds}, data={"result": result})
 
     def mark(self, a: MarkInput) -> ToolOutput:

@@ -84,7 +84,18 @@ class ClassifyResult(BaseModel):
     decision: ClassifyDecision
     score: float = Field(0.0, description="the label's CLIP score among all the options")
 
+    def outline(self) -> str:
+        """How the label was found, in a few words: 'chosen by the chat model among 6 names from 2 rounds
+        (round 1 best: cat 0.62; round 2 best: tabby cat 0.48)'."""
+        n, k = len(self.decision.options), len(self.rounds)
+        by = "chosen by the chat model" if self.decision.by == "model" else "the best CLIP score"
+        best = "; ".join(f"round {i} best: {r.candidates[0]} {r.scores[0]:.2f}"
+                         for i, r in enumerate(self.rounds, 1) if r.candidates)
+        return (f"{by} among {n} name{'s' if n != 1 else ''} from {k} round{'s' if k != 1 else ''}"
+                + (f" ({best})" if best else ""))
+
     def summary(self) -> str:
+        """The label and every round's three best names with their scores (for the trace)."""
         steps = []
         for i, r in enumerate(self.rounds, 1):
             best = ", ".join(f"{c} {s:.2f}" for c, s in list(zip(r.candidates, r.scores))[:3])

@@ -107,3 +107,17 @@ def test_score_mark_and_som_results(tools, session):
 def test_a_tool_call_gives_a_tool_message_with_the_text(tools):
     message = tools["vqa"].invoke({"type": "tool_call", "id": "c1", "name": "vqa", "args": {"question": "color?"}})
     assert isinstance(message, ToolMessage) and message.content.startswith("Answer to 'color?' about img1.v1")
+
+
+def test_classify_replies_in_one_sentence_with_the_label_and_its_rounds(tools):
+    """The reply names the label once, then how it was found: who chose, among how many names, each round's best."""
+    out = run_tool(tools["classify"], {"rounds": 2})
+    result = out.data["result"]
+    assert out.ok and out.text.startswith(f"Classification of img1.v1: {result.label}, chosen by the chat model among ")
+    assert f"{result.label} ({result.label}" not in out.text, out.text  # said once, not repeated in brackets
+    for i, r in enumerate(result.rounds, 1):
+        assert f"round {i} best: {r.candidates[0]} {r.scores[0]:.2f}" in out.text
+    n = len(result.decision.options)
+    assert f" among {n} name{'s' if n != 1 else ''} from 2 rounds (" in out.text
+    assert out.text.endswith(").") and "((" not in out.text and "\n" not in out.text
+    assert out.summary.startswith(result.label)  # the trace keeps the longer summary
