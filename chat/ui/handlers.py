@@ -119,8 +119,17 @@ class Handlers(Answers, Versions):
         session, _ = self.session(session_id)
         return self._view(session, chat=True, trace=True)
 
+    def _leave(self, session_id: str | None, action: str) -> None:
+        """Refuse to leave a session whose answer (or tool) is still running: its outputs would bring the page
+        back to it. ``action`` finishes the sentence, e.g. 'start a new session'."""
+        with self._cancels_guard:
+            running = bool(session_id) and session_id in self._cancels
+        if running:
+            raise UserError(f"Stop the running answer first, or wait for it, then {action}.")
+
     def resume(self, session_id: str | None, wanted: str) -> View:
         """Switch to a saved session by its id (after a restart, or from another browser)."""
+        self._leave(session_id, "resume another session")
         wanted = clean_text(wanted).strip()
         if not self.store.exists(wanted):
             raise UserError("There is no saved session with that id; check it, or import an export instead.")
@@ -129,12 +138,15 @@ class Handlers(Answers, Versions):
 
     def import_session(self, session_id: str | None, file) -> View:
         """A new session from an exported zip; the current session is left as it was."""
+        self._leave(session_id, "import a session")
         if not file:
             raise UserError("Choose an exported session (.zip) to import.")
         session = self.store.import_zip(file_path(file[0] if isinstance(file, list) else file))
         return self._view(session, chat=True, trace=True, status="Imported the session: " + _summary(session))
 
-    def new_session(self) -> View:
+    def new_session(self, session_id: str | None = None) -> View:
+        """A new empty session (``session_id``: the one the page shows now, refused while it is answering)."""
+        self._leave(session_id, "start a new session")
         session = self.store.create()
         view = self._view(session, chat=True, trace=True)
         view.scores, view.clear_input = [], True

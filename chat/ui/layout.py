@@ -210,7 +210,7 @@ def build(assistant, router=None) -> gr.Blocks:
         # -- session ----------------------------------------------------------------------------
         app.load(_plain(out, h.load), [browser_sid], outs, api_visibility="private")
         sid.change(lambda s: s, [sid], [browser_sid], api_visibility="private", show_progress="hidden")
-        new_session.click(_plain(out, h.new_session), [], api_name="new_session", **quick)
+        new_session.click(_plain(out, h.new_session), [sid], api_name="new_session", **quick)
 
         # -- images and markers -----------------------------------------------------------------
         upload.upload(_plain(out, h.upload), [sid, upload], api_name="upload", **quick)

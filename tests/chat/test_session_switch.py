@@ -1,0 +1,96 @@
+"""Switching sessions and images through gradio_client: what the page keeps and what it drops.
+
+- New session, Import and Resume are refused while an answer of the current session is still running
+  (its outputs would bring the page back to the old session); nothing changes, and they work once it ends.
+- The chat's own trash icon forgets the conversation like the Clear chat button (API twin: its handler).
+- Another session drops the export file, the score chart and the score table; another active image drops
+  the chart and the table (they were about the other image).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.chat.test_app_api import (CHAT, EXPORT, PLOT, SCORES, STATUS, THUMBS, ScriptedRouter, launch,
+                                     sample_image, text)
+
+REFUSED = "Stop the running answer first, or wait for it, then"
+
+
+class RecordingRouter(ScriptedRouter):
+    """The scripted router, remembering which session each turn ran in."""
+
+    def __init__(self, delay: float = 0.05):
+        super().__init__(delay)
+        self.sessions: list[str] = []
+
+    def respond(self, session, text, **kwargs):
+        self.sessions.append(session.id)
+        yield from super().respond(session, text, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    from chat.app import create_app
+
+    router = RecordingRouter()
+    app = create_app(assistant, router=router)
+    url = launch(app)
+    yield url, router, app
+    app.close()
+
+
+@pytest.fixture
+def client(served):
+    from gradio_client import Client
+
+    return Client(served[0], verbose=False, download_files=True)
+
+
+def empty_table(value) -> bool:
+    return not [row for row in value["data"] if any(str(cell).strip() for cell in row)]
+
+
+def session_ids(app) -> set[str]:
+    return {entry["id"] for entry in app.mmchat_handlers.store.list()}
+
+
+def test_switching_is_refused_while_an_answer_runs(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    url, router, app = served
+    client.predict([handle_file(str(sample_image(tmp_path / "a.png")))], api_name="/upload")
+    zipped = client.predict(api_name="/export")[EXPORT]
+    client.predict("hello", api_name="/ask")
+    current = router.sessions[-1]
+    other = app.mmchat_handlers.store.create().id  # a saved session to resume
+    before = session_ids(app)
+
+    router.delay = 0.3
+    try:
+        job = client.submit("Tell me a long story", api_name="/ask")
+        deadline = time.time() + 10
+        while len(job.outputs()) < 3 and time.time() < deadline:  # the answer is streaming
+            time.sleep(0.05)
+        assert not job.done()
+        for out, action in [(client.predict(api_name="/new_session"), "start a new session"),
+                            (client.predict(handle_file(zipped), api_name="/import_session"), "import a session"),
+                            (client.predict(other, api_name="/resume"), "resume another session")]:
+            assert out[STATUS] == f"⚠ {REFUSED} {action}.", out[STATUS]
+        assert session_ids(app) == before  # nothing was created or imported
+        final = job.result(timeout=30)
+    finally:
+        router.delay = 0.05
+    assert text(final[CHAT][-1]).startswith("You asked: Tell me a long story")
+
+    # The page is still on the session that answered: an upload goes there.
+    out = client.predict([handle_file(str(sample_image(tmp_path / "b.png")))], api_name="/upload")
+    assert len(out[THUMBS]) == 2
+    assert list(app.mmchat_handlers.store.get(current).images) == ["img1", "img2"]
+    # Once the answer has ended, a new session starts as usual.
+    out = client.predict(api_name="/new_session")
+    assert out[STATUS] == "Ready. Upload an image to begin." and out[CHAT] == [] and out[THUMBS] == []
+    client.predict("first words", api_name="/ask")
+    assert router.sessions[-1] not in before
