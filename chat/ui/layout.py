@@ -258,6 +258,8 @@ def build(assistant, router=None) -> gr.Blocks:
         stop.click(_plain(out, h.stop), [sid], out.components, api_name="stop", show_progress="hidden",
                    concurrency_limit=None)
         clear_chat.click(_plain(out, h.clear_chat), [sid], api_name="clear_chat", **quick)
+        # The chat's own trash icon (it empties the display first) forgets the conversation too.
+        chat.clear(_plain(out, h.clear_chat), [sid], api_visibility="private", **quick)
         export.click(_plain(out, h.export), [sid], api_name="export", **quick)
         import_file.upload(_plain(out, h.import_session), [sid, import_file], api_name="import_session", **quick)
         resume_btn.click(_plain(out, h.resume), [sid, resume_id], api_name="resume", **quick)

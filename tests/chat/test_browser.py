@@ -267,6 +267,23 @@ def test_reload_keeps_the_session(served, page):
     assert "img1" in page.locator("#thumbnails").inner_text()
 
 
+def test_trash_icon_forgets_the_conversation(served, page):
+    """The chat's own trash icon clears the session like Clear chat: the next answer stands alone, and a
+    reload does not bring the old conversation back."""
+    assert "What is in the red circle?" in chat_text(page)
+    page.locator("#chat button[aria-label='Clear']").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Chat cleared.')")
+    page.fill("#chat-input textarea", "A fresh start")
+    page.press("#chat-input textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('several words')")
+    page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Ready')")
+    shown = chat_text(page)
+    assert "A fresh start" in shown and "red circle" not in shown and "long story" not in shown
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('A fresh start')")
+    assert "red circle" not in chat_text(page)
+
+
 def test_japanese_interface(served, browser):
     page = browser.new_page(locale="ja-JP")
     try:

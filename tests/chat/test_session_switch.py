@@ -94,3 +94,14 @@ def test_switching_is_refused_while_an_answer_runs(served, client, tmp_path):
     assert out[STATUS] == "Ready. Upload an image to begin." and out[CHAT] == [] and out[THUMBS] == []
     client.predict("first words", api_name="/ask")
     assert router.sessions[-1] not in before
+
+
+def test_trash_icon_runs_clear_chat(served, client, tmp_path):
+    """The Chatbot's clear event (its trash icon) runs the Clear chat handler on the page's session, so the
+    conversation is forgotten on disk too (/clear_chat, the API twin, is tested in test_app_api)."""
+    url, router, app = served
+    chat = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "chat")
+    wired = [app.fns[d["id"]] for d in app.config["dependencies"] if (chat._id, "clear") in map(tuple, d["targets"])]
+    assert len(wired) == 1, "the chat's trash icon has a handler"
+    assert wired[0].fn.__wrapped__ == app.mmchat_handlers.clear_chat
+    assert [type(b).__name__ for b in wired[0].inputs] == ["State"]  # the session id
