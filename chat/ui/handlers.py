@@ -50,6 +50,8 @@ class Handlers(Answers, Versions):
         self._cancels_guard = threading.Lock()
         self.files = ImageFiles(assistant.config.data_path)  # under data_dir/ui-cache, see chat/ui/files.py
         self._sinks: set[queue.Queue] = set()  # event queues of the answers now running
+        self._shown_active: dict[str, str | None] = {}  # session id -> active image shown (see versions.py)
+        self._shown_guard = threading.Lock()
         self._hook_model_progress()
 
     def _hook_model_progress(self) -> None:
@@ -134,7 +136,7 @@ class Handlers(Answers, Versions):
         if not self.store.exists(wanted):
             raise UserError("There is no saved session with that id; check it, or import an export instead.")
         session = self.store.get(wanted)
-        return self._view(session, chat=True, trace=True, status="Resumed the session: " + _summary(session))
+        return _switched(self._view(session, chat=True, trace=True, status="Resumed the session: " + _summary(session)))
 
     def import_session(self, session_id: str | None, file) -> View:
         """A new session from an exported zip; the current session is left as it was."""
@@ -142,14 +144,14 @@ class Handlers(Answers, Versions):
         if not file:
             raise UserError("Choose an exported session (.zip) to import.")
         session = self.store.import_zip(file_path(file[0] if isinstance(file, list) else file))
-        return self._view(session, chat=True, trace=True, status="Imported the session: " + _summary(session))
+        return _switched(self._view(session, chat=True, trace=True, status="Imported the session: " + _summary(session)))
 
     def new_session(self, session_id: str | None = None) -> View:
         """A new empty session (``session_id``: the one the page shows now, refused while it is answering)."""
         self._leave(session_id, "start a new session")
         session = self.store.create()
-        view = self._view(session, chat=True, trace=True)
-        view.scores, view.clear_input = [], True
+        view = _switched(self._view(session, chat=True, trace=True))
+        view.clear_input = True
         return view
 
     def clear_chat(self, session_id: str | None) -> View:
@@ -321,6 +323,12 @@ class Handlers(Answers, Versions):
         if note:
             view.warnings.append(note)
         return view
+
+
+def _switched(view: View) -> View:
+    """The page now shows another session: the previous one's export, score chart and table go."""
+    view.export, view.plot, view.scores = "", "", []
+    return view
 
 
 def _summary(session: Session) -> str:

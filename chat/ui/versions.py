@@ -1,7 +1,8 @@
 """Versions side by side and as files: the compare view (two version pickers and a before/after slider)
 and the download of a version (full resolution, no markers drawn, named like ``img1.v2.png``).
 
-A mixin of :class:`chat.ui.handlers.Handlers`, which provides ``session()`` and ``files``.
+A mixin of :class:`chat.ui.handlers.Handlers`, which provides ``session()``, ``store``, ``files`` and
+``_shown_active`` (with its ``_shown_guard``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from chat.ui import views
 from chat.ui.views import View
 
 
+SHOWN_ACTIVE_ENTRIES = 4096  # sessions whose active image is remembered (see Versions._follow_active)
+
+
 class Versions:
     def _galleries(self, session: Session, view: View, compare: bool = True) -> View:
         """Set the thumbnails and the versions gallery; with ``compare`` also the compare view (parent vs
-        current) and the download button (the current version)."""
+        current) and the download button (the current version). Another active image than the page showed
+        last clears the score chart and table (they were about the other image)."""
+        self._follow_active(session, view)
         view.thumbs = views.thumbnails(session, self.files)
         view.versions = views.version_items(session, self.files)
         if compare:
@@ -60,6 +66,18 @@ class Versions:
         if note:
             view.warnings.append(note)
         return view
+
+    def _follow_active(self, session: Session, view: View) -> None:
+        """Clear the score chart and table when the active image is not the one last shown for this session."""
+        with self._shown_guard:
+            shown = self._shown_active  # session id -> the active image id last shown (oldest first)
+            if session.id in shown and shown[session.id] == session.active:
+                return
+            shown.pop(session.id, None)
+            shown[session.id] = session.active
+            while len(shown) > SHOWN_ACTIVE_ENTRIES:
+                shown.pop(next(iter(shown)))
+        view.plot, view.scores = "", []
 
     # -- files --------------------------------------------------------------------------------
     def _full(self, session: Session, version_id: str) -> str:

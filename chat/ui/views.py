@@ -205,9 +205,9 @@ class View:
     chat: list | None = None
     status: str | None = None
     trace: list | None = None
-    plot: str | None = None
-    scores: list | None = None
-    export: str | None = None
+    plot: str | None = None  # "" clears the chart
+    scores: list | None = None  # [] clears the table
+    export: str | None = None  # "" clears the export download
     compare: Compare | None = None
     download: str | None = None  # the current version's file; "" clears the button
     clear_input: bool = False

@@ -105,3 +105,38 @@ def test_trash_icon_runs_clear_chat(served, client, tmp_path):
     assert len(wired) == 1, "the chat's trash icon has a handler"
     assert wired[0].fn.__wrapped__ == app.mmchat_handlers.clear_chat
     assert [type(b).__name__ for b in wired[0].inputs] == ["State"]  # the session id
+
+
+def test_another_session_or_image_drops_the_old_scores_and_export(served, client, tmp_path):
+    from gradio_client import handle_file
+
+    url, router, app = served
+    client.predict([handle_file(str(sample_image(tmp_path / "d.png")))], api_name="/upload")
+
+    def scored_and_exported():
+        out = client.predict("cat | dog", "clip", api_name="/score")
+        assert out[PLOT] is not None and [row[0] for row in out[SCORES]["data"]] == ["cat", "dog"]
+        out = client.predict(api_name="/export")
+        assert out[EXPORT] is not None
+        return router.sessions[-1], out[EXPORT]
+
+    # Another image (an upload makes it active; picking a thumbnail too): chart and table go.
+    first, zipped = scored_and_exported()
+    out = client.predict([handle_file(str(sample_image(tmp_path / "e.png")))], api_name="/upload")
+    assert out[PLOT] is None and empty_table(out[SCORES])
+    client.predict("cat | dog", "clip", api_name="/score")
+    out = client.predict("img1", api_name="/select_image")
+    assert out[PLOT] is None and empty_table(out[SCORES])
+    client.predict("cat | dog", "clip", api_name="/score")
+    out = client.predict("img1", api_name="/select_image")  # the same image again: the scores stay
+    assert out[PLOT] == out[SCORES] == {"__type__": "update"}  # left as they are
+
+    # Another session (new, import, resume): the export file, chart and table go.
+    for switch in (lambda: client.predict(api_name="/new_session"),
+                   lambda: client.predict(handle_file(zipped), api_name="/import_session"),
+                   lambda: client.predict(first, api_name="/resume")):
+        client.predict([handle_file(str(sample_image(tmp_path / "f.png")))], api_name="/upload")
+        scored_and_exported()
+        out = switch()
+        assert not out[STATUS].startswith("⚠"), out[STATUS]
+        assert out[EXPORT] is None and out[PLOT] is None and empty_table(out[SCORES])
