@@ -99,6 +99,22 @@ class ImageFiles:
         self._remember(key, path)
         return str(path)
 
+    def named(self, key: Hashable, name: str, read: Callable[[], bytes]) -> str:
+        """A file named ``name`` holding ``read()`` (e.g. an original upload to download), in a folder of its
+        own (random name); made once per ``key``."""
+        with self._guard:
+            known = self._files.get(key)
+            if known is not None and known.exists():
+                self._files.move_to_end(key)
+                return str(known)
+        data = read()
+        folder = self.directory / secrets.token_hex(16)
+        folder.mkdir(mode=0o700)
+        path = folder / Path(name).name
+        _write_once(path, data)
+        self._remember(key, path)
+        return str(path)
+
     def keep(self, source: str | os.PathLike, name: str) -> str:
         """A copy of the file ``source`` named ``name`` for a download, in a folder of its own (random name)."""
         folder = self.directory / secrets.token_hex(16)

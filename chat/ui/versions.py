@@ -7,12 +7,12 @@ A mixin of :class:`chat.ui.handlers.Handlers`, which provides ``session()``, ``s
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
 from pathlib import Path
 
+from chat.errors import UserError
 from chat.session import Session, clean_text
 from chat.ui import views
 from chat.ui.views import View
@@ -35,7 +35,7 @@ class Versions:
                 view.compare, view.download = views.Compare(choices=[]), ""
             else:
                 view.compare = self._compare_view(session, *pair)
-                view.download = self._version_file(session, pair[1])
+                view.download = self._download_file(session, pair[1])[0]
         return view
 
     def compare(self, session_id: str | None, left: str, right: str) -> View:
@@ -54,12 +54,10 @@ class Versions:
         session, note = self.session(session_id)
         wanted = clean_text(version).strip()
         found = session.version(wanted or session.record().current_id)
-        original = self.store.original(session, found.id) if found.number == 1 else None
-        if original is not None:  # v1 is a downscaled working copy: the download is the file as uploaded
-            path = self._original_file(session.record(found.id).original, original)
+        path, original = self._download_file(session, found.id)
+        if original:
             status = f"{Path(path).name}: the original upload, as it was sent (v1 is a smaller working copy)."
         else:
-            path = self._version_file(session, found.id)
             width, height = session.pixels(found.id).size
             status = f"{Path(path).name}: {width}x{height}, full resolution, without markers."
         view = View(session_id=session.id, download=path, status=status)
@@ -89,15 +87,21 @@ class Versions:
         choices += [vid for vid in dict.fromkeys((left, right)) if vid not in choices]  # another image's
         return views.Compare(choices, left, right, (self._full(session, left), self._full(session, right)))
 
-    def _original_file(self, name: str, data: bytes) -> str:
-        """The kept original upload (``img1.jpg``) as a file to download, in a folder named by its hash."""
-        path = self.files.directory / f"dl-{hashlib.sha256(data).hexdigest()[:32]}" / name
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            staging = path.with_name(f".{secrets.token_hex(8)}{path.suffix}")
-            staging.write_bytes(data)
-            os.replace(staging, path)
-        return str(path)
+    def _download_file(self, session: Session, version_id: str) -> tuple[str, bool]:
+        """The file a download of the version gives (the button's value and /download_version alike), and
+        whether it is the original upload: v1 of a downscaled upload is a smaller working copy, so its
+        download is the file as uploaded (``img1.jpg``); any other version is ``img1.v2.png``."""
+        version = session.version(version_id)
+        record = session.record(version.id)
+        if version.number == 1 and record.original:
+            name = record.original
+            try:
+                path = self.files.named((session.id, name, "original"), name,
+                                        lambda: self.store.original(session, version.id))
+                return path, True
+            except UserError:  # the kept file is gone: the working copy is all there is
+                pass
+        return self._version_file(session, version.id), False
 
     def _version_file(self, session: Session, version_id: str) -> str:
         """``<version id>.png`` with the version's pixels, in a folder named by the PNG's content hash (as

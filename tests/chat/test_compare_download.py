@@ -109,3 +109,38 @@ def test_download_is_the_version_not_the_display_copy(served, client, tmp_path):
     assert np.array_equal(pixels(out[DOWNLOAD]), np.asarray(session.pixels("img1.v1")))
     out = client.predict("img1.v5", api_name="/download_version")
     assert "no version 5" in out[STATUS]
+
+
+@pytest.fixture(scope="module")
+def served_small(tiny_config, tmp_path_factory):
+    """An app whose uploads above 100,000 pixels get a working copy (their original bytes are kept)."""
+    from chat.app import create_app
+    from chat.assistant import Assistant
+
+    limits = tiny_config.limits.model_copy(update={"max_pixels": 100_000})
+    config = tiny_config.model_copy(update={"limits": limits, "data_dir": str(tmp_path_factory.mktemp("small"))})
+    app = create_app(Assistant(config), router=ScriptedRouter(delay=0))
+    url = launch(app)
+    yield url
+    app.close()
+
+
+def test_download_button_holds_what_a_download_gives(served_small, tmp_path):
+    """The button's file is the one /download_version gives, also for v1 of a downscaled upload (the file
+    as uploaded, not the working copy): the first click downloads the right file."""
+    from gradio_client import Client, handle_file
+
+    client = Client(served_small, verbose=False, download_files=True)
+    photo = tmp_path / "photo.jpg"
+    Image.open(sample_image(tmp_path / "photo.png", size=(640, 480))).save(photo, quality=90)
+    out = client.predict([handle_file(str(photo))], api_name="/upload")
+    assert "scaled from 640x480" in out[STATUS]
+    button = Path(out[DOWNLOAD])
+    assert button.name == "img1.jpg" and button.read_bytes() == photo.read_bytes()
+    asked = Path(client.predict("", api_name="/download_version")[DOWNLOAD])
+    assert asked.name == button.name and asked.read_bytes() == button.read_bytes()
+
+    out = client.predict("make it snowy", api_name="/edit")
+    assert Path(out[DOWNLOAD]).name == "img1.v2.png"
+    out = client.predict("img1.v1", api_name="/revert")  # v1 current again: the original once more
+    assert Path(out[DOWNLOAD]).name == "img1.jpg" and Path(out[DOWNLOAD]).read_bytes() == photo.read_bytes()
