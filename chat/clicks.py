@@ -23,6 +23,14 @@ from tools.regions import circle_region, marker_for_mask, sam_region
 
 Click = tuple[int, int, bool]  # (x, y, positive)
 MAX_CLICKS = 32  # of each kind per object (SamRegionInput's limit)
+RADIUS_SIDE = 1000  # images with a longer side above this get a proportionally larger click radius
+
+
+def click_radius(radius: int, size: tuple[int, int]) -> int:
+    """``tools.click_radius`` for an image of ``size``: as configured up to a longer side of 1000 px, scaled
+    with the image above (a 4000x3000 photo: 4x), so a marker keeps its size on the screen and in the
+    model's view (both downscale big images)."""
+    return round(radius * max(1.0, max(size) / RADIUS_SIDE))
 
 
 @dataclass
@@ -70,7 +78,8 @@ def place_points(config, registry, image: Image.Image, points: Sequence[tuple[in
                  radius: int | None = None) -> Placed:
     """Markers for points given at once (the CLI): a circle (or ``shape``) per point, or with SAM one object
     selected by all the points (``negative`` ones excluded) with one marker fitted around its mask.
-    ``config`` None: circles of ``radius`` (None: scaled to the image)."""
+    ``radius`` None: ``tools.click_radius`` scaled to the image (:func:`click_radius`); ``config`` None too:
+    8% of the shorter side."""
     for x, y in [*points, *negative]:
         validate_point(x, y, image.size)
     if negative and not points:
@@ -85,7 +94,7 @@ def place_points(config, registry, image: Image.Image, points: Sequence[tuple[in
         note = (note[:-1] + f"; {ignored}." if note else
                 f"--negative needs SAM regions (tools.click_region: sam in the config), so {ignored}.")
     if radius is None and config is not None:
-        radius = config.tools.click_radius
+        radius = click_radius(config.tools.click_radius, image.size)
     markers = [Marker(x=x, y=y, shape=shape, color=color, radius=radius) for x, y in points]
     disc = radius if radius is not None else default_radius(image.size)
     masks = [circle_region(x, y, image.size, disc) if shape == "contour" else None for x, y in points]
@@ -129,4 +138,4 @@ def describe_click(marker: Marker, refined: bool = False) -> str:
     return text + ("s" if kept != 1 else "") + (f", {cut} excluded" if cut else "")
 
 
-__all__ = ["Placed", "click_marker", "describe_click", "place_points", "sam_bundle", "sam_marker"]
+__all__ = ["Placed", "click_marker", "click_radius", "describe_click", "place_points", "sam_bundle", "sam_marker"]

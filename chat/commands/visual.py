@@ -31,7 +31,8 @@ def register(sub) -> None:
     m.add_argument("--shape", default="circle", choices=SHAPES, help="marker shape (default circle)")
     m.add_argument("--color", default="red", choices=COLORS, help="marker colour (default red)")
     m.add_argument("--radius", type=int, metavar="R",
-                   help="size of the marked region in pixels (default tools.click_radius with --config, "
+                   help="size of the marked region in pixels (default tools.click_radius, scaled up on images over "
+                        "1000 px, with --config; "
                         "else 8%% of the shorter side)")
     m.add_argument("--outside", default="none", choices=["none", "blur", "grey"],
                    help="what to do outside the marked regions (default none)")

@@ -237,7 +237,9 @@ class Handlers(Answers, Versions):
         return self.revert(session.id, versions[index].id)
 
     # -- markers ------------------------------------------------------------------------------
-    def _marker(self, x: float, y: float, shape: str, color: str):
+    def _marker(self, x: float, y: float, shape: str, color: str, size: tuple[int, int]):
+        """A marker at (x, y) of an image of ``size``, its radius the click radius scaled to the image."""
+        from chat.clicks import click_radius
         from tools.markers import Marker
 
         if shape not in SHAPES:
@@ -245,7 +247,8 @@ class Handlers(Answers, Versions):
         if color not in COLORS:
             raise UserError(f"Unknown marker colour '{color}'; choose one of {', '.join(COLORS)}.")
         try:
-            return Marker(x=int(x), y=int(y), shape=shape, color=color, radius=self.assistant.config.tools.click_radius)
+            radius = click_radius(self.assistant.config.tools.click_radius, size)
+            return Marker(x=int(x), y=int(y), shape=shape, color=color, radius=radius)
         except (ValidationError, TypeError, ValueError, OverflowError):
             raise UserError(f"({x}, {y}) is not a pixel position; give whole numbers.") from None
 
@@ -261,9 +264,10 @@ class Handlers(Answers, Versions):
             raise UserError("Give both x and y of the point.")
         with self.locked(session.id):
             record = session.record()  # "upload one first" when there is no image
-            marker = self._marker(x, y, shape, color)
+            pixels = session.pixels(record.id)
+            marker = self._marker(x, y, shape, color, pixels.size)
             marker, refined, sam_note = click_marker(
-                self.assistant.config, self.assistant.registry, record.markers, session.pixels(record.id), marker,
+                self.assistant.config, self.assistant.registry, record.markers, pixels, marker,
                 negative=bool(negative), new_object=new_object is None or bool(new_object))
             if refined:
                 record.markers[-1] = marker

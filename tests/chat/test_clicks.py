@@ -202,3 +202,43 @@ def test_cli_ask_and_score_use_sam_when_configured(tiny_dir, sam_yaml, tmp_path,
                          "--negative", "100,80", "--config", sam_yaml, "--json")
     payload = json.loads(out)
     assert code == 0 and payload["region"] is True and abs(sum(payload["scores"]) - 1) < 1e-5
+
+
+# -- the click radius grows with big images ---------------------------------------------------------
+def ring_radius(image: Image.Image, centre: tuple[float, float]) -> float:
+    """The median distance of the red ring's pixels from ``centre``."""
+    arr = np.asarray(image.convert("RGB")).astype(int)
+    ys, xs = np.nonzero((arr[..., 0] > 200) & (arr[..., 1] < 70) & (arr[..., 2] < 70))
+    assert xs.size > 50, "a red ring is drawn"
+    return float(np.median(np.hypot(xs - centre[0], ys - centre[1])))
+
+
+def test_page_marker_keeps_its_size_on_a_phone_photo(assistant, tmp_path):
+    """A click on a 4000x3000 photo marks 4x the radius of one on an 800x600 image: on the (downscaled)
+    display the two rings look the same size, instead of a 4x smaller one on the photo."""
+    from chat.ui.handlers import Handlers
+    from tests.chat.test_app_api import ScriptedRouter
+
+    h = Handlers(assistant, router=ScriptedRouter(delay=0))
+    radius, shown = {}, {}
+    for size in [(800, 600), (4000, 3000), (300, 200)]:
+        path = tmp_path / f"{size[0]}.png"
+        Image.new("RGB", size, (200, 210, 220)).save(path)
+        sid = h.upload(None, [str(path)]).session_id
+        view = h.add_point(sid, size[0] // 2, size[1] // 2)
+        radius[size] = assistant.sessions.get(sid).images["img1"].markers[0].radius
+        display = Image.open(view.image)
+        shown[size] = ring_radius(display, (display.width / 2, display.height / 2))
+    click = assistant.config.tools.click_radius
+    assert radius[(800, 600)] == radius[(300, 200)] == click  # small images: as configured
+    assert radius[(4000, 3000)] == 4 * click
+    assert abs(shown[(4000, 3000)] - shown[(800, 600)]) < 0.15 * shown[(800, 600)], shown
+
+
+def test_cli_point_radius_grows_with_the_image(tiny_dir, tmp_path, capsys):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000), (200, 210, 220)).save(big)
+    out = tmp_path / "marked.png"
+    code, printed, err = run(capsys, "mark", big, "--point", "2000,1500", "-o", out, "--config", TINY_CONFIG)
+    assert code == 0, err
+    assert abs(ring_radius(Image.open(out), (2000, 1500)) - 160) < 12  # tools.click_radius 40, x4
