@@ -132,13 +132,28 @@ def _options(tool: str, rest: str) -> tuple[dict[str, Any], str]:
     return args, " ".join(rest.split())
 
 
+_SCORE_MODEL = re.compile(r"(?:^|\s)(?:--(clip|siglip)\b|(clip|siglip):)", re.IGNORECASE)
+_IMAGE_ID = re.compile(r"^(img\d+(?:\.v\d+)?)\b")
+
+
+def score_command(labels: list[str], model: str = "clip") -> str:
+    """The slash command that scores ``labels`` with ``model`` (``/score siglip: cat | dog``): what the Score
+    button writes in the chat, so that Regenerate, which runs that text again, repeats it exactly. The model is
+    named when it is not CLIP, or when the labels alone would read otherwise (one naming a model, the first
+    looking like an image id)."""
+    line = " | ".join(labels) + (" |" if len(labels) == 1 and "," in labels[0] else "")
+    if model != "clip" or _SCORE_MODEL.search(line) or _IMAGE_ID.match(line):
+        line = f"{model}: {line}"
+    return f"/score {line}"
+
+
 def command_arguments(tool: str, rest: str) -> dict[str, Any]:
     """Arguments of a slash command from the text after it (a leading image id such as ``img2`` picks the image;
     diffusion tools take ``--steps``, ``--seed``, ``--guidance`` or ``--size`` options)."""
     args: dict[str, Any] = {}
     options, rest = _options(tool, rest)
     args.update(options)
-    match = re.match(r"^(img\d+(?:\.v\d+)?)\b\s*", rest)
+    match = re.match(_IMAGE_ID.pattern + r"\s*", rest)
     if match and tool in IMAGE_TOOLS:
         args["image"], rest = match.group(1), rest[match.end():]
     rest = rest.strip()
@@ -147,7 +162,7 @@ def command_arguments(tool: str, rest: str) -> dict[str, Any]:
     elif tool == "vqa":
         args["question"] = rest
     elif tool == "score":
-        model = re.search(r"(?:^|\s)(?:--(clip|siglip)\b|(clip|siglip):)", rest, re.IGNORECASE)
+        model = _SCORE_MODEL.search(rest)
         if model:
             args["model"] = (model.group(1) or model.group(2)).lower()
             rest = (rest[:model.start()] + " " + rest[model.end():]).strip()

@@ -89,14 +89,19 @@ class Router:
     # -- entry point -------------------------------------------------------------------------
     def respond(self, session: Session, text: str, *, action: str | None = None, arguments: dict | None = None,
                 cancel: threading.Event | None = None) -> Iterator[Event]:
-        """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done."""
+        """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done.
+
+        ``arguments`` without an ``action`` (Regenerate: a message sent again) may hold ``image``, the version
+        the message was about the first time: the message is about it again, and its tool works on it when
+        the text names no image or names that image without a version."""
         cancel = cancel or threading.Event()
         turn = _Turn(len(session.trace))
         text = clean_text(text).strip()
         try:
-            refs = _IMAGE_REF.findall(text) + [str((arguments or {}).get("image") or "")]
+            refs = [str((arguments or {}).get("image") or "")] + _IMAGE_REF.findall(text)
             refs = [r for r in dict.fromkeys(refs) if r and _exists(session, r)]
-            about = [session.version(r).id for r in refs][:3] or ([session.version().id] if session.active else [])
+            about = list(dict.fromkeys(session.version(r).id for r in refs))[:3] or (
+                [session.version().id] if session.active else [])
             session.add_message("user", text or f"/{action}", images=about)
             yield from self._route(session, text, action, arguments, about, turn, cancel)
         except GeneratorExit:
@@ -138,6 +143,8 @@ class Router:
             if tool is None:
                 yield from self._answer(session, text, about, turn, cancel, decision=decision)
                 return
+        if action is None and tool in IMAGE_TOOLS and (arguments or {}).get("image"):
+            args["image"] = _pinned(session, args.get("image"), str(arguments["image"]))
         if tool == "classify":
             args.setdefault("rounds", self.assistant.config.tools.classify_rounds)
         out = yield from self._call(session, tool, args, decision, turn, cancel)
@@ -410,6 +417,15 @@ class _Turn:
             piece = "\n" + piece
         self.text += piece
         return piece
+
+
+def _pinned(session: Session, ref: str | None, pin: str) -> str | None:
+    """The image a message sent again works on: ``pin`` (the version it was about the first time) when the
+    text names no image, or names that image without a version; else the image the text names."""
+    if not _exists(session, pin):
+        return ref
+    version = session.version(pin).id
+    return version if not ref or ref == version.split(".")[0] else ref
 
 
 def _exists(session: Session, ref: str) -> bool:

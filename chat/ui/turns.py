@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from chat.arguments import score_command
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
@@ -24,6 +25,7 @@ from chat.ui import views
 from chat.ui.views import View
 
 SCORE_MODELS = ("clip", "siglip")
+VERSION_ID = re.compile(r"img\d+\.v\d+")
 BUSY_SECONDS = 5.0
 _END = object()
 
@@ -54,6 +56,18 @@ def parse_size(text: str | None) -> tuple[int, int]:
     if not match:
         raise UserError(f"The size must be WIDTHxHEIGHT in pixels, e.g. 640x448, not '{text}'.")
     return int(match.group(1)), int(match.group(2))
+
+
+def repeated_image(session: Session, index: int) -> str | None:
+    """The image version the user message at ``index`` was about, for Regenerate: the version its tool worked
+    on (in the trace of the answer after it), else the first image the message showed; None for none."""
+    answer = session.messages[index + 1] if index + 1 < len(session.messages) else None
+    for i in answer.trace if answer is not None and answer.role == "assistant" else []:
+        ref = session.trace[i].arguments.get("image") if 0 <= i < len(session.trace) else None
+        if isinstance(ref, str) and VERSION_ID.fullmatch(ref):
+            return ref
+    images = session.messages[index].images
+    return images[0] if images else None
 
 
 def sketch_drawing(value) -> Image.Image | None:
@@ -148,9 +162,10 @@ class Answers:
             if last is None:
                 raise UserError("There is nothing to regenerate yet; ask something first.")
             text = session.messages[last].content
+            image = repeated_image(session, last)  # the same version again, though a later one may be current now
             session.messages = session.messages[:last]
             self.store.save(session)
-        yield from self.turn(session.id, text)
+        yield from self.turn(session.id, text, arguments={"image": image} if image else None)
 
     def score(self, session_id: str | None, labels: str, model: str = "clip") -> Iterator[View]:
         if model not in SCORE_MODELS:
@@ -158,7 +173,7 @@ class Answers:
         parsed = parse_labels(labels)
         if len(parsed) > self.limits.max_labels:
             raise UserError(f"{len(parsed)} labels given; at most {self.limits.max_labels} can be scored at once.")
-        yield from self.turn(session_id, "/score " + " | ".join(parsed), action="score",
+        yield from self.turn(session_id, score_command(parsed, model), action="score",
                              arguments={"labels": parsed, "model": model})
 
     def som(self, session_id: str | None) -> Iterator[View]:
@@ -179,7 +194,8 @@ class Answers:
                  size: str = "512x512") -> Iterator[View]:
         """Generate: a new image from the prompt; with a drawing on the sketch pad the drawing is kept as
         an image of its own and conditions the picture (ControlNet scribble). The chat line is the
-        equivalent slash command (with the seed when one is given), so Regenerate repeats it exactly."""
+        equivalent slash command, so Regenerate repeats it: the same picture when a seed is given, another take
+        (a new random seed) when the seed box is empty; the trace shows every seed used."""
         prompt = " ".join(clean_text(prompt).split())
         if not prompt:
             raise UserError("Describe the picture to make, e.g. 'a cat on a sofa'.")
@@ -254,7 +270,10 @@ class Answers:
 
         worker = threading.Thread(target=work, name=f"mmchat-turn-{session.id[:8]}", daemon=True)
         worker.start()
-        shown = f"{text}\n\n_({session.record().current_id})_" if session.active else text
+        pinned = (arguments or {}).get("image")  # Regenerate: the version the turn is about again
+        about = pinned if isinstance(pinned, str) and VERSION_ID.fullmatch(pinned) else (
+            session.record().current_id if session.active else None)
+        shown = f"{text}\n\n_({about})_" if about else text
         state = _TurnState(base=base, user=shown)
         try:
             first = View(session_id=session.id, chat=state.chat(), status="Thinking…", clear_input=True)
