@@ -23,6 +23,7 @@ from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
 from chat.ui.views import View
+from tools.edit import MAX_SEED
 
 SCORE_MODELS = ("clip", "siglip")
 VERSION_ID = re.compile(r"img\d+\.v\d+")
@@ -56,6 +57,22 @@ def parse_size(text: str | None) -> tuple[int, int]:
     if not match:
         raise UserError(f"The size must be WIDTHxHEIGHT in pixels, e.g. 640x448, not '{text}'.")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_seed(value) -> int | None:
+    """The seed box: empty means None (a new random seed each time), else a whole number from 0 to MAX_SEED."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    problem = UserError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {value!r}.")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise problem
+    try:
+        seed = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise problem from None
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {seed}.")
+    return seed
 
 
 def repeated_image(session: Session, index: int) -> str | None:
@@ -201,12 +218,9 @@ class Answers:
             raise UserError("Describe the picture to make, e.g. 'a cat on a sofa'.")
         options = ""
         arguments: dict = {"prompt": prompt}
-        if seed is not None and seed != "":
-            try:
-                arguments["seed"] = int(seed)
-            except (TypeError, ValueError, OverflowError):
-                raise UserError(f"The seed must be a whole number from 0 to 4294967295, not {seed!r}.") from None
-            options += f" --seed {arguments['seed']}"
+        if (number := parse_seed(seed)) is not None:
+            arguments["seed"] = number
+            options += f" --seed {number}"
         drawing = sketch_drawing(sketch)
         if drawing is None:
             width, height = parse_size(size)
@@ -308,8 +322,7 @@ class Answers:
                     view.plot = view.plot if view.plot is not None else state.plot
                     view.scores = view.scores if view.scores is not None else state.scores
                     # the turn's outcome, not the last progress line ("edit: done") that came in the same batch
-                    view.status = (f"⚠ {state.error}" if state.error
-                                   else state.final_status or views.ready_text(session))
+                    view.status = state.outcome() or views.ready_text(session)
                 yield view
         finally:
             cancel.set()
@@ -333,6 +346,8 @@ class Answers:
             state.finish_tool(item.entry)
             view.trace = views.trace_rows(session)
             view.status = f"{item.entry.tool}: " + (f"Error: {item.entry.error}" if item.entry.error else "done")
+            if item.entry.error:
+                state.failed = item.entry.error
             if item.new_versions:
                 state.new_versions = True
                 view.image = self._display(session)
@@ -346,6 +361,9 @@ class Answers:
         elif isinstance(item, Done):
             state.done = True
             state.final_status = "Stopped." if item.cancelled else None
+            said = [line.removeprefix("Error:").strip() for line in item.message.content.splitlines()
+                    if line.startswith("Error:")]
+            state.failed = said[-1] if said and said[-1] else state.failed
 
 
 class _TurnState:
@@ -356,10 +374,19 @@ class _TurnState:
         self.tools: list[dict] = []
         self.answer = ""
         self.done = False
-        self.error: str | None = None
+        self.error: str | None = None  # the turn itself failed (an exception): shown after the chat
+        self.failed: str | None = None  # a tool failed, or the reply is an 'Error: ...': the status says so
         self.final_status: str | None = None
         self.image = self.plot = self.scores = None  # the latest of each shown during the turn
         self.new_versions = False  # a tool made a version: the compare view and download follow it
+
+    def outcome(self) -> str | None:
+        """The status line after the turn, when it is not 'Ready': what went wrong (one sentence), or 'Stopped.'."""
+        if self.error:
+            return f"⚠ {self.error}"
+        if self.final_status:
+            return self.final_status
+        return f"⚠ {self.failed}" if self.failed else None
 
     def finish_tool(self, entry: TraceEntry) -> None:
         done = views.tool_message(entry)

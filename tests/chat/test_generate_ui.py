@@ -116,6 +116,8 @@ def test_sketch_is_kept_and_conditions_the_picture(served, client, tmp_path):
     ("a cat", "big", None, "WIDTHxHEIGHT"),
     ("a cat", "4000x4000", None, "less than or equal to 1024"),
     ("a cat", "512x512", 2**40, "seed"),
+    ("a cat", "512x512", -5, "The seed must be a whole number from 0 to 4294967295, not -5."),
+    ("a cat", "512x512", "2.5", "The seed must be a whole number from 0 to 4294967295"),
 ])
 def test_bad_generate_input_is_one_sentence(served, client, prompt, size, seed, expected):
     before = len(served[1].mmchat_handlers.store.list())
@@ -123,6 +125,7 @@ def test_bad_generate_input_is_one_sentence(served, client, prompt, size, seed, 
     chat = out[CHAT] if isinstance(out[CHAT], list) else []  # unchanged (skipped) when refused up front
     status = out[STATUS] + " " + " ".join(text(m) for m in chat[-1:])
     assert expected.lower() in status.lower(), status
+    assert out[STATUS].startswith("⚠"), "the status line says what went wrong, not 'Ready'"
     assert "Traceback" not in status
     assert len(served[1].mmchat_handlers.store.list()) <= before + 1
     ok = client.predict("a pear", None, 1, "64x64", api_name="/generate")  # the app still works
