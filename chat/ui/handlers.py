@@ -112,8 +112,23 @@ class Handlers(Answers, Versions):
         return view
 
     def _display(self, session: Session, overlay=None) -> str | None:
+        """The image panel's file: ``overlay`` when given (a highlight), else what the model sees (the router's
+        view: the Set-of-Mark numbers stay with markers drawn on top), else the marked current version."""
+        if overlay is None and session.active:
+            overlay = self._model_view(session)
         image = views.display_image(session, overlay)
         return None if image is None else self.files.put(image)
+
+    def _model_view(self, session: Session):
+        """The active image as the model sees it, from a router that is already built and has ``view``; None
+        otherwise (no router yet means no Set-of-Mark in its memory, so the plain drawing is the same)."""
+        view = getattr(self._router, "view", None)
+        if view is None:
+            return None
+        try:
+            return view(session, session.record().current_id)
+        except UserError:
+            return None
 
     # -- sessions ---------------------------------------------------------------------------
     def load(self, session_id: str | None) -> View:
