@@ -243,7 +243,8 @@ def build(assistant, router=None) -> gr.Blocks:
 
         # -- answers (streamed; Stop sets the turn's cancel flag, and the turn ends itself with "Stopped.") ---
         # Not Gradio's cancels=: cancelling the event task mid-step flashes "Error" on every output in the page.
-        chat_input.submit(_stream(out, h.chat), [sid, chat_input], api_name="chat", **turn)
+        chat_input.submit(_stream(out, h.chat), [sid, chat_input], api_name="chat", trigger_mode="always_last",
+                          **turn)  # Enter during an answer: answered next, once (the default drops it)
         ask_btn.click(_stream(out, h.ask), [sid, question], api_name="ask", **turn)
         regenerate.click(_stream(out, h.regenerate), [sid], api_name="regenerate", **turn)
         score.click(_stream(out, h.score), [sid, labels, model], api_name="score", **turn)
