@@ -263,7 +263,7 @@ def test_reload_keeps_the_session(served, page):
     """The session id lives in the browser (gr.BrowserState): a reload shows the same chat and image."""
     page.reload()
     page.wait_for_selector("#image img")
-    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('What is in the red circle?')")
+    page.wait_for_function("() => (document.querySelector('#chat')?.innerText || '').includes('What is in the red circle?')")
     assert "img1" in page.locator("#thumbnails").inner_text()
 
 
@@ -280,7 +280,8 @@ def test_trash_icon_forgets_the_conversation(served, page):
     shown = chat_text(page)
     assert "A fresh start" in shown and "red circle" not in shown and "long story" not in shown
     page.reload()
-    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('A fresh start')")
+    page.wait_for_selector("#image img")  # the page is built and the session restored
+    page.wait_for_function("() => (document.querySelector('#chat')?.innerText || '').includes('A fresh start')")
     assert "red circle" not in chat_text(page)
 
 
