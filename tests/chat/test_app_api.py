@@ -150,13 +150,6 @@ def served(assistant):
     app.close()
 
 
-@pytest.fixture
-def client(served):
-    from gradio_client import Client
-
-    return Client(served[0], verbose=False, download_files=True)
-
-
 def sid_of(app, client) -> str:
     """The session id the server keeps for this client (the State is not an API value)."""
     handlers = app.mmchat_handlers

@@ -27,13 +27,6 @@ def served(assistant):
     app.close()
 
 
-@pytest.fixture
-def client(served):
-    from gradio_client import Client
-
-    return Client(served[0], verbose=False, download_files=True)
-
-
 def picked(out) -> tuple[str, str]:
     """The versions the two pickers show (the client sees the pickers' updates: choices and value)."""
     return tuple(o["value"] if isinstance(o, dict) else o for o in (out[COMPARE_LEFT], out[COMPARE_RIGHT]))

@@ -28,13 +28,6 @@ def served(assistant):
     app.close()
 
 
-@pytest.fixture
-def client(served):
-    from gradio_client import Client
-
-    return Client(served[0], verbose=False, download_files=True)
-
-
 def last_tool(out) -> tuple[str, dict]:
     rows = out[TRACE]["data"]
     return rows[-1][1], json.loads(rows[-1][2])

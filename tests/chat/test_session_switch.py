@@ -42,13 +42,6 @@ def served(assistant):
     app.close()
 
 
-@pytest.fixture
-def client(served):
-    from gradio_client import Client
-
-    return Client(served[0], verbose=False, download_files=True)
-
-
 def empty_table(value) -> bool:
     return not [row for row in value["data"] if any(str(cell).strip() for cell in row)]
 

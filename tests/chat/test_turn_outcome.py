@@ -23,13 +23,6 @@ def served(assistant):
 
 
 @pytest.fixture
-def client(served):
-    from gradio_client import Client
-
-    return Client(served[0], verbose=False, download_files=True)
-
-
-@pytest.fixture
 def with_image(client, tmp_path):
     from gradio_client import handle_file
 
