@@ -34,20 +34,17 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage
 
-from chat.arguments import (COMMANDS, IMAGE_TOOLS, TOOL_HELP, command_arguments, fill_arguments, help_text,
+from chat.arguments import (COMMANDS, IMAGE_TOOLS, command_arguments, fill_arguments, help_text,
                             parse_labels)
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
-from chat.lc_model import LocalMultimodalChatModel, image_part, make_chat_model
+from chat.lc_model import LocalMultimodalChatModel, make_chat_model
 from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool, schemas
+from chat.model_view import ModelView
 from chat.session import Session, TraceEntry, clean_text
 
-SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
-          "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
-          "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n].")
-TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
 CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
 FINAL_TOOLS = {"edit", "remove", "generate", "sketch", "som", "mark"}  # their confirmation is the whole reply
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
@@ -62,19 +59,15 @@ def _text(content: Any) -> str:
 # --------------------------------------------------------------------------------------------
 # The router
 # --------------------------------------------------------------------------------------------
-class Router:
-    history_turns = 12  # earlier messages given to the model at most (fewer if the context is short)
-    history_images = 2  # earlier turns that keep their image pixels (older ones keep their text)
-    sent_entries = 128
+class Router(ModelView):
     choice_margin = 1.0  # a tool must beat "answer" by this mean log-probability to be chosen
-    image_side = 672  # images are downscaled to this longest side before they reach the model
     som_entries = 32
 
     def __init__(self, assistant, chat_model: BaseChatModel | None = None):
         self.assistant = assistant
         self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
         self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
-        self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # user turns as the model saw them
+        self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # see ModelView
         self._lock = threading.Lock()
 
     @property
@@ -311,97 +304,6 @@ class Router:
             self._som[(session.id, version_id)] = (image, masks)
             while len(self._som) > self.som_entries:
                 self._som.popitem(last=False)
-
-    # -- what the model sees -----------------------------------------------------------------
-    def view(self, session: Session, version_id: str):
-        """The image as the model sees it: the version (its Set-of-Mark overlay if any) with its markers drawn."""
-        from tools.markers import draw_markers
-
-        with self._lock:
-            cached = self._som.get((session.id, version_id))
-        image = cached[0] if cached else session.pixels(version_id)
-        markers = session.record(version_id).markers
-        try:
-            return draw_markers(image, markers) if markers else image
-        except UserError:  # markers placed on another version that do not fit this one
-            return image
-
-    @staticmethod
-    def _request(text, image) -> str:
-        return f"[{image}] {text}" if image else text
-
-    def _parts(self, session, images) -> list[dict]:
-        return [image_part(self.view(session, v), self.image_side) for v in images]
-
-    @staticmethod
-    def _urls(messages) -> set[str]:
-        return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
-                for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
-
-    def _history(self, session) -> list[BaseMessage]:
-        """Earlier turns: user turns exactly as the model saw them (images of the last ``history_images`` kept)
-        when known, else rebuilt as text; the window moves in steps so the prompt's start stays stable."""
-        earlier = session.messages[:-1]
-        start, step = 0, max(2, self.history_turns // 2)
-        if len(earlier) > self.history_turns:
-            start = ((len(earlier) - self.history_turns) // step + 1) * step
-        out: list[BaseMessage] = []
-        for index in range(start, len(earlier)):
-            m = earlier[index]
-            with self._lock:
-                sent = self._sent.get((session.id, index, m.content))
-            if m.role == "user":
-                out.append(sent if sent is not None else
-                           HumanMessage(self._request(m.content, m.images[0] if m.images else None)[:800]))
-            else:
-                replayed = bool(out) and isinstance(out[-1].content, list)  # its tool results are in that turn
-                tools = [] if replayed else [session.trace[i] for i in m.trace if i < len(session.trace)]
-                notes = "".join(f"({t.tool}: {t.summary}) " for t in tools if t.tool not in ("answer", "router"))
-                out.append(AIMessage((notes + m.content)[:800]))
-        while out and isinstance(out[0], AIMessage):
-            out.pop(0)
-        kept = 0
-        for i in range(len(out) - 1, -1, -1):  # older turns beyond the last few images keep their text only
-            if self._urls([out[i]]):
-                kept += 1
-                if kept > self.history_images:
-                    out[i] = HumanMessage([p for p in out[i].content if p.get("type") != "image_url"])
-        return out
-
-    def _system(self) -> SystemMessage:
-        """The system prompt; the local model's lists the tools (once, at the start of every prompt, so the
-        constrained choice after a user turn is a short question that reuses the cached prefix)."""
-        if not self.local:
-            return SystemMessage(SYSTEM)
-        tools = "\n".join(f"- {name}: {TOOL_HELP.get(name, name)}" for name in schemas())
-        return SystemMessage(SYSTEM + TOOLS_PROMPT.format(tools=tools))
-
-    def _messages(self, session, text, about, suffix: str = "") -> list[BaseMessage]:
-        """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
-        which is not remembered) and the images it is about that the history does not already show."""
-        parts = self._parts(session, about)
-        request = self._request(text, about[0] if about else None)
-        history = self._history(session)
-        window = self.chat_model.context_window() if self.local else None
-        options = getattr(self.chat_model, "options", None)
-        reserve = getattr(options, "max_new_tokens", 256)
-        while True:
-            shown = self._urls(history)
-            current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
-            messages = [self._system(), *history, HumanMessage(content=current[:-1] + [
-                {"type": "text", "text": request + suffix}])]
-            if window is None or not history:
-                break
-            if self.chat_model.get_num_tokens_from_messages(messages) + reserve <= window:
-                break
-            history = history[2:] if len(history) > 1 else []
-        if session.messages and session.messages[-1].role == "user":
-            key = (session.id, len(session.messages) - 1, session.messages[-1].content)
-            with self._lock:
-                self._sent[key] = HumanMessage(content=current)
-                while len(self._sent) > self.sent_entries:
-                    self._sent.popitem(last=False)
-        return messages
 
 
 class _Turn:
