@@ -214,7 +214,7 @@ def run(args) -> tuple[dict, str]:
 
 def _followup(path: Path, bundle) -> dict:
     """Follow-up vs first TTFT on the loaded NF4 model, through a registry that already holds it."""
-    from chat.bench.cpu import followup_ttft
+    from chat.bench.followup import followup_ttft
     from chat.bench.models import bench_config
     from chat.registry import Entry, ModelRegistry
 
