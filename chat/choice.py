@@ -10,12 +10,6 @@ option's forward does, so scoring eleven options costs two forwards instead of t
 from __future__ import annotations
 
 
-def _cache_name() -> str:
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
-
-
 def _broadcast(cache, batch: int):
     """A new DynamicCache whose layers are ``batch``-wide views of ``cache``'s (no copy until it grows)."""
     from transformers import DynamicCache
@@ -34,7 +28,7 @@ def option_logprobs(model, cache, first, options: list, prompt_len: int, batch_b
     prompt alone."""
     import torch
 
-    from chat.turn_cache import cache_bytes
+    from chat.turn_cache import cache_bytes, cache_name
 
     device = first.device
     logps: list[list] = [[first[ids[0]]] for ids in options]
@@ -48,7 +42,7 @@ def option_logprobs(model, cache, first, options: list, prompt_len: int, batch_b
         rest = torch.stack([torch.cat([options[i][:-1], options[i][-1:].repeat(k - len(options[i]) + 1)])
                             for i in group])  # padded at the end: causal attention keeps earlier logits exact
         past = _broadcast(cache, len(group)) if batched else cache
-        out = model(input_ids=rest, **{_cache_name(): past}, use_cache=True,
+        out = model(input_ids=rest, **{cache_name(): past}, use_cache=True,
                     attention_mask=torch.ones(len(group), prompt_len + k, dtype=torch.long, device=device),
                     cache_position=torch.arange(prompt_len, prompt_len + k, device=device))
         logits = torch.log_softmax(out.logits.float(), dim=-1)

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from chat.errors import UserError
-from tools.edit import MAX_STEPS
 
 DEFAULT_CONFIG = "configs/default.yaml"
 QuantMode = Literal["none", "nf4", "int8"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
+MAX_STEPS = 150  # diffusion steps at most: the limit of tools.edit_steps and of every diffusion tool
 
 
 class Strict(BaseModel):

@@ -40,14 +40,6 @@ def _torch():
     return torch
 
 
-def _cache_name() -> str:
-    """The name of the KV-cache argument and output field: ``cache`` since transformers 5.2x renamed it (the
-    old ``past_key_values`` still works there, with a deprecation warning, until its removal)."""
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
-
-
 def _cancel_criteria(*events: threading.Event):
     from transformers import StoppingCriteria
 
@@ -166,7 +158,9 @@ class MultimodalChat:
 
         options = options or GenerationOptions(**self.registry.config.generation.model_dump())
         stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
-        kwargs, keys = self._prepared(self.inputs(turns), reuse)
+        from chat.turn_cache import cache_name
+
+        kwargs, keys, _ = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
@@ -182,7 +176,7 @@ class MultimodalChat:
                     out = self.bundle.model.generate(**kwargs)
                 if reuse:  # the prompt's keys, then the answer's token ids
                     answer = out.sequences[0][len(keys):].to("cpu", torch.int64)
-                    self.prefix_cache.put(torch.cat([keys, answer]), getattr(out, _cache_name()))
+                    self.prefix_cache.put(torch.cat([keys, answer]), getattr(out, cache_name()))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
                 errors.append(exc)
                 streamer.end()
@@ -201,12 +195,13 @@ class MultimodalChat:
         if errors:
             raise errors[0]
 
-    def _prepared(self, inputs: dict, reuse: bool) -> tuple[dict, object]:
-        """Generation inputs continuing a cached prefix and using cached image features when allowed, and the
-        prompt's keys (token ids with images keyed by content) under which its KV cache is kept afterwards."""
+    def _prepared(self, inputs: dict, reuse: bool) -> tuple[dict, object, int]:
+        """Generation inputs continuing a cached prefix and using cached image features when allowed, the
+        prompt's keys (token ids with images keyed by content) under which its KV cache is kept afterwards,
+        and how many prompt tokens the cache already holds."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        from chat.turn_cache import pixel_key, sequence_keys
+        from chat.turn_cache import cache_name, pixel_key, sequence_keys
 
         model = self.bundle.model
         ids = inputs["input_ids"][0]
@@ -230,9 +225,9 @@ class MultimodalChat:
                 kwargs["pixel_values"] = remaining
                 encoded = len(remaining)
         if cache is not None:
-            kwargs[_cache_name()] = cache
+            kwargs[cache_name()] = cache
         self.last_stats = {"prompt_tokens": len(ids), "reused_tokens": reused, "images_encoded": encoded}
-        return kwargs, keys
+        return kwargs, keys, reused
 
     def generate(self, turns: list[Turn], options: GenerationOptions | None = None, reuse: bool = True) -> str:
         return "".join(self.stream(turns, options, reuse=reuse)).strip()
@@ -245,13 +240,14 @@ class MultimodalChat:
         reuses the choice's prefill); each option then runs only its own few tokens on top of that KV cache,
         which is cropped back to the prompt afterwards, or all options in one batch (see :mod:`chat.choice`).
         """
+        from chat.turn_cache import cache_name
+
         torch = _torch()
         bundle = self.bundle
         model = bundle.model
         base = self.inputs(turns)
-        kwargs, keys = self._prepared(base, reuse)
+        kwargs, keys, start = self._prepared(base, reuse)
         prompt_len = base["input_ids"].shape[1]
-        start = self.last_stats["reused_tokens"]
         device = base["input_ids"].device
         tokenizer = bundle.processor.tokenizer
         kwargs.update(input_ids=base["input_ids"][:, start:], use_cache=True,
@@ -261,7 +257,7 @@ class MultimodalChat:
         with torch.inference_mode():
             out = model(**kwargs)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            cache = getattr(out, _cache_name())
+            cache = getattr(out, cache_name())
             scores = option_logprobs(model, cache, first, option_ids, prompt_len, self.batch_bytes)
         if reuse:
             self.prefix_cache.put(keys, cache)

@@ -8,7 +8,7 @@ the local model continues its KV cache. The window of earlier turns moves in ste
 stays the same for several turns; the local model's system prompt lists the tools once.
 
 A mixin of :class:`chat.router.Router`, which provides ``chat_model``, ``local``, ``_lock``, ``_som`` (version
--> Set-of-Mark overlay) and ``_sent`` (user turns as the model saw them).
+-> Set-of-Mark overlay), ``_sent`` (user turns as the model saw them) and ``_shown`` (recent image parts).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class ModelView:
     chat_model: Any
     _sent: Any
     _som: Any
+    _shown: Any  # (session, version, markers, id of the overlay) -> (the overlay, its content part)
 
     def view(self, session: Session, version_id: str):
         """The image as the model sees it: the version (its Set-of-Mark overlay if any) with its markers drawn."""
@@ -56,7 +57,24 @@ class ModelView:
         return f"[{image}] {text}" if image else text
 
     def _parts(self, session, images) -> list[dict]:
-        return [image_part(self.view(session, v), self.image_side) for v in images]
+        """The content parts of ``images`` as the model sees them. The last few are kept, keyed by what they
+        show (version, markers, Set-of-Mark overlay), so the choice and the answer of a turn encode them once."""
+        parts = []
+        for version_id in images:
+            with self._lock:
+                som = self._som.get((session.id, version_id))
+            markers = tuple(m.model_dump_json() for m in session.record(version_id).markers)
+            key = (session.id, version_id, markers, id(som[0]) if som else None)
+            with self._lock:
+                part = self._shown.get(key, (None, None))[1]
+            if part is None:
+                part = image_part(self.view(session, version_id), self.image_side)
+                with self._lock:  # the overlay is kept with the part, so its id() is not reused meanwhile
+                    self._shown[key] = (som[0] if som else None, part)
+                    while len(self._shown) > 8:
+                        self._shown.popitem(last=False)
+            parts.append(part)
+        return parts
 
     @staticmethod
     def _urls(messages) -> set[str]:

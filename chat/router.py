@@ -68,6 +68,7 @@ class Router(ModelView):
         self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
         self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
         self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # see ModelView
+        self._shown: OrderedDict[tuple, tuple] = OrderedDict()  # see ModelView
         self._lock = threading.Lock()
 
     @property

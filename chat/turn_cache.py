@@ -49,6 +49,14 @@ def sequence_keys(ids, image_token_id: int | None, image_keys: list[str]):
     return keys
 
 
+def cache_name() -> str:
+    """The name of the KV-cache argument and output field: ``cache`` since transformers 5.2x renamed it (the
+    old ``past_key_values`` still works there, with a deprecation warning, until its removal)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
 def cache_bytes(cache) -> int:
     """Bytes held by a transformers KV cache (0 when its layout is unknown)."""
     total = 0

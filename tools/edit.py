@@ -33,11 +33,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chat.config import MAX_STEPS
 from chat.errors import UserError
 
 Progress = Callable[[int, int], None]  # progress(step, total), step counts from 1
 
-MAX_STEPS = 150  # also the limit of tools.edit_steps in the config
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 1000
 MIN_SIDE = 64  # no working side below this (the VAE and UNet need a few latent pixels)
