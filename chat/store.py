@@ -35,21 +35,25 @@ from PIL import Image
 
 from chat.config import LimitsConfig
 from chat.errors import UserError
+from chat.imageio import EXTENSIONS
 from chat.session import Session
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _VERSION_FILE = re.compile(r"^img\d+\.v\d+\.png$")
-_ORIGINAL_FILE = re.compile(r"^img\d+\.(?:png|jpg|webp|gif|bmp|tif)$")
+_ORIGINAL_FILE = re.compile(rf"^img\d+\.(?:{'|'.join(sorted(set(EXTENSIONS.values())))})$")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write ``data`` to a temporary name beside ``path`` and rename it into place: readers see the old file or
+    the whole new one. ``fsync=False`` for files that need not survive a power cut (the page's display copies)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -35,6 +35,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from chat.store import atomic_write
+
 UI_CACHE = "ui-cache"
 STALE_SECONDS = 24 * 3600  # run folders untouched this long belong to a process that is gone
 
@@ -84,7 +86,7 @@ class ImageFiles:
                 return str(known)
         path = self.directory / f"{name}.png"
         if not path.exists():
-            _write_once(path, data)
+            atomic_write(path, data, fsync=False)
         self._remember(name, path)
         return str(path)
 
@@ -111,7 +113,7 @@ class ImageFiles:
         folder = self.directory / secrets.token_hex(16)
         folder.mkdir(mode=0o700)
         path = folder / Path(name).name
-        _write_once(path, data)
+        atomic_write(path, data, fsync=False)
         self._remember(key, path)
         return str(path)
 
@@ -120,7 +122,7 @@ class ImageFiles:
         folder = self.directory / secrets.token_hex(16)
         folder.mkdir(mode=0o700)
         path = folder / Path(name).name
-        _write_once(path, Path(source).read_bytes())
+        atomic_write(path, Path(source).read_bytes(), fsync=False)
         self._remember(path, path)
         return str(path)
 
@@ -134,13 +136,6 @@ class ImageFiles:
                     old.unlink(missing_ok=True)
                     if self._dir is not None and old.parent != self._dir:
                         shutil.rmtree(old.parent, ignore_errors=True)
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=path.suffix)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(staging, path)
 
 
 def _remove_stale(root: Path) -> None:

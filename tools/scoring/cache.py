@@ -78,27 +78,28 @@ class EmbeddingCache:
             while len(store) > limit:
                 store.popitem(last=False)
 
-    def images(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Sequence[Any]]) -> list[Any]:
-        """Embeddings for ``keys``; ``compute(missing indices)`` encodes the misses in one go."""
-        found = self._lookup(self._images, keys)
+    def _get(self, store, limit, keys, compute) -> tuple[list[Any], int]:
+        """Values for ``keys`` from ``store``; ``compute(missing indices)`` encodes the misses in one go.
+        Returns the values and how many were computed."""
+        found = self._lookup(store, keys)
         missing = [i for i, v in enumerate(found) if v is None]
         if missing:
             values = compute(missing)
-            with self._lock:
-                self.image_encodes += len(missing)
-            self._store(self._images, self.max_images, ((keys[i], v) for i, v in zip(missing, values)))
+            self._store(store, limit, ((keys[i], v) for i, v in zip(missing, values)))
             for i, v in zip(missing, values):
                 found[i] = v
+        return found, len(missing)
+
+    def images(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Sequence[Any]]) -> list[Any]:
+        """Image embeddings for ``keys``; ``compute(missing indices)`` encodes the misses in one go."""
+        found, encoded = self._get(self._images, self.max_images, keys, compute)
+        with self._lock:
+            self.image_encodes += encoded
         return found
 
     def texts(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Sequence[Any]]) -> list[Any]:
-        found = self._lookup(self._texts, keys)
-        missing = [i for i, v in enumerate(found) if v is None]
-        if missing:
-            values = compute(missing)
-            with self._lock:
-                self.text_encodes += len(missing)
-            self._store(self._texts, self.max_texts, ((keys[i], v) for i, v in zip(missing, values)))
-            for i, v in zip(missing, values):
-                found[i] = v
+        """Text embeddings for ``keys``, like :meth:`images`."""
+        found, encoded = self._get(self._texts, self.max_texts, keys, compute)
+        with self._lock:
+            self.text_encodes += encoded
         return found
