@@ -46,6 +46,7 @@ class ToolFinished:
 class Done:
     message: Message  # the assistant message as stored in the session
     cancelled: bool = False
+    error: str | None = None  # the problem the reply reports (its last "Error: ..." line), if any
 
 
 Event = Delta | Status | ToolStarted | ToolFinished | Done

@@ -107,7 +107,7 @@ class Router(ModelView):
             yield Delta(turn.add(f"Error: {message}"))
         message = session.add_message("assistant", turn.text.strip(), images=turn.versions)
         message.trace = list(range(turn.first_trace, len(session.trace)))
-        yield Done(message=message, cancelled=cancel.is_set())
+        yield Done(message=message, cancelled=cancel.is_set(), error=turn.error)
 
     def _route(self, session, text, action, arguments, about, turn, cancel) -> Iterator[Event]:
         image = about[0] if about else None
@@ -314,10 +314,13 @@ class _Turn:
         self.first_trace = first_trace
         self.text = ""
         self.versions: list[str] = []
+        self.error: str | None = None  # the last problem said in the reply
 
     def add(self, piece: str) -> str:
-        if self.text and piece.startswith("Error:") and not self.text.endswith("\n"):
-            piece = "\n" + piece
+        if piece.startswith("Error:"):
+            self.error = piece.removeprefix("Error:").strip() or self.error
+            if self.text and not self.text.endswith("\n"):
+                piece = "\n" + piece
         self.text += piece
         return piece
 

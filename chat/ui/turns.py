@@ -361,9 +361,7 @@ class Answers:
         elif isinstance(item, Done):
             state.done = True
             state.final_status = "Stopped." if item.cancelled else None
-            said = [line.removeprefix("Error:").strip() for line in item.message.content.splitlines()
-                    if line.startswith("Error:")]
-            state.failed = said[-1] if said and said[-1] else state.failed
+            state.failed = item.error or state.failed
 
 
 class _TurnState:
