@@ -47,9 +47,9 @@ import chat.store as store
 
 real = store.atomic_write
 
-def stalling(path, data):
+def stalling(path, data, **options):
     if path.name != os.environ["MMCHAT_STALL_ON"]:
-        return real(path, data)
+        return real(path, data, **options)
     fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.write(fd, data[: len(data) // 2])
     os.fsync(fd)
