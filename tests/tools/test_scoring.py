@@ -15,6 +15,7 @@ import tools.scoring.encoders as encoders
 from chat.errors import UserError
 from tools.markers import Marker
 from tools.scoring import EmbeddingCache, ScoreInput, ScoreResult, score_chart, score_labels
+from tools.scoring.chart import chart_figure, label_fonts
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,34 @@ def test_result_table_summary_and_chart():
     assert result.best == "cat"
     chart = score_chart(result)
     assert chart.mode == "RGB" and chart.width > 200 and chart.height > 100
+
+
+def _ticks(result: ScoreResult) -> list[str]:
+    """The bar labels from the top down."""
+    ax = chart_figure(result).axes[0]
+    return [text for _, text in sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)]
+
+
+@pytest.mark.parametrize("labels", [["cat", "dog", "bird"], ["Ⓐ circled", "Ⓑ circled", "plain"],
+                                    ["猫", "犬", "a cat"], ["\u0378", "x", "\u0379 y"]])
+def test_chart_draws_labels_in_any_script_or_numbers_them_never_empty_boxes(labels):
+    import warnings
+
+    result = ScoreResult(labels=labels, scores=[0.5, 0.3, 0.2], mode="softmax", model="clip")
+    _, undrawable = label_fonts(labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" when it draws a box
+        ticks = _ticks(result)
+        score_chart(result)
+    # A label no installed font has is numbered as its row in the table (#1 is the best); the others are drawn.
+    assert ticks == [f"#{i}" if undrawable & set(label) else label for i, label in enumerate(labels, start=1)]
+    assert ("no font here draws that label" in chart_figure(result).axes[0].get_xlabel()) == bool(undrawable)
+    if labels[0] == "\u0378":  # unassigned code points: only a placeholder font "has" them
+        assert ticks == ["#1", "x", "#3"]
+
+
+def test_label_fonts_adds_only_what_the_base_font_lacks():
+    assert label_fonts(["cat", "Ünïcødé", "кошка"]) == (["DejaVu Sans"], set())
+    fonts, undrawable = label_fonts(["Ⓐ"])  # DejaVu Sans lacks circled letters; matplotlib's STIX fonts have them
+    assert fonts[0] == "DejaVu Sans" and len(fonts) >= 2 and not undrawable
+    assert label_fonts(["a\u0378"])[1] == {"\u0378"}
