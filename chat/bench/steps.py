@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,14 @@ def last_line(path: Path, limit: int = 300) -> str:
     return lines[-1][:limit] if lines else ""
 
 
+def _own_group() -> dict:
+    """Popen arguments that start the step in a process group of its own (killed whole at the deadline) but in
+    this session, so whatever ends this session's processes from outside ends the step too."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -66,7 +75,7 @@ def run_step(step: Step, timeout: float) -> dict:
     cut = False
     with open(step.log, "wb") as log:
         proc = subprocess.Popen(step.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **step.env}, start_new_session=True)
+                                env={**os.environ, **step.env}, **_own_group())
         try:
             code = proc.wait(timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:

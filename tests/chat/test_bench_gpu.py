@@ -121,9 +121,9 @@ def test_steps_run_one_process_each_under_one_deadline(tmp_path):
 
     start = time.monotonic()
     result = bench(["fp16", "nf4", "nf4-followup", "fp16-static", "nf4-static"], workdir=tmp_path, out=out,
-                   deadline_s=8, worker=[sys.executable, str(worker)], min_start_s=1, progress=progress)
+                   deadline_s=12, worker=[sys.executable, str(worker)], min_start_s=1, progress=progress)
     elapsed = time.monotonic() - start
-    assert elapsed < 12  # the hanging step was stopped at the deadline
+    assert elapsed < 16  # the hanging step was stopped at the deadline
 
     rows = {r["step"]: r for r in result["modes"]}
     assert list(rows) == ["fp16", "nf4", "fp16-static", "nf4-static"]
