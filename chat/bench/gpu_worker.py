@@ -133,6 +133,7 @@ def measure(mode: str, checkpoint: Path, device: str, tokens: int, runs: int, pr
         kwargs.update({cache_name(): cache, "compile_config": CompileConfig(fullgraph=False)})
     watch = CompileWatch()
     answers: list[list[int]] = []
+    addresses: set[tuple[int, ...]] = set()
 
     def once() -> tuple[float, float, float]:
         clock = TokenClock()
@@ -146,6 +147,8 @@ def measure(mode: str, checkpoint: Path, device: str, tokens: int, runs: int, pr
         if cuda:
             torch.cuda.synchronize()
         answers.append(out[0, prompt_tokens:].tolist())
+        if cache is not None:  # where the KV tensors live: the same every run, or the graphs are stale
+            addresses.add(tuple(layer.keys.data_ptr() for layer in cache.layers))
         t = clock.times
         decode = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else float("nan")
         return t[0] - start, decode, time.perf_counter() - start
@@ -175,6 +178,7 @@ def measure(mode: str, checkpoint: Path, device: str, tokens: int, runs: int, pr
         timed_compile=timed, graph_break_reasons=watch.break_reasons(),
         same_answer_every_run=all(a == answers[0] for a in answers), answer_ids=answers[0][:32],
         static_cache_gib=round(cache_bytes(cache) / 2**30, 3) if cache is not None else None,
+        static_cache_same_tensors=len(addresses) == 1 if cache is not None else None,
         **vram.generated(),
     )
 

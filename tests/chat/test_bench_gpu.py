@@ -182,21 +182,20 @@ def test_stand_in_steps_through_the_real_worker_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "site"), str(ROOT),
                                                       os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "out"
-    result = bench(["fp16", "fp16-static", "nf4-followup"], workdir=tmp_path, out=out, deadline_s=400, tokens=8,
-                   runs=2, device="cpu", min_start_s=5)
+    result = bench(["fp16", "fp16-static"], workdir=tmp_path, out=out, deadline_s=400, tokens=8, runs=2,
+                   device="cpu", min_start_s=5)
     assert result["finished"] is True, json.dumps(result, indent=1)[-3000:]
     assert result["checkpoint"]["reused"] is False and is_complete(tmp_path / "llava-tiny-random")
     eager, static = result["modes"]
     assert eager["stage"] == static["stage"] == "done" and eager["new_tokens"] == 8
     assert static["same_answer_every_run"] is True and static["warmups"] >= 1
     assert static["answer_ids"] == eager["answer_ids"]  # one static cache, reset between runs: the same tokens
-    assert static["static_cache_gib"] is not None and eager["static_cache_gib"] is None
+    assert static["static_cache_same_tensors"] is True and eager["static_cache_same_tensors"] is None
     assert static["timed_compile"] == {"graph_breaks": 0, "graphs_compiled": 0, "cudagraphs_recorded": 0,
                                        "cudagraph_skips": 0}
-    assert result["followup"]["greedy_identical"] is True and result["followup"]["images_encoded_followup"] == 0
     assert (out / "steps" / "fp16-static.torch.log").exists() and "torch_log" in static
     assert result["versions"]["transformers"] and result["versions"]["torch"]
 
-    again = bench(["nf4"], workdir=tmp_path, out=out, deadline_s=200, tokens=8, runs=1, device="cpu", min_start_s=5)
+    again = bench(["nf4-followup"], workdir=tmp_path, out=out, deadline_s=300, runs=1, device="cpu", min_start_s=5)
     assert again["checkpoint"]["reused"] is True and again["finished"] is True
-    assert again["modes"][0]["decode_tokens_per_s"] > 0
+    assert again["followup"]["greedy_identical"] is True and again["followup"]["images_encoded_followup"] == 0
