@@ -31,7 +31,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chat.bench.gpu import MODES
+    from chat.bench.gpu import DEADLINE_S, MODES
 
     parser = _Parser(prog="python -m chat.bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", metavar="{cpu,memory,gpu}", parser_class=_Parser)
@@ -51,13 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dtype the profile gets on this device when its dtype is auto (default cuda)")
     memory.add_argument("--json", action="store_true", help="print one JSON object")
 
-    gpu = sub.add_parser("gpu", help="LLaVA-1.5-7B dimensions (random weights) on a GPU: fp16 vs NF4, static cache + compile")
+    gpu = sub.add_parser("gpu", help="LLaVA-1.5-7B dimensions (random weights) on a GPU: fp16 vs NF4, static cache + "
+                                     "compile; one process per step under one deadline")
     gpu.add_argument("--tokens", type=_positive, default=128, help="new tokens per generation (forced; default 128)")
     gpu.add_argument("--runs", type=_positive, default=3, help="timed generations per mode (median reported)")
     gpu.add_argument("--modes", default=",".join(MODES),
                      help=f"comma-separated subset of {','.join(MODES)} (default: all)")
     gpu.add_argument("--prompt", default="Describe the image in detail.", help="text of the user turn")
-    gpu.add_argument("--workdir", default=None, help="where the random fp16 checkpoint is saved (default: a temp dir)")
+    gpu.add_argument("--workdir", default=None,
+                     help="where the random fp16 checkpoint is saved and reused when complete (default: a temp dir)")
+    gpu.add_argument("--out", default=None,
+                     help="folder for gpu.json (rewritten after every step) and each step's JSON and logs "
+                          "(default: WORKDIR/results)")
+    gpu.add_argument("--deadline", type=_positive, default=DEADLINE_S,
+                     help=f"seconds for the whole run: a step still running then is stopped (default {DEADLINE_S})")
+    gpu.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                     help="cpu: the same steps on a tiny LLaVA, to check the machinery without a GPU")
     gpu.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 

@@ -1,36 +1,44 @@
 """GPU speed of the chat model at full size: LLaVA-1.5-7B dimensions, random weights, no download.
 
-    python -m chat.bench gpu [--tokens 128] [--runs 3] [--modes fp16,nf4,fp16-static,nf4-static] [--workdir DIR] [--json]
+    python -m chat.bench gpu [--tokens 128] [--runs 3] [--modes fp16,nf4,nf4-followup,fp16-static,nf4-static]
+                             [--workdir DIR] [--out DIR] [--deadline 560] [--device cuda|cpu] [--json]
 
-1. Build ``LlavaForConditionalGeneration`` with llava-1.5-7b-hf's config (written in code, see
-   :mod:`chat.bench.architectures`) and random float16 weights directly on the GPU; save it once (safetensors,
-   ~14 GB) with a processor (336 px, patch 14: 576 image tokens) into ``--workdir`` or a temporary folder.
-2. For each mode, load it through ``chat.loaders.load_mllm`` (the registry's loader: fp16, or NF4 with double
-   quantization and fp16 compute, vision tower / projector / lm_head unquantized) and run greedy generation
-   on one image + prompt with exactly ``--tokens`` new tokens (``min_new_tokens``), ``--runs`` times after a
-   warm-up: weights VRAM, peak VRAM (``torch.cuda.max_memory_allocated``), time-to-first-token and decode
-   tokens/s (tokens after the first / time after the first).
-3. ``*-static`` modes: ``cache_implementation="static"`` and a ``CompileConfig`` (torch.compile of the decode
-   step; transformers compiles only with a static cache). transformers marks bitsandbytes 4-bit as not
-   compileable; bitsandbytes >= 0.46 registers its 4-bit ops as torch custom ops, so ``nf4-static`` lifts that
-   flag on the loaded model to try it (a failure is reported for that mode, the others still run).
-4. The follow-up vs first-turn TTFT of :mod:`chat.bench.cpu` on the NF4 model (``MultimodalChat`` over a GPU
-   registry), when ``nf4`` is among the modes.
+Every step runs in its own process (:mod:`chat.bench.gpu_worker`), one after another, under one overall deadline
+(``--deadline`` seconds from the start; a step still running then is killed, later ones are not started):
 
-Without a CUDA device it exits with code 2 and one line.
+1. ``build``: ``LlavaForConditionalGeneration`` with llava-1.5-7b-hf's config (:mod:`chat.bench.architectures`)
+   and random float16 weights made on the GPU, saved (safetensors, ~14 GB) with a processor (336 px, patch 14:
+   576 image tokens) into ``--workdir``. Reused by a later run only when complete (:mod:`chat.bench.checkpoint`).
+2. One step per mode: load through ``chat.loaders.load_mllm`` (the registry's loader: fp16, or NF4 with double
+   quantization and fp16 compute, vision tower / projector / lm_head unquantized), warm up, then greedy
+   generation on one image + prompt with exactly ``--tokens`` new tokens, ``--runs`` times: weights VRAM, peak
+   VRAM while loading and while generating (this process only), time-to-first-token and decode tokens/s.
+   ``*-static`` modes generate into one static KV cache with a ``CompileConfig`` (transformers compiles the
+   decode step, CUDA graphs included, only with a static cache); graphs compiled, graph breaks and CUDA graphs
+   recorded or skipped are counted while warming up and while timed (where nothing should be new).
+   transformers marks bitsandbytes 4-bit as not compileable; ``nf4-static`` lifts that flag to try it.
+   ``nf4-followup``: the follow-up vs first-turn TTFT of :mod:`chat.bench.followup` with the NF4 model.
+
+Each step writes ``OUT/steps/STEP.json`` as it gets further (and its output to ``STEP.log``, torch's compile
+and CUDA-graph log to ``STEP.torch.log``); ``OUT/gpu.json`` holds every finished step and is rewritten after
+each one, so a cut run keeps what finished. A failing step is reported on its own row. Without a CUDA device it
+exits with code 2 and one line; ``--device cpu`` runs the same steps on a tiny LLaVA (a check of the machinery).
 """
 
 from __future__ import annotations
 
-import gc
+import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from chat.bench import BenchUnavailable
 
-MODES = ("fp16", "nf4", "fp16-static", "nf4-static")
+MODES = ("fp16", "nf4", "nf4-followup", "fp16-static", "nf4-static")
 IMAGE_SIZE, PATCH_SIZE = 336, 14
+DEADLINE_S = 560  # of a 600 s command: room to copy the results out
+TORCH_LOGS = "graph_breaks,recompiles,cudagraphs"
 NO_CUDA = ("no CUDA device found: this benchmark builds LLaVA-1.5-7B on an NVIDIA GPU "
            "(run it on a GPU machine; 'python -m chat.bench cpu' and 'memory' run anywhere)")
 
@@ -69,176 +77,106 @@ def llava_7b(tokenizer):
     return config
 
 
-def build_checkpoint(directory: Path) -> Path:
-    """Random float16 LLaVA-1.5-7B built on the GPU and saved with its processor (once per folder)."""
-    import torch
-
-    from chat.bench.models import save_llava
-    from chat.tiny.text_tokenizers import llama_tokenizer
-
-    if (directory / "config.json").is_file() and any(directory.glob("*.safetensors")):
-        return directory
-    save_llava(directory, llava_7b(llama_tokenizer()), IMAGE_SIZE, PATCH_SIZE, device="cuda", dtype=torch.float16)
-    gc.collect()
-    torch.cuda.empty_cache()
-    return directory
+def _summary(row: dict) -> str:
+    name = row["step"]
+    if "error" in row:
+        return f"{name} failed: {row['error']}"
+    if name == "build":
+        how = "reused" if row.get("reused") else f"built in {row.get('build_s')} s"
+        return f"checkpoint {how} ({row.get('checkpoint_gib')} GiB)"
+    if name == "nf4-followup":
+        return f"{name}: follow-up / first TTFT {row.get('followup_ttft_ms')} / {row.get('first_ttft_ms')} ms"
+    return (f"{name}: {row.get('decode_tokens_per_s')} tok/s, TTFT {row.get('ttft_ms')} ms, "
+            f"peak {row.get('peak_gib', '?')} GiB ({row['wall_s']} s)")
 
 
-class TokenClock:
-    """A generate() streamer that timestamps every new token (the first ``put`` is the prompt)."""
+def bench(modes: list[str], *, workdir: Path, out: Path, deadline_s: float = DEADLINE_S, tokens: int = 128,
+          runs: int = 3, prompt: str = "Describe the image in detail.", device: str = "cuda",
+          worker: list[str] | None = None, min_start_s: float = 20.0, progress=None) -> dict:
+    """Run the build step and then each mode in its own process; the combined result (also ``out/gpu.json``).
 
-    def __init__(self):
-        self.times: list[float] = []
-        self._prompt_seen = False
+    ``worker``: the command of a step (default ``python -m chat.bench.gpu_worker``); ``progress(line)`` is told
+    of every finished step."""
+    from chat.bench.gpu_stats import torch_log_counts, versions
+    from chat.bench.steps import Step, run_steps
+    from chat.store import atomic_write
 
-    def put(self, value) -> None:
-        value.cpu()  # waits for the token: the timestamp covers its computation
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        self.times.append(time.perf_counter())
+    start = time.monotonic()
+    worker = worker or [sys.executable, "-m", "chat.bench.gpu_worker"]
+    checkpoint = Path(workdir) / ("llava-1.5-7b-random" if device == "cuda" else "llava-tiny-random")
+    out, steps_dir = Path(out), Path(out) / "steps"
+    result: dict = {"device": device, "versions": versions(), "tokens": tokens, "runs": runs,
+                    "deadline_s": deadline_s, "checkpoint": None, "modes": [], "followup": None}
 
-    def end(self) -> None:
-        pass
+    def step(name: str) -> Step:
+        argv = [*worker, name, "--checkpoint", str(checkpoint), "--out", str(steps_dir / f"{name}.json"),
+                "--tokens", str(tokens), "--runs", str(runs), "--prompt", prompt, "--device", device]
+        env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TORCH_LOGS": TORCH_LOGS,
+               "TORCH_LOGS_OUT": str(steps_dir / f"{name}.torch.log")}
+        return Step(name, argv, steps_dir / f"{name}.json", steps_dir / f"{name}.log", env)
 
+    def done(row: dict) -> None:
+        if row["step"] != "build" and (steps_dir / f"{row['step']}.torch.log").exists():
+            row["torch_log"] = torch_log_counts(steps_dir / f"{row['step']}.torch.log")
+        if row["step"] == "build":
+            result["checkpoint"] = row
+        elif row["step"] == "nf4-followup":
+            result["followup"] = row
+        else:
+            result["modes"].append(row)
+        result["elapsed_s"] = round(time.monotonic() - start, 1)
+        atomic_write(out / "gpu.json", json.dumps(result, indent=1).encode(), fsync=False)
+        if progress:
+            progress(_summary(row))
 
-def _allow_compile(model) -> None:
-    """transformers refuses to compile bitsandbytes models (``is_compileable`` False); lift it on this instance."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and not quantizer.is_compileable:
-        cls = type(quantizer)
-        quantizer.__class__ = type(cls.__name__ + "Compileable", (cls,), {"is_compileable": property(lambda self: True)})
-
-
-def measure(bundle, mode: str, tokens: int, runs: int, prompt: str) -> dict:
-    import torch
-    from transformers import CompileConfig
-
-    from chat.bench.cpu import synthetic_image
-    from chat.bench.timing import median
-
-    settings = mode_settings(mode)
-    model, processor = bundle.model, bundle.processor
-    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    text = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-    inputs = processor(images=synthetic_image(640, 480), text=text, return_tensors="pt").to("cuda")
-    inputs["pixel_values"] = inputs["pixel_values"].to(torch.float16)
-    kwargs = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                  pad_token_id=processor.tokenizer.pad_token_id)
-    if settings["static"]:
-        _allow_compile(model)
-        kwargs.update(cache_implementation="static", compile_config=CompileConfig(fullgraph=False))
-
-    def once() -> tuple[float, float, float]:
-        clock = TokenClock()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        with torch.inference_mode():
-            model.generate(**inputs, streamer=clock, **kwargs)
-        torch.cuda.synchronize()
-        t = clock.times
-        decode = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else float("nan")
-        return t[0] - start, decode, time.perf_counter() - start
-
-    warm_start = time.perf_counter()
-    once()  # warm-up (compiles in the static modes)
-    if settings["static"]:
-        once()  # a second warm-up: the first compiled call may still record CUDA graphs
-    warmup_s = time.perf_counter() - warm_start
-    torch.cuda.reset_peak_memory_stats()
-    results = [once() for _ in range(runs)]
-    return {
-        "mode": mode,
-        "prompt_tokens": int(inputs["input_ids"].shape[1]),
-        "new_tokens": tokens,
-        "ttft_ms": round(median(r[0] for r in results) * 1000, 1),
-        "decode_tokens_per_s": round(median(r[1] for r in results), 1),
-        "total_s": round(median(r[2] for r in results), 2),
-        "peak_vram_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        "warmup_s": round(warmup_s, 1),
-    }
-
-
-def _load(path: Path, quantize: str):
-    import torch
-
-    from chat.loaders import LoadSettings, load_mllm
-
-    torch.cuda.empty_cache()
-    before = torch.cuda.memory_allocated()
-    start = time.perf_counter()
-    bundle = load_mllm(str(path), LoadSettings("cuda", torch.float16, quantize))
-    torch.cuda.synchronize()
-    return bundle, (torch.cuda.memory_allocated() - before) / 2**30, time.perf_counter() - start
+    steps_dir.mkdir(parents=True, exist_ok=True)
+    rows = run_steps([step("build")] + [step(m) for m in modes], start + deadline_s, min_start_s=min_start_s,
+                     on_done=done, stop_if=lambda row: "the checkpoint was not built" if row["step"] == "build"
+                     and "error" in row else None)
+    result["finished"] = all("error" not in row for row in rows)
+    atomic_write(out / "gpu.json", json.dumps(result, indent=1).encode(), fsync=False)
+    return result
 
 
 def run(args) -> tuple[dict, str]:
-    check_cuda()
-    import torch
-
+    device = getattr(args, "device", "cuda")
+    if device == "cuda":
+        check_cuda()
     modes = args.modes if isinstance(args.modes, list) else parse_modes(args.modes)
-    tmp = None
-    if args.workdir:
-        workdir = Path(args.workdir)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="mmchat-bench-7b-")
-        workdir = Path(tmp.name)
-    result: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "tokens": args.tokens,
-                    "runs": args.runs, "modes": []}
-    try:
-        start = time.perf_counter()
-        path = build_checkpoint(workdir / "llava-1.5-7b-random")
-        result["build_s"] = round(time.perf_counter() - start, 1)
-        for mode in modes:
-            settings = mode_settings(mode)
-            bundle = None
-            try:
-                bundle, weights_gib, load_s = _load(path, settings["quantize"])
-                row = measure(bundle, mode, args.tokens, args.runs, args.prompt)
-                row.update(weights_vram_gib=round(weights_gib, 2), load_s=round(load_s, 1))
-                if mode == "nf4":
-                    result["followup"] = _followup(path, bundle)
-            except Exception as exc:  # noqa: BLE001 - one failing mode must not hide the others
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
-                row = {"mode": mode, "error": f"{type(exc).__name__}: {first}"}
-            finally:
-                del bundle
-                gc.collect()
-                torch.cuda.empty_cache()
-            result["modes"].append(row)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    with tempfile.TemporaryDirectory(prefix="mmchat-bench-gpu-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        out = Path(args.out) if getattr(args, "out", None) else workdir / "results"
+        result = bench(modes, workdir=workdir, out=out, deadline_s=getattr(args, "deadline", DEADLINE_S),
+                       tokens=args.tokens, runs=args.runs, prompt=args.prompt, device=device,
+                       progress=lambda line: print(f"chat.bench gpu: {line}", file=sys.stderr, flush=True))
     return result, render(result)
 
 
-def _followup(path: Path, bundle) -> dict:
-    """Follow-up vs first TTFT on the loaded NF4 model, through a registry that already holds it."""
-    from chat.bench.followup import followup_ttft
-    from chat.bench.models import bench_config
-    from chat.registry import Entry, ModelRegistry
-
-    registry = ModelRegistry(bench_config(path, device="cuda", dtype="float16", quantize="nf4", budget_gb=70))
-    registry._entries["llava"] = Entry("llava", bundle, 0, 0.0, time.monotonic())  # reuse the loaded model
-    try:
-        return followup_ttft(registry, runs=3, new_tokens=16)
-    finally:
-        registry._entries.clear()
-
-
 def render(result: dict) -> str:
-    lines = [f"LLaVA-1.5-7B dimensions (random weights) on {result['device']}: {result['tokens']} new tokens, "
-             f"median of {result['runs']} runs (checkpoint built in {result.get('build_s', '?')} s)", ""]
-    lines.append(f"{'mode':<13}{'weights GiB':>12}{'peak GiB':>10}{'TTFT ms':>10}{'decode tok/s':>14}{'warm-up s':>11}")
+    v, build = result.get("versions") or {}, result.get("checkpoint") or {}
+    lines = [f"LLaVA-1.5-7B dimensions (random weights) on {v.get('gpu') or result['device']} (driver {v.get('driver')}; "
+             f"torch {v.get('torch')}, CUDA {v.get('cuda')}, transformers {v.get('transformers')}, bitsandbytes "
+             f"{v.get('bitsandbytes')}): {result['tokens']} new tokens, median of {result['runs']} runs",
+             f"checkpoint: {_summary(build) if build else 'not built'}; {result.get('elapsed_s')} s in all "
+             f"(deadline {result['deadline_s']} s)", ""]
+    lines.append(f"{'mode':<13}{'weights':>8}{'load pk':>8}{'gen pk':>8}{'TTFT ms':>9}{'tok/s':>8}{'warm-up s':>10}"
+                 f"{'compiled':>9}{'breaks':>7}{'cg skips':>9}  new in timed runs")
     for row in result["modes"]:
         if "error" in row:
-            lines.append(f"{row['mode']:<13}failed: {row['error']}")
+            lines.append(f"{row['step']:<13}failed: {row['error']}")
             continue
-        lines.append(f"{row['mode']:<13}{row['weights_vram_gib']:>12}{row['peak_vram_gib']:>10}{row['ttft_ms']:>10}"
-                     f"{row['decode_tokens_per_s']:>14}{row['warmup_s']:>11}")
+        w, t = row.get("warmup_compile") or {}, row.get("timed_compile") or {}
+        new = f"{t.get('graphs_compiled', 0)} graphs, {t.get('cudagraphs_recorded', 0)} cudagraphs"
+        lines.append(f"{row['step']:<13}{row.get('weights_gib', '-'):>8}{row.get('load_peak_gib', '-'):>8}"
+                     f"{row.get('peak_gib', '-'):>8}{row['ttft_ms']:>9}{row['decode_tokens_per_s']:>8}"
+                     f"{row['warmup_s']:>10}{'yes' if row.get('compiled') else 'no':>9}"
+                     f"{w.get('graph_breaks', 0):>7}{w.get('cudagraph_skips', 0) + t.get('cudagraph_skips', 0):>9}  {new}")
     f = result.get("followup")
     if f:
         lines.append("")
-        lines.append(f"NF4 follow-up vs first TTFT: {f['followup_ttft_ms']} / {f['first_ttft_ms']} ms = {f['ttft_ratio']} "
-                     f"(greedy identical: {f['greedy_identical']})")
+        if "error" in f:
+            lines.append(f"NF4 follow-up failed: {f['error']}")
+        else:
+            lines.append(f"NF4 follow-up vs first TTFT: {f['followup_ttft_ms']} / {f['first_ttft_ms']} ms = "
+                         f"{f['ttft_ratio']} (greedy identical: {f['greedy_identical']})")
     return "\n".join(lines)
