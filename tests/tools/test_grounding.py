@@ -256,3 +256,15 @@ def test_overlay_numbers_the_regions_and_tints_the_best(tiny):
     untouched[:30] = False  # room for labels that sit near the top edge
     changed = np.any(out != base, axis=-1) & untouched
     assert changed.mean() < 0.02  # only outlines and numbers spill outside the regions
+
+
+def test_a_cache_too_small_for_the_renderings_says_so(tiny):
+    registry, sam = tiny
+    image, _ = photo_with_objects("coffee")
+    cache = EmbeddingCache(max_entries=4)
+    result = find_regions(registry, image, {"phrase": "the blue square", "method": "circle"}, cache=cache,
+                          options=CandidateOptions(sam_points=0))
+    assert result.candidates > 4 and any("embedding cache keeps 4 images" in n for n in result.notes)
+    roomy = find_regions(registry, image, {"phrase": "the blue square", "method": "circle"}, cache=EmbeddingCache(),
+                         options=CandidateOptions(sam_points=0))
+    assert not any("embedding cache" in n for n in roomy.notes)

@@ -153,6 +153,10 @@ def find_regions(
         return FindResult(phrase=args.phrase, method=method, model=model, regions=[], ambiguous=False,
                           candidates=0, notes=notes)
     prompts = (method,) if method in PROMPTS else PROMPTS
+    room = getattr(cache, "max_images", None)
+    if room is not None and room < len(prompts) * len(candidates):
+        notes.append(f"The embedding cache keeps {room} images, fewer than the {len(prompts) * len(candidates)} "
+                     "renderings scored here: the next phrase encodes them again (raise cache.embedding_entries).")
     logits = prompt_logits(bundle, mid, candidates, digest, args.phrase, cache=cache,
                            prompts=prompts, templates=templates, prior_texts=prior_texts)
     values = logits.method_scores(method if method in PROMPTS else "ensemble").tolist()
