@@ -85,7 +85,9 @@ def run_find(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
     from chat.errors import UserError
-    from tools.grounding import CandidateCache, FindInput, GroundingError, draw_regions, find_regions, input_error
+    from tools.grounding import (
+        CandidateCache, CandidateOptions, FindInput, GroundingError, draw_regions, find_regions, input_error,
+    )
 
     try:
         request = FindInput(phrase=args.phrase, method=args.method, top_k=args.top, margin=args.margin)
@@ -100,7 +102,8 @@ def run_find(args) -> int:
     sam = _sam(assistant, args.no_sam)
     try:
         result = find_regions(assistant.registry, image, request, model=args.model, sam=sam,
-                              cache=assistant.embedding_cache, candidate_cache=CandidateCache(1))
+                              cache=assistant.embedding_cache, candidate_cache=CandidateCache(1),
+                              options=CandidateOptions(sam_points=8 if sam is not None else 0))
     except GroundingError as exc:
         raise _user_error(exc) from None
     payload = result.to_json()
@@ -152,11 +155,14 @@ def _evaluate(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
     from tools.eval_grounding import eval_grounding, read_ref_examples
+    from tools.grounding import CandidateOptions
 
     config = load(args)
     read_ref_examples(args.dir)  # a bad dataset fails before any model loads
     assistant = Assistant(config, progress=stderr_progress)
-    table = eval_grounding(assistant.registry, args.dir, methods=args.methods, model=args.model,
-                           sam=_sam(assistant, args.no_sam), prior=args.prior, progress=_progress)
+    sam = _sam(assistant, args.no_sam)
+    table = eval_grounding(assistant.registry, args.dir, methods=args.methods, model=args.model, sam=sam,
+                           options=CandidateOptions(sam_points=8 if sam is not None else 0), prior=args.prior,
+                           progress=_progress)
     emit(args, table.to_dict(), table.markdown())
     return 0

@@ -65,6 +65,7 @@ def test_find_text_output_and_method(capsys, tiny_dir, photo):
                             "--config", TINY)
     assert code == 0, err
     assert stdout.startswith("'the spoon' (circle,") and "1. [1] box " in stdout and "2. " not in stdout
+    assert "note" not in stdout  # --no-sam is no surprise
 
 
 @pytest.mark.parametrize("args, words", [
