@@ -13,7 +13,7 @@ import sys
 from chat.errors import UserError, describe
 
 # Modules in chat/commands/ that each provide register(subparsers).
-COMMAND_MODULES = ["serve", "build_tiny", "ask", "visual", "scoring", "captioning", "editing", "evals", "generate"]
+COMMAND_MODULES = ["serve", "build_tiny", "ask", "visual", "scoring", "captioning", "editing", "evals", "generate", "grounding"]
 
 
 class _Parser(argparse.ArgumentParser):

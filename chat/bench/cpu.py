@@ -1,6 +1,6 @@
 """CPU benchmarks in one command; every figure is a median of N runs or a ratio of two medians of one run.
 
-    python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router] [--json]
+    python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router|grounding] [--json]
 
 1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
    CLIP of ViT-B/32 dimensions, random weights).
@@ -11,6 +11,8 @@
 4. router: a slash-command turn through ``chat.router.Router.respond`` with a near no-op tool (``/mark``, one
    marker on a small image) vs the tool call alone, and a free-text turn answered by a fake (instant) chat model
    vs the model alone: the router's own cost per turn (session bookkeeping, prompt and image parts, trace).
+5. grounding: ``find`` on a 1024 px photo with 32 candidates, the first phrase vs a second phrase on the same
+   image (``chat.bench.grounding``: CLIP of ViT-B/32 dimensions, random weights).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from chat.bench.timing import median, median_time, ms
 
 FIRST_QUESTION = "Describe the image in detail please."
 FOLLOW_UP_QUESTION = "What colour is the car on the left?"
-PARTS = ("scoring", "followup", "markers", "router")
+PARTS = ("scoring", "followup", "markers", "router", "grounding")
 
 
 def _torch():
@@ -188,6 +190,10 @@ def run(args) -> tuple[dict, str]:
         result["markers"] = markers(runs, quick)
     if "router" in parts:
         result["router"] = router(runs, quick)
+    if "grounding" in parts:
+        from chat.bench import grounding
+
+        result["grounding"] = grounding.run(runs, quick)
     return result, render(result)
 
 
@@ -238,6 +244,12 @@ def render(result: dict) -> str:
                          f"{r['tool_alone_ms']} ms: +{r['slash_overhead_ms']} ms")
             lines.append(f"  free text answered by a fake chat model: turn {r['chat_turn_ms']} ms vs the model alone "
                          f"{r['fake_model_alone_ms']} ms: +{r['chat_overhead_ms']} ms")
+    if "grounding" in result:
+        g = result["grounding"]
+        lines.append(f"find on a {g['image']} photo ({g['candidates']} candidates x 3 visual prompts, {g['model']}):")
+        lines.append(f"  first phrase {g['first_ms']} ms ({g['images_encoded_first']} renderings encoded); second phrase "
+                     f"on the same image {g['second_ms']} ms ({g['images_encoded_second']} renderings, "
+                     f"{g['texts_encoded_second']} text encoded): ratio {g['ratio']}")
     return "\n".join(lines)
 
 

@@ -125,6 +125,9 @@ def test_cpu_quick_runs_end_to_end_and_prints_every_figure():
     assert follow["router_reused_tokens"] > 64
     assert data["markers"]["markers_ms"] > 0 and data["markers"]["som_ms"] > 0 and data["markers"]["som_marks"] >= 1
     assert {"slash_overhead_ms", "chat_overhead_ms"} <= set(data["router"])
+    find = data["grounding"]  # a second phrase on the same image encodes only its text
+    assert find["candidates"] == 8 and find["images_encoded_first"] == 3 * 8 and find["proposals"] == 1
+    assert find["images_encoded_second"] == 0 and find["texts_encoded_second"] == 1 and 0 < find["ratio"] < 1
 
 
 # -- registry: LRU offload vs unload -----------------------------------------------------------
