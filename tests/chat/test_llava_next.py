@@ -226,3 +226,35 @@ def test_ask_as_a_user_would_with_the_one_line_config(next_config_path, tmp_path
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout.strip().splitlines()[-1])["answer"], str)
+
+
+def test_the_apps_router_answers_and_follows_up_from_the_cache(next_config_path):
+    """Through the app's own path (Router.respond: constrained choice, then the streamed answer) on a real photo:
+    the follow-up's choice and answer encode no image and prefill only the new words."""
+    from chat.assistant import Assistant
+    from chat.config import load_config
+    from chat.router import Router
+    from chat.session import Session
+
+    assistant = Assistant(load_config(next_config_path, data_dir=os.environ["MMCHAT_TEST_DATA"]))
+    mllm, router = assistant.mllm, Router(assistant)
+    router.choice_margin = 1e9  # always answer in words (the choice still runs)
+    stats = []
+    choose = mllm.choice_logprobs
+
+    def recording(*args, **kwargs):
+        out = choose(*args, **kwargs)
+        stats.append(dict(mllm.last_stats))
+        return out
+
+    mllm.choice_logprobs = recording
+    session = Session()
+    session.add_image(_photo("coffee"))  # 600 x 400
+    first = list(router.respond(session, "What is on the plate?"))[-1].message.content
+    assert isinstance(first, str) and stats[-1]["images_encoded"] == 1
+    list(router.respond(session, "And what colour is the cup?"))
+    choice, answer = stats[-1], dict(mllm.last_stats)
+    assert choice["images_encoded"] == 0 and choice["reused_tokens"] > 2144  # the photo's 2,144 tokens
+    # the answer's prompt leaves the choice's after the user's words: only the template's " [/INST]" is new
+    closing = len(mllm.bundle.processor.tokenizer(" [/INST]", add_special_tokens=False)["input_ids"])
+    assert answer["images_encoded"] == 0 and answer["reused_tokens"] >= answer["prompt_tokens"] - closing - 1
