@@ -225,8 +225,8 @@ class LocalMultimodalChatModel(BaseChatModel):
         bundle = self.chat.bundle
         prompt, images = self.chat.render(messages_to_turns(messages, self.images))
         ids = bundle.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        per_image = int(getattr(bundle.model.config, "image_seq_length", 576))
-        return len(ids) + len(images) * (per_image - 1)
+        counts = self.chat.image_token_counts([(image.height, image.width) for image in images]) if images else []
+        return len(ids) + sum(count - 1 for count in counts)
 
 
 def make_chat_model(assistant) -> BaseChatModel:

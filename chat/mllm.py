@@ -103,6 +103,12 @@ class MultimodalChat:
             out[key] = value
         return out
 
+    def image_token_counts(self, sizes) -> list[int]:
+        """Placeholder tokens the checkpoint's processor gives each image of these (height, width) sizes, in order:
+        the same for every image with LLaVA-1.5 (576), one count per size and aspect ratio with LLaVA-NeXT."""
+        sizes = [[int(h), int(w)] for h, w in sizes]
+        return list(self.bundle.processor._get_num_multimodal_tokens(image_sizes=sizes)["num_image_tokens"])
+
     def _vision_dtype(self, default):
         try:
             return next(self.bundle.model.model.vision_tower.parameters()).dtype
@@ -201,28 +207,34 @@ class MultimodalChat:
         and how many prompt tokens the cache already holds."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        from chat.turn_cache import cache_name, pixel_key, sequence_keys
+        from chat.turn_cache import cache_name, image_keys, images_within, sequence_keys
 
         model = self.bundle.model
         ids = inputs["input_ids"][0]
         image_token = getattr(model.config, "image_token_id", None)
         pixel_values = inputs.get("pixel_values")
-        image_keys = [] if pixel_values is None else [pixel_key(p) for p in pixel_values]
-        keys = sequence_keys(ids, image_token, image_keys)
+        sizes = inputs.get("image_sizes")  # anyres (LLaVA-NeXT): each image's (height, width)
+        keyed, counts = [], []
+        if pixel_values is not None:
+            keyed = image_keys(model.config, pixel_values, sizes)
+            counts = self.image_token_counts(sizes if sizes is not None else [p.shape[-2:] for p in pixel_values])
+        keys = sequence_keys(ids, image_token, keyed, counts)
         cache, reused = self.prefix_cache.take(keys) if reuse else (None, 0)
-        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values"}
+        kwargs = {k: v for k, v in inputs.items() if k not in ("pixel_values", "image_sizes")}
         encoded = 0
         if pixel_values is not None:
-            per_image = int((ids == image_token).sum()) // pixel_values.shape[0]
-            in_prefix = int((ids[:reused] == image_token).sum()) // max(per_image, 1)
+            in_prefix = images_within(counts, int((ids[:reused] == image_token).sum()))
             remaining = pixel_values[in_prefix:]
+            remaining_sizes = None if sizes is None else sizes[in_prefix:]
             if len(remaining) and reuse:
                 before = self.vision_cache.encodes
-                features = self.vision_cache.features(model, remaining, image_keys[in_prefix:])
+                features = self.vision_cache.features(model, remaining, keyed[in_prefix:], remaining_sizes)
                 encoded = self.vision_cache.encodes - before
                 kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
             elif len(remaining):
                 kwargs["pixel_values"] = remaining
+                if remaining_sizes is not None:
+                    kwargs["image_sizes"] = remaining_sizes
                 encoded = len(remaining)
         if cache is not None:
             kwargs[cache_name()] = cache

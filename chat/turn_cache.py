@@ -5,10 +5,11 @@ previous turn's prompt + answer. :class:`PrefixCache` hands back the KV cache of
 previous sequence, cropped to the common prefix, so only the new tokens are prefilled. :class:`VisionCache`
 keeps projected image features by content hash, so an image is encoded once however often it is asked about.
 
-Every image becomes the same run of placeholder tokens, so token ids alone cannot tell two images apart:
+Every image becomes a run of identical placeholder tokens, so token ids alone cannot tell two images apart:
 prefixes are matched on *keys* (:func:`sequence_keys`), the token ids with each image's placeholder run
 replaced by a negative number derived from that image's pixels. A different image, or the same image with a
-marker moved, ends the shared prefix right where its run starts.
+marker moved, ends the shared prefix right where its run starts. Runs are as long as the processor makes them:
+576 tokens for every LLaVA-1.5 image, a different count per size and aspect ratio with LLaVA-NeXT's anyres tiles.
 """
 
 from __future__ import annotations
@@ -29,24 +30,58 @@ def common_prefix(a, b) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-def pixel_key(pixel_values) -> str:
-    """Content key of one preprocessed image ([1, 3, H, W] or [3, H, W])."""
+def pixel_key(pixel_values, image_size=None) -> str:
+    """Content key of one preprocessed image ([1, 3, H, W] or [3, H, W]; an anyres image's [tiles, 3, H, W]) and,
+    for anyres, its original (height, width), which decides how many of its features the model keeps."""
     arr = pixel_values.detach().to("cpu").contiguous()
-    return hashlib.sha1(arr.numpy().tobytes()).hexdigest() + str(tuple(arr.shape))
+    size = "" if image_size is None else str(tuple(int(v) for v in image_size))
+    return hashlib.sha1(arr.numpy().tobytes()).hexdigest() + str(tuple(arr.shape)) + size
 
 
-def sequence_keys(ids, image_token_id: int | None, image_keys: list[str]):
+def image_keys(config, pixel_values, image_sizes=None) -> list[str]:
+    """One content key per image of a processed batch, in prompt order.
+
+    With ``image_sizes`` (LLaVA-NeXT's anyres: pixel values [n, tiles, 3, H, W], zero-padded to the batch's largest
+    tile count) an image is keyed by its own tiles and its size only, so its key does not change when a larger
+    image joins the prompt."""
+    if image_sizes is None:
+        return [pixel_key(p) for p in pixel_values]
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    tile = config.vision_config.image_size
+    return [pixel_key(p[: image_size_to_num_patches(size, config.image_grid_pinpoints, tile)], size)
+            for p, size in zip(pixel_values, image_sizes)]
+
+
+def sequence_keys(ids, image_token_id: int | None, image_keys: list[str], counts: list[int]):
     """``ids`` (1-D) with the placeholder run of image k replaced by a negative number from ``image_keys[k]``.
 
-    Images take equal runs in prompt order (LLaVA-style processors expand each image to the same count)."""
+    ``counts[k]`` is how many placeholder tokens the processor gave image k; the runs follow each other in prompt
+    order (never split equally: anyres gives every image size its own count)."""
     keys = ids.detach().to("cpu", torch.int64).clone()
     if image_token_id is None or not image_keys:
         return keys
     where = (keys == image_token_id).nonzero().flatten()
-    per = len(where) // len(image_keys)
-    for k, key in enumerate(image_keys):
-        keys[where[k * per:(k + 1) * per]] = -1 - int(key[:15], 16)
+    if len(counts) != len(image_keys) or sum(counts) != len(where):
+        raise ValueError(f"the prompt holds {len(where)} image tokens, but the processor counts {sum(counts)} "
+                         f"for its {len(image_keys)} image(s)")
+    start = 0
+    for key, count in zip(image_keys, counts):
+        keys[where[start:start + count]] = -1 - int(key[:15], 16)
+        start += count
     return keys
+
+
+def images_within(counts: list[int], image_tokens: int) -> int:
+    """How many images (of these per-image token counts, in prompt order) lie wholly within the first
+    ``image_tokens`` placeholder tokens."""
+    done, total = 0, 0
+    for count in counts:
+        total += count
+        if total > image_tokens:
+            break
+        done += 1
+    return done
 
 
 def cache_name() -> str:
@@ -136,20 +171,22 @@ class VisionCache:
 
     key = staticmethod(pixel_key)
 
-    def features(self, model, pixel_values, keys: list[str] | None = None):
-        """Features of each image in a [n, 3, H, W] batch, encoding only the ones not seen before, in the form
-        the model's ``mm_encoder_outputs`` takes (a list, or a stacked tensor)."""
+    def features(self, model, pixel_values, keys: list[str] | None = None, image_sizes=None):
+        """Features of each image in a [n, 3, H, W] batch (anyres: [n, tiles, 3, H, W] with ``image_sizes``),
+        encoding only the ones not seen before, in the form the model's ``mm_encoder_outputs`` takes (a list, or a
+        stacked tensor)."""
         out = []
         for i in range(pixel_values.shape[0]):
             one = pixel_values[i : i + 1]
-            k = keys[i] if keys is not None else self.key(one)
+            sizes = {} if image_sizes is None else {"image_sizes": image_sizes[i : i + 1]}
+            k = keys[i] if keys is not None else self.key(one, None if image_sizes is None else image_sizes[i])
             with self._lock:
                 hit = self._data.get(k)
                 if hit is not None:
                     self._data.move_to_end(k)
             if hit is None:
                 with torch.inference_mode():
-                    pooled = model.model.get_image_features(pixel_values=one, return_dict=True).pooler_output
+                    pooled = model.model.get_image_features(pixel_values=one, return_dict=True, **sizes).pooler_output
                 self.as_list = isinstance(pooled, (list, tuple))
                 hit = pooled[0]
                 self.encodes += 1

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 __all__ = ["FAMILIES", "build", "ensure", "is_built", "available"]
 
 FAMILIES: tuple[str, ...] = (
-    "llava", "vip_llava", "clip", "siglip", "blip_caption", "blip_vqa", "sam",
+    "llava", "vip_llava", "llava_next", "clip", "siglip", "blip_caption", "blip_vqa", "sam",
     "pix2pix", "inpaint", "txt2img", "controlnet",
 )
 
@@ -34,6 +34,7 @@ FAMILIES: tuple[str, ...] = (
 _BUILDERS: dict[str, tuple[str, str]] = {
     "llava": ("llava", "build_llava"),
     "vip_llava": ("llava", "build_vip_llava"),
+    "llava_next": ("llava_next", "build_llava_next"),
     "clip": ("vision", "build_clip"),
     "siglip": ("vision", "build_siglip"),
     "blip_caption": ("blip", "build_blip_caption"),

@@ -94,6 +94,23 @@ def llama_tokenizer(vocab_size: int = 1000):
     return tok
 
 
+def mistral_tokenizer(vocab_size: int = 1000):
+    """Mistral-7B-Instruct-v0.2's layout as llava-hf ships it with LLaVA-NeXT (llava-v1.6-mistral-7b-hf):
+    ``<unk> <s> </s>`` (ids 0 1 2), byte fallback, metaspace, then the added ``<image>`` and ``<pad>`` (32000 and
+    32001 in the real vocabulary: the image token just after the base vocabulary, the pad token after it)."""
+    from transformers import LlamaTokenizer
+
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    vocab, merges = _train_bpe(_metaspace_words(), vocab_size - 2, SPECIALS_LLAMA[:3] + byte_tokens)
+    tok = LlamaTokenizer(
+        vocab=vocab, merges=merges, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        add_bos_token=True, add_eos_token=False, legacy=False, model_max_length=32768, padding_side="left",
+    )
+    tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    tok.add_special_tokens({"pad_token": "<pad>"})
+    return tok
+
+
 def clip_tokenizer(vocab_size: int = 800, model_max_length: int = 77):
     """A CLIPTokenizer laid out like the real vocabulary: bytes, bytes+``</w>``, merges, specials."""
     from tokenizers import Regex, pre_tokenizers
