@@ -138,7 +138,7 @@ def _folder_files(names: list[str], folder: str, fp16: bool, variants: bool) -> 
 
 
 # -- listings of what is on this machine --------------------------------------------------------------------
-def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+def cached_snapshot(repo_id: str, revision: str | None = None, cache_dir: str | Path | None = None) -> Path | None:
     """The folder of a hub repository's snapshot in the local Hugging Face cache (never downloads); None when
     nothing of it is cached."""
     if repo_id.startswith(("/", ".", "~")) or repo_id.count("/") != 1:
@@ -147,7 +147,7 @@ def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
 
         for name in ("config.json", "model_index.json"):
-            found = try_to_load_from_cache(repo_id, name, revision=revision)
+            found = try_to_load_from_cache(repo_id, name, revision=revision, cache_dir=cache_dir)
             if isinstance(found, str):
                 return Path(found).parent
     except Exception:  # noqa: BLE001 - not a valid repo id, no hub library: not cached

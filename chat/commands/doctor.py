@@ -26,11 +26,9 @@ def register(sub) -> None:
 
 
 def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    if abs(n) >= 2**30:
-        return f"{n / 2**30:.2f} GiB"
-    return f"{n / 2**20:.1f} MiB"
+    from chat.pull import gib
+
+    return "-" if n is None else gib(n)
 
 
 def line(row) -> str:

@@ -8,8 +8,8 @@ they need (``X-Repo-Commit``, ``ETag``, ``Content-Length``, ``X-Error-Code``) an
     GET  /{repo}/resolve/{rev}/{path}             the bytes (206 for ``Range: bytes=N-``)
 
 Unknown repos answer 404 ``RepoNotFound``, ``gated`` ones 403 ``GatedRepo``, missing files 404 ``EntryNotFound``.
-``cut[path] = n`` makes the first GET of that file send ``n`` bytes of it and close the connection (a dropped
-download). Every request is recorded in ``requests`` as ``(method, path, range header)``.
+``cut["repo/path"] = n`` makes the first GET of that file send ``n`` bytes of it and close the connection (a dropped
+download); ``stall["repo/path"] = n`` sends ``n`` bytes and hangs (``stalled`` is set) until ``release``. Every request is recorded in ``requests`` as ``(method, path, range header)``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ class FakeHub:
         self.repos = repos
         self.gated = set(gated)
         self.cut: dict[str, int] = {}
+        self.stall: dict[str, int] = {}  # send this many bytes of the file, then hang until ``release``
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         self.requests: list[tuple[str, str, str | None]] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -70,6 +73,7 @@ class FakeHub:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -132,14 +136,18 @@ class FakeHub:
         key = f"{repo}/{name}"
         if head:
             return self._send(h, 200, b"", {**headers, "Content-Length": str(len(data))}, body_length=len(data))
-        if key in self.cut:
-            sent = self.cut.pop(key)
+        if key in self.cut or key in self.stall:
+            stalls = key in self.stall
+            sent = self.stall.pop(key) if stalls else self.cut.pop(key)
             h.send_response(status)
             for k, v in {**headers, "Content-Length": str(len(body))}.items():
                 h.send_header(k, v)
             h.end_headers()
             h.wfile.write(body[:sent])
             h.wfile.flush()
+            if stalls:
+                self.stalled.set()
+                self.release.wait(120)
             h.close_connection = True
             return
         self._send(h, status, body, headers)
