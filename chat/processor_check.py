@@ -86,8 +86,8 @@ def self_check(processor: Any, model: Any) -> int:
     with torch.inference_mode():
         features = _count_features(inner.get_image_features(**kwargs).pooler_output)
     if tokens != features:
-        expected = getattr(model.config, "image_seq_length", None)
-        seq = f", config image_seq_length={expected}" if expected is not None else ""
+        expected = getattr(model.config, "image_seq_length", None)  # fixed-size models only (not LLaVA-NeXT)
+        seq = f", config image_seq_length={expected}" if expected is not None and "image_sizes" not in batch else ""
         raise SelfCheckError(
             f"its processor expands one image to {tokens} image tokens but the vision tower gives {features} "
             f"features (processor {fields}{seq}); fix these fields in its processor_config.json"

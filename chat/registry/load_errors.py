@@ -68,17 +68,19 @@ def classify(path: str, exc: BaseException) -> str:
         return "no_revision"
     if has(hub.RepositoryNotFoundError) or "is not a valid model identifier" in text:
         return "no_repo"
+    named = _FILE_NAMED.search(text)
+    file_missing = named is not None or has(hub.EntryNotFoundError)
     if _is_hub_id(path) and (
-        has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError) or _offline()
+        has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError)
         or any(type(e).__name__ in ("ConnectError", "ConnectTimeout") for e in chain)
         or "couldn't connect" in text or "outgoing traffic has been disabled" in text
+        or (file_missing and _offline())
     ):
         return "not_cached"
     folder = Path(path)
     if folder.is_dir() and not any((folder / f).is_file() for f in ("config.json", "model_index.json")):
         return "not_checkpoint"
-    named = _FILE_NAMED.search(text)
-    if named is not None or has(hub.EntryNotFoundError):
+    if file_missing:
         name = named.group(1) if named else ""
         return "no_weights" if any(w in name for w in _WEIGHT_NAMES) or not name else "not_checkpoint"
     return "other"

@@ -247,3 +247,12 @@ def test_each_load_failure_says_its_cause(tiny_dir, tmp_path, name, make, kind, 
     error = _load_error(_config(**{name: path}), name)
     assert error.kind == kind and "\n" not in str(error)
     assert str(error).startswith(sentence.format(path=path)), str(error)
+
+
+def test_offline_is_blamed_only_when_files_are_missing():
+    from chat.registry.load_errors import classify
+
+    # a cached hub checkpoint of the wrong architecture, offline: its own cause, not "not cached"
+    assert classify("org/model", ValueError("it is a 'clip' checkpoint, expected a SAM model (sam)")) == "other"
+    missing = OSError("org/model does not appear to have a file named pytorch_model.bin or model.safetensors.")
+    assert classify("org/model", missing) == "not_cached"  # tests run with HF_HUB_OFFLINE=1
