@@ -13,7 +13,8 @@ import sys
 from chat.errors import UserError, describe
 
 # Modules in chat/commands/ that each provide register(subparsers).
-COMMAND_MODULES = ["serve", "build_tiny", "ask", "visual", "scoring", "captioning", "editing", "evals", "generate", "grounding"]
+COMMAND_MODULES = ["serve", "build_tiny", "doctor", "pull", "ask", "visual", "scoring", "captioning", "editing", "evals",
+                   "generate", "grounding"]
 
 
 class _Parser(argparse.ArgumentParser):

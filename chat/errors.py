@@ -8,7 +8,12 @@ class UserError(Exception):
 
 
 class ModelLoadError(UserError):
-    """A checkpoint could not be loaded; the message names it and says how to fix it."""
+    """A checkpoint could not be loaded; the message names it and says how to fix it. ``kind`` says which cause
+    (see :mod:`chat.registry.load_errors`: not_cached, no_repo, gated, no_weights, self_check, ...)."""
+
+    def __init__(self, message: str, kind: str = "other"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class OutOfMemory(UserError):

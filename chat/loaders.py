@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from chat.checkpoint_files import VARIANT, NoWeightsError, cached_snapshot, choose_weights
 from chat.load_progress import LoadProgress, quiet_diffusers_bars
 
 # The span of a load that reading weights covers (the rest: config, processor, moving to the device).
@@ -29,9 +30,16 @@ class LoadSettings:
     quantize: str  # none | nf4 | int8
     revision: str | None = None
     progress: LoadProgress = field(default_factory=LoadProgress, compare=False)  # phases of this load
+    notes: list[str] = field(default_factory=list, compare=False)  # one line each, shown when the load ends
 
     def common(self) -> dict:
-        return {"revision": self.revision, "use_safetensors": True, "trust_remote_code": False}
+        return {"revision": self.revision, "trust_remote_code": False}
+
+    @property
+    def fp16(self) -> bool:
+        import torch
+
+        return self.dtype == torch.float16
 
 
 @dataclass
@@ -79,13 +87,67 @@ def _weights(settings: LoadSettings, note: str = "") -> None:
     settings.progress.phase(*WEIGHTS, f"the weights{note}")
 
 
+def _listing(path: str, revision: str | None, subfolder: str = "") -> tuple[list[str] | None, str]:
+    """The file names in a checkpoint's (sub)folder and where the listing comes from: ``folder`` (a local folder),
+    ``cache`` (its snapshot in the Hugging Face cache, maybe partial), ``hub`` (online); ``(None, "")`` when unknown
+    (the library then tries safetensors, then ``.bin``)."""
+    local = Path(path).is_dir()
+    folder = Path(path) if local else cached_snapshot(path, revision)
+    if folder is not None:
+        folder = folder / subfolder
+        names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+        return names, "folder" if local else "cache"
+    return _hub_listing(path, revision, subfolder)
+
+
+def _hub_listing(path: str, revision: str | None, subfolder: str) -> tuple[list[str] | None, str]:
+    try:
+        from huggingface_hub import HfApi, constants
+
+        if constants.is_offline_mode():
+            return None, ""
+        prefix = f"{subfolder}/" if subfolder else ""
+        return [f[len(prefix):] for f in HfApi().list_repo_files(path, revision=revision)
+                if f.startswith(prefix) and "/" not in f[len(prefix):]], "hub"
+    except Exception:  # noqa: BLE001 - unknown here: the load itself says what is wrong
+        return None, ""
+
+
+def weights_kwargs(path: str, settings: LoadSettings, subfolder: str = "", variants: bool = False) -> dict:
+    """``use_safetensors`` (and for diffusers ``variant``) from the files the checkpoint has; a note when the
+    choice is a ``.bin`` file. Nothing when the files are unknown: the libraries then try safetensors first.
+    A local folder or hub repository without weights raises :class:`NoWeightsError` naming it."""
+    names, source = _listing(path, settings.revision, subfolder)
+    choice = choose_weights(names, settings.fp16, variants) if names is not None else None
+    if choice is None and source == "cache":  # weights not cached yet: what the hub has, when online
+        names, source = _hub_listing(path, settings.revision, subfolder)
+        choice = choose_weights(names, settings.fp16, variants) if names is not None else None
+    if choice is None:
+        if source in ("folder", "hub"):
+            where = str(Path(path) / subfolder) if subfolder else path
+            raise NoWeightsError(where)
+        return {}
+    if choice.note:
+        settings.notes.append(f"{subfolder + ': ' if subfolder else ''}{choice.note}")
+    kwargs: dict[str, Any] = {"use_safetensors": choice.safetensors}
+    if variants:
+        kwargs["variant"] = choice.variant
+    return kwargs
+
+
+def _model(cls, path: str, settings: LoadSettings):
+    return cls.from_pretrained(path, dtype=settings.dtype, **settings.common(), **weights_kwargs(path, settings))
+
+
 def load_mllm(path: str, settings: LoadSettings) -> Bundle:
     """LLaVA-style models (LLaVA 1.5, ViP-LLaVA, ...); the language model may be quantized."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from chat.processor_check import backfill, self_check
+
     processor = _processor(AutoProcessor, path, settings)
     quant = _quantization(settings, ["model.vision_tower", "model.multi_modal_projector", "lm_head"])
-    kwargs = dict(settings.common(), dtype=settings.dtype)
+    kwargs = dict(settings.common(), dtype=settings.dtype, **weights_kwargs(path, settings))
     _weights(settings, f", quantizing to {settings.quantize}" if quant is not None else "")
     if quant is not None:
         model = AutoModelForImageTextToText.from_pretrained(
@@ -93,6 +155,11 @@ def load_mllm(path: str, settings: LoadSettings) -> Bundle:
         ).eval()
     else:
         model = _place(AutoModelForImageTextToText.from_pretrained(path, **kwargs), settings)
+    note = backfill(processor, model, path, settings.revision)
+    if note:
+        settings.notes.append(note)
+    settings.progress.phase(0.99, 0.995, "self-check: one image through the processor and the vision tower")
+    self_check(processor, model)
     return Bundle(processor, model)
 
 
@@ -102,7 +169,7 @@ def load_dual_encoder(path: str, settings: LoadSettings) -> Bundle:
 
     processor = _processor(AutoProcessor, path, settings)
     _weights(settings)
-    model = AutoModel.from_pretrained(path, dtype=settings.dtype, **settings.common())
+    model = _model(AutoModel, path, settings)
     return Bundle(processor, _place(model, settings))
 
 
@@ -111,7 +178,7 @@ def load_blip_caption(path: str, settings: LoadSettings) -> Bundle:
 
     processor = _processor(AutoProcessor, path, settings)
     _weights(settings)
-    model = BlipForConditionalGeneration.from_pretrained(path, dtype=settings.dtype, **settings.common())
+    model = _model(BlipForConditionalGeneration, path, settings)
     return Bundle(processor, _place(model, settings))
 
 
@@ -120,7 +187,7 @@ def load_blip_vqa(path: str, settings: LoadSettings) -> Bundle:
 
     processor = _processor(AutoProcessor, path, settings)
     _weights(settings)
-    model = BlipForQuestionAnswering.from_pretrained(path, dtype=settings.dtype, **settings.common())
+    model = _model(BlipForQuestionAnswering, path, settings)
     return Bundle(processor, _place(model, settings))
 
 
@@ -129,7 +196,7 @@ def load_sam(path: str, settings: LoadSettings) -> Bundle:
 
     processor = _processor(SamProcessor, path, settings)
     _weights(settings)
-    model = SamModel.from_pretrained(path, dtype=settings.dtype, **settings.common())
+    model = _model(SamModel, path, settings)
     return Bundle(processor, _place(model, settings))
 
 
@@ -153,6 +220,7 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
              and value[0] in ("diffusers", "transformers") and isinstance(value[1], str)]
     shares = _shares(path, names)
     components: dict[str, Any] = {}
+    variants: list[str] = []
     start = WEIGHTS[0]
     for name, share in zip(names, shares):
         end, begin = start + share * (WEIGHTS[1] - WEIGHTS[0]), start
@@ -164,8 +232,12 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
         settings.progress.phase(begin, end, f"{name} ({class_name})")
         kwargs: dict[str, Any] = {"subfolder": name, "revision": settings.revision}
         if isinstance(component_cls, type) and issubclass(component_cls, torch.nn.Module):
-            kwargs.update(dtype=settings.dtype, use_safetensors=True)
+            kwargs.update(dtype=settings.dtype, **weights_kwargs(path, settings, name, variants=True))
+            if kwargs.get("variant"):
+                variants.append(name)
         components[name] = component_cls.from_pretrained(path, **kwargs)
+    if variants:
+        settings.notes.append(f"{VARIANT} variant weights for {', '.join(variants)}")
     return components
 
 
@@ -197,6 +269,9 @@ def load_controlnet(path: str, settings: LoadSettings):
     from diffusers import ControlNetModel
 
     kwargs = {k: v for k, v in settings.common().items() if k != "trust_remote_code"}
+    kwargs.update(weights_kwargs(path, settings, variants=True))
+    if kwargs.get("variant"):
+        settings.notes.append(f"{VARIANT} variant weights")
     _weights(settings)
     model = ControlNetModel.from_pretrained(path, dtype=settings.dtype, **kwargs)
     return _place(model, settings)
@@ -238,3 +313,12 @@ def check_model_type(path: str, settings: LoadSettings, accepted: tuple[str, ...
     model_type = AutoConfig.from_pretrained(path, revision=settings.revision).model_type
     if model_type not in accepted:
         raise ValueError(f"it is a '{model_type}' checkpoint, expected a {what} ({', '.join(accepted)})")
+
+
+def files_kind(name: str) -> str:
+    """How a config key's checkpoint is laid out (:data:`chat.checkpoint_files.Kind`): ``transformers`` (one root
+    folder), ``pipeline`` (``model_index.json`` + component folders) or ``diffusers_model`` (ControlNet)."""
+    _, what, accepted = loader_for(name)
+    if accepted is not None:
+        return "transformers"
+    return "pipeline" if what.endswith("pipeline") else "diffusers_model"

@@ -9,7 +9,9 @@ config names a ``tiny_dir``.
 One concern per module:
 
 - :mod:`chat.registry.model_registry`: :class:`ModelRegistry`, the public API (``get``, ``retry_on_oom``).
-- :mod:`chat.registry.loading`: loading one model (checkpoint folder, OOM retry, clear errors).
+- :mod:`chat.registry.loading`: loading one model (checkpoint folder, OOM retry, the loaders' notes).
+- :mod:`chat.registry.load_errors`: a failed load as one sentence per cause (not cached, no such repository,
+  gated, no weights file, self-check, ...).
 - :mod:`chat.registry.memory`: device and dtype, the budget, LRU eviction and offload to CPU RAM, and
   ``on_unload(name, callback)``: listeners told when a model is offloaded or unloaded (to drop its caches).
 - :mod:`chat.registry.sizes`: bytes of a checkpoint before loading it and of a loaded model.

@@ -1,5 +1,7 @@
 """Loading one model: its checkpoint folder (tiny ones built on demand), the load itself within the budget
-(retried once after freeing the other models when memory runs out), and errors as one clear sentence.
+(retried once after freeing the other models when memory runs out), and errors as one clear sentence that says
+which cause it is (:mod:`chat.registry.load_errors`). What a loader chose or filled in (a ``.bin`` file, fp16
+variants, processor fields) ends the ``loaded`` line as notes and stays on the entry (``Entry.notes``).
 
 Diffusers pipelines on a GPU may instead use ``enable_model_cpu_offload()`` (``offload.diffusers``): the
 pipeline lives in CPU RAM and each component visits the GPU while it runs, so the budget is charged only
@@ -8,6 +10,7 @@ its largest component. ``auto`` does so for a pipeline that would not fit in the
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from chat.config import Config, ModelSpec
 from chat.errors import ModelLoadError, is_out_of_memory
 from chat.load_progress import LoadProgress, transformers_bars
 from chat.loaders import LoadSettings, check_model_type, loader_for
+from chat.registry.load_errors import explain
 from chat.registry.memory import Entry, ModelMemory, Progress, _torch
 from chat.registry.sizes import estimate_bytes, footprint, peak_footprint
 
@@ -46,7 +50,7 @@ class ModelLoader(ModelMemory):
         if local and not path.is_dir():
             raise ModelLoadError(
                 f"Checkpoint folder '{spec.path}' for model '{name}' does not exist; "
-                f"run 'mmchat build-tiny' or fix 'models.{name}.path' in the config."
+                f"run 'mmchat build-tiny' or fix 'models.{name}.path' in the config.", "missing_folder"
             )
         return str(path) if local else spec.path
 
@@ -68,6 +72,8 @@ class ModelLoader(ModelMemory):
         progress = LoadProgress(lambda fraction, message: self._report(name, fraction, message), f"loading {name}")
         settings = LoadSettings("cpu" if cpu_offload else self.device, dtype, spec.quantize, spec.revision, progress)
         self._report(name, 0.0, f"loading {name} from {spec.path}")
+        # transformers would ask the hub's conversion bot to convert a .bin-only repository: never from here
+        os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
         start = time.perf_counter()
         try:
             progress.phase(0.01, 0.05, "reading the config")
@@ -77,13 +83,16 @@ class ModelLoader(ModelMemory):
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear sentence
-            raise ModelLoadError(_explain(name, spec.path, what, exc)) from exc
+            kind, sentence = explain(name, spec.path, what, exc, spec.revision)
+            raise ModelLoadError(sentence, kind) from exc
         seconds = time.perf_counter() - start
         self.load_count[name] = self.load_count.get(name, 0) + 1
         nbytes = peak_footprint(obj) if cpu_offload else footprint(obj)
         how = ", model CPU offload" if cpu_offload else ""
-        self._report(name, 1.0, f"loaded {name} in {seconds:.1f} s ({nbytes / 2**20:.0f} MiB{how})")
-        entry = Entry(name, obj, nbytes, seconds, time.monotonic(), offloadable=not cpu_offload)
+        notes = "".join(f"; note: {note}" for note in settings.notes)
+        self._report(name, 1.0, f"loaded {name} in {seconds:.1f} s ({nbytes / 2**20:.0f} MiB{how}){notes}")
+        entry = Entry(name, obj, nbytes, seconds, time.monotonic(), offloadable=not cpu_offload,
+                      notes=list(settings.notes))
         self._make_room(name, nbytes)
         return entry
 
@@ -105,16 +114,3 @@ class ModelLoader(ModelMemory):
             self._report(name, 0.0, f"unloading {other} to make room for {name}")
             self.unload(other)
         return load()
-
-def _explain(name: str, path: str, what: str, exc: Exception) -> str:
-    text = str(exc)
-    lowered = text.lower()
-    if "out of memory" in lowered:
-        return f"Not enough memory to load model '{name}' ({path}); lower memory_budget_gb or use a smaller checkpoint."
-    if isinstance(exc, OSError) or "connect" in lowered or "offline" in lowered or "resolve" in lowered:
-        return (
-            f"Could not load model '{name}' from '{path}': it is not in the local Hugging Face cache and cannot be "
-            f"downloaded here; download it on a connected machine or point 'models.{name}.path' at a local folder."
-        )
-    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
-    return f"Checkpoint '{path}' for model '{name}' is not a usable {what}: {first}"

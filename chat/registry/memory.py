@@ -18,7 +18,7 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from chat.config import Config, ModelSpec
@@ -39,6 +39,7 @@ class Entry:
     load_seconds: float
     last_used: float
     offloadable: bool = True  # False for pipelines under enable_model_cpu_offload (they manage themselves)
+    notes: list[str] = field(default_factory=list)  # what the loader chose or filled in, one line each
 
 
 def _torch():
@@ -117,6 +118,11 @@ class ModelMemory:
 
     def is_loaded(self, name: str) -> bool:
         return name in self._entries
+
+    def entry(self, name: str) -> Entry | None:
+        """The entry of a loaded (or offloaded) model: its bytes, load time and notes; None when not loaded."""
+        with self._lock:
+            return self._entries.get(name) or self._offloaded.get(name)
 
     # -- freeing ---------------------------------------------------------------------------
     def on_unload(self, name: str, callback: UnloadListener) -> Callable[[], None]:

@@ -1,4 +1,4 @@
-"""How many bytes a model takes: estimated from a checkpoint's safetensors headers before loading it, and
+"""How many bytes a model takes: estimated from the safetensors headers of the files a load reads, and
 counted from the tensors of a loaded model, bundle or pipeline (bitsandbytes quantization state included)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ NF4_BLOCK, NF4_NESTED_BLOCK = 64, 256
 _UNQUANTIZED = ("vision_tower", "multi_modal_projector", "lm_head", "embed")
 _FLOAT_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 _SAFETENSORS_ITEMSIZE = {**_FLOAT_DTYPES, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-_NOT_LOADED = ("safety_checker", "feature_extractor")  # pipeline folders loaded with safety_checker=None
 
 
 def nf4_bytes(numel: int) -> int:
@@ -80,31 +79,31 @@ def peak_footprint(pipe) -> int:
 def local_folder(path: str, revision: str | None = None) -> Path | None:
     """The folder holding a checkpoint: a local folder, or a hub id's snapshot in the Hugging Face cache
     (looked up offline, never downloaded); None when there is none."""
+    from chat.checkpoint_files import cached_snapshot
+
     p = Path(path).expanduser()
     if p.is_dir():
         return p
-    if path.startswith(("/", ".", "~")) or path.count("/") != 1:
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(path, revision=revision, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached (or no hub library): nothing to estimate from
-        return None
+    return cached_snapshot(path, revision)
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    """The safetensors files a load reads: no variant beside its main file (``x.fp16.safetensors`` next to
-    ``x.safetensors``) and no folder the loaders skip (the safety checker)."""
-    out = []
-    for f in sorted(folder.rglob("*.safetensors")):
-        if set(f.relative_to(folder).parts) & set(_NOT_LOADED):
-            continue
-        parts = f.name.split(".")
-        if len(parts) > 2 and (f.parent / f"{parts[0]}.{parts[-1]}").exists():
-            continue
-        out.append(f)
-    return out
+def _weight_files(folder: Path, fp16: bool = False) -> list[Path]:
+    """The weight files a load reads (:mod:`chat.checkpoint_files`): one format (safetensors first) and, for a
+    pipeline, only the components it loads (never the safety checker, nor single-file checkpoints beside them)."""
+    from chat.checkpoint_files import local_listing, wanted_files
+
+    index = folder / "model_index.json"
+    if index.is_file():
+        try:
+            model_index = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            model_index = {}
+        chosen = wanted_files(local_listing(folder), "pipeline", fp16, model_index)
+    else:
+        kind = "diffusers_model" if (folder / "config.json").is_file() and "_diffusers_version" in \
+            (folder / "config.json").read_text(encoding="utf-8", errors="replace") else "transformers"
+        chosen = wanted_files(local_listing(folder), kind, fp16)
+    return [folder / f for f in chosen if f.endswith((".safetensors", ".bin"))]
 
 
 def _safetensors_header(path: Path) -> dict:
@@ -127,7 +126,10 @@ def estimate_bytes(path: str, quantize: str = "none", itemsize: int | None = Non
     if folder is None:
         return 0
     total = 0
-    for file in _weight_files(folder):
+    for file in _weight_files(folder, itemsize == 2):
+        if file.suffix == ".bin":  # a pickle: no header to read; its size on disk
+            total += file.stat().st_size
+            continue
         try:
             header = _safetensors_header(file)
         except (OSError, ValueError):

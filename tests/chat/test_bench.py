@@ -218,18 +218,26 @@ def test_diffusers_model_cpu_offload_only_on_gpu_and_where_it_helps():
     assert not cpu._model_cpu_offload("instruct-pix2pix pipeline", 2**40)
 
 
-def test_estimate_reads_headers_skips_variants_and_scales_dtype(tmp_path):
+def test_estimate_reads_headers_of_the_files_a_load_reads_at_the_load_dtype(tmp_path):
+    import json
+
     import torch
     from safetensors.torch import save_file
 
     (tmp_path / "unet").mkdir()
     (tmp_path / "safety_checker").mkdir()
+    (tmp_path / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]}))
+    (tmp_path / "unet" / "config.json").write_text("{}")
     save_file({"w": torch.zeros(100, 10)}, str(tmp_path / "unet" / "diffusion_pytorch_model.safetensors"))
     save_file({"w": torch.zeros(100, 10, dtype=torch.float16)},
               str(tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
     save_file({"w": torch.zeros(1000, 1000)}, str(tmp_path / "safety_checker" / "model.safetensors"))
-    save_file({"ids": torch.zeros(10, dtype=torch.int64)}, str(tmp_path / "extra.safetensors"))
-    assert estimate_bytes(str(tmp_path), "none") == 1000 * 4 + 80
-    assert estimate_bytes(str(tmp_path), "none", itemsize=2) == 1000 * 2 + 80  # floats at the load dtype
+    save_file({"w": torch.zeros(1000, 1000)}, str(tmp_path / "v1-5-pruned.safetensors"))  # a single-file copy
+    # one unet, counted once (its fp16 variant is an alternative, not more weights); the safety checker and the
+    # root single-file checkpoint are never loaded
+    assert estimate_bytes(str(tmp_path), "none") == 1000 * 4
+    assert estimate_bytes(str(tmp_path), "none", itemsize=2) == 1000 * 2  # floats at the load dtype
     assert estimate_bytes(str(tmp_path / "missing"), "none") == 0
     assert estimate_bytes("someone/not-cached-model", "nf4") == 0
