@@ -40,6 +40,7 @@ class Bundle:
 
     processor: Any
     model: Any
+    image_aspect_ratio: str = "auto"  # models.<name>.image_aspect_ratio, set by the registry (tools/aspect.py)
 
 
 def _quantization(settings: LoadSettings, skip: list[str]):

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 import tools.scoring as scoring
 import tools.scoring.encoders as encoders
 from chat.errors import UserError
+from tools.aspect import expand2square, mean_colour
 from tools.markers import Marker
 from tools.scoring import EmbeddingCache, ScoreInput, ScoreResult, score_chart, score_labels
 from tools.scoring.chart import chart_figure, label_fonts
@@ -45,7 +46,8 @@ def test_clip_scores_match_the_models_own_forward(registry, image):
     bundle = registry.get("clip")
     labels = ["cat", "dog", "bird"]
     result = score_labels(registry, image, labels)
-    inputs = bundle.processor(images=image, text=[f"a photo of a {x}." for x in labels], padding=True,
+    square = expand2square(image, mean_colour(bundle.processor))  # CLIP sees the whole image, padded to square
+    inputs = bundle.processor(images=square, text=[f"a photo of a {x}." for x in labels], padding=True,
                               return_tensors="pt")
     with torch.inference_mode():
         expected = bundle.model(**inputs).logits_per_image.softmax(-1)[0].tolist()

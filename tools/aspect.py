@@ -1,0 +1,92 @@
+"""Square images for vision towers trained on squares: pad them (LLaVA's ``expand2square``), never crop them.
+
+CLIP-style image processors (LLaVA-1.5's, ViP-LLaVA's, CLIP ViT-L/14-336's) resize the short side and cut a
+centred square out of the image: on a 16:9 photo the outer 22 % of the width never reaches the model, and a
+marker placed there is never seen. LLaVA-1.5 and ViP-LLaVA were trained with ``image_aspect_ratio pad``: the
+image is pasted centred on a square canvas filled with the processor's mean colour, and the processor then
+resizes that square whole (haotian-liu/LLaVA ``llava/mm_utils.py`` ``expand2square`` and ``process_images``).
+
+    >>> square = expand2square(photo, mean_colour(processor))          # (122, 116, 104) for CLIP's mean
+    >>> images = square_images([photo], processor, "auto")             # what the processor should receive
+
+The setting (``models.<name>.image_aspect_ratio`` in the config):
+
+- ``pad``: always pad to square first;
+- ``processor``: hand the image to the checkpoint's processor as it is (CLIP-style ones centre-crop, SigLIP's
+  squeezes the image to a square, LLaVA-NeXT's tiles it);
+- ``auto`` (the default): pad exactly when the processor would centre-crop a non-square image to one square,
+  which is the case of every LLaVA-1.5 / ViP-LLaVA / CLIP checkpoint and of none of the others.
+
+Pure Pillow: nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+from PIL import Image
+
+AspectRatio = Literal["auto", "pad", "processor"]
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's image mean: the fill when a processor has none
+
+
+def _image_processor(processor: Any) -> Any:
+    """The image processor of a multimodal processor (or the image processor itself)."""
+    return getattr(processor, "image_processor", processor)
+
+
+def mean_colour(processor: Any) -> tuple[int, int, int]:
+    """The processor's mean colour as 0-255 ints, truncated as LLaVA does: (122, 116, 104) for CLIP's mean."""
+    mean = getattr(_image_processor(processor), "image_mean", None) or CLIP_MEAN
+    if isinstance(mean, (int, float)):
+        mean = (mean, mean, mean)
+    return tuple(int(x * 255) for x in mean)  # type: ignore[return-value]
+
+
+def expand2square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """``image`` pasted centred on a square canvas of its longer side filled with ``fill`` (RGB); a square
+    image comes back as it is. The same pixels as LLaVA's ``expand2square`` for an RGB image."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    canvas = Image.new("RGB", (side, side), tuple(fill))
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def centre_crops(processor: Any) -> bool:
+    """Whether the processor cuts a non-square image down to one centred square, losing its sides.
+
+    A processor that tiles the image (LLaVA-NeXT's ``image_grid_pinpoints``, "anyres") sees all of it, and one
+    without ``do_center_crop`` (SigLIP, BLIP: resized to a square) squeezes it but keeps every pixel.
+    """
+    image_processor = _image_processor(processor)
+    if getattr(image_processor, "image_grid_pinpoints", None):
+        return False
+    return bool(getattr(image_processor, "do_center_crop", False))
+
+
+def pads(processor: Any, setting: str = "auto") -> bool:
+    """Whether images for ``processor`` are padded to square under ``setting`` (``auto``, ``pad``, ``processor``)."""
+    if setting == "pad":
+        return True
+    if setting == "processor":
+        return False
+    if setting != "auto":
+        raise ValueError(f"image_aspect_ratio must be 'auto', 'pad' or 'processor', not {setting!r}")
+    return centre_crops(processor)
+
+
+def square_images(images: Sequence[Image.Image], processor: Any, setting: str = "auto") -> list[Image.Image]:
+    """``images`` as ``processor`` should receive them: padded to square with its mean colour when
+    :func:`pads` says so, otherwise unchanged (RGB in both cases)."""
+    if not pads(processor, setting):
+        return [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+    fill = mean_colour(processor)
+    return [expand2square(im, fill) for im in images]
+
+
+__all__ = ["AspectRatio", "CLIP_MEAN", "centre_crops", "expand2square", "mean_colour", "pads", "square_images"]
