@@ -83,6 +83,8 @@ class ToolsConfig(Strict):
     mask_dilate: int = Field(8, ge=0)
     mask_feather: int = Field(6, ge=0)
     classify_rounds: int = Field(2, ge=1, le=10)
+    # BLIP captions start from this prompt, cut from the caption (BLIP's trained one; "" decodes without one)
+    caption_prompt: str = Field("a picture of", max_length=200)
 
 
 class CacheConfig(Strict):

@@ -86,12 +86,15 @@ def encode_texts(bundle, prompts: Sequence[str]):
     with torch.inference_mode():
         for start in range(0, len(prompts), _BATCH):
             batch = list(prompts[start : start + _BATCH])
-            if sigmoid:  # SigLIP was trained on texts padded to exactly 64 tokens
+            if sigmoid:  # SigLIP was trained on texts padded to exactly 64 tokens, with no attention mask: its
+                # pad tokens are attended to (the real tokenizer returns no mask; a mask from any other is dropped)
                 tokens = bundle.processor(text=batch, padding="max_length", max_length=64, truncation=True,
                                           return_tensors="pt")
+                names: tuple[str, ...] = ("input_ids",)
             else:
                 tokens = bundle.processor(text=batch, padding=True, truncation=True, return_tensors="pt")
-            tokens = {k: v.to(device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+                names = ("input_ids", "attention_mask")
+            tokens = {k: v.to(device) for k, v in tokens.items() if k in names}
             out = bundle.model.get_text_features(**tokens)
             chunks.append(normalise(_features(out).float()).cpu())
     return torch.cat(chunks)
