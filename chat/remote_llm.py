@@ -23,7 +23,7 @@ parts, tools through ``bind_tools`` (native tool calls). What this adds to langc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -43,19 +43,20 @@ class RemoteChatModel(BaseChatOpenAI):
     """Chat Completions against an OpenAI-compatible server, with one-sentence errors."""
 
     _tools_refused: bool = PrivateAttr(False)  # the server refused a request because of its tools
-    image_aspect_ratio: str = Field("pad", description="pad: images go padded to square; original: as they are")
+    image_aspect_ratio: Literal["pad", "original"] = Field(
+        "pad", description="pad: images go padded to square; original: as they are")
 
     def prepare_image(self, image: Image.Image, max_side: int | None = None) -> Image.Image:
         """The image as it is sent to the server (see the module's docstring): downscaled to ``max_side`` at
         most, then padded to square unless ``image_aspect_ratio`` is ``original``."""
-        from tools.aspect import CLIP_MEAN, expand2square
+        from tools.aspect import CLIP_FILL, expand2square
 
         if max_side and max(image.size) > max_side:
             image = image.copy()
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         if self.image_aspect_ratio != "pad":
             return image
-        return expand2square(image, tuple(int(x * 255) for x in CLIP_MEAN))
+        return expand2square(image, CLIP_FILL)
 
     @property
     def tools_refused(self) -> bool:

@@ -28,6 +28,7 @@ from PIL import Image
 
 AspectRatio = Literal["auto", "pad", "processor"]
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's image mean: the fill when a processor has none
+CLIP_FILL = tuple(int(x * 255) for x in CLIP_MEAN)  # (122, 116, 104): LLaVA-1.5's padding colour
 
 
 def _image_processor(processor: Any) -> Any:
@@ -119,5 +120,5 @@ def square_images(images: Sequence[Image.Image], processor: Any, setting: str = 
     return out
 
 
-__all__ = ["AspectRatio", "CLIP_MEAN", "centre_crops", "expand2square", "input_side", "mean_colour", "pads",
-           "shrunk", "square_images"]
+__all__ = ["AspectRatio", "CLIP_FILL", "CLIP_MEAN", "centre_crops", "expand2square", "input_side", "mean_colour",
+           "pads", "shrunk", "square_images"]
