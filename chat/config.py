@@ -20,6 +20,7 @@ from chat.errors import UserError
 DEFAULT_CONFIG = "configs/default.yaml"
 QuantMode = Literal["none", "nf4", "int8"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
+AspectRatio = Literal["auto", "pad", "processor"]  # how a non-square image reaches a vision tower (tools/aspect.py)
 MAX_STEPS = 150  # diffusion steps at most: the limit of tools.edit_steps and of every diffusion tool
 
 
@@ -34,6 +35,10 @@ class ModelSpec(Strict):
     quantize: QuantMode = "none"
     dtype: DType = "auto"
     revision: str | None = None
+    # pad: paste the image centred on a square of the processor's mean colour first (LLaVA-1.5's training);
+    # processor: as the checkpoint's processor does it (CLIP-style ones centre-crop away the sides);
+    # auto: pad when the processor would centre-crop (LLaVA-1.5, ViP-LLaVA, CLIP), else as the processor does
+    image_aspect_ratio: AspectRatio = "auto"
 
 
 class GenerationConfig(Strict):
@@ -78,6 +83,8 @@ class ToolsConfig(Strict):
     mask_dilate: int = Field(8, ge=0)
     mask_feather: int = Field(6, ge=0)
     classify_rounds: int = Field(2, ge=1, le=10)
+    # BLIP captions start from this prompt, cut from the caption (BLIP's trained one; "" decodes without one)
+    caption_prompt: str = Field("a picture of", max_length=200)
 
 
 class CacheConfig(Strict):
@@ -110,6 +117,9 @@ class RemoteLLM(Strict):
     api_key_env: str | None = None  # name of an environment variable holding the key
     timeout_s: float = Field(120.0, gt=0)  # per request
     max_retries: int = Field(1, ge=0, le=10)  # on connection errors, 429 and 5xx
+    # pad: images go padded to square (CLIP mean colour), so a server whose processor centre-crops (vLLM serving
+    # LLaVA-1.5) still sees the whole image and its markers; original: as they are (models that take any shape)
+    image_aspect_ratio: Literal["pad", "original"] = "pad"
 
     @field_validator("api_key_env")
     @classmethod

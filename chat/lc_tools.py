@@ -121,7 +121,7 @@ class SessionTools:
         from tools.caption import caption
 
         _, vid, image = self._image(a.image)
-        text = caption(self.models, image, a.prefix)
+        text = caption(self.models, image, a.prefix, prompt=self.config.tools.caption_prompt)
         return ToolOutput("caption", f"Caption of {vid}: {text}", text, {"image": vid, "prefix": a.prefix})
 
     def vqa(self, a: VqaInput) -> ToolOutput:

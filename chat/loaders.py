@@ -48,10 +48,11 @@ class Bundle:
 
     processor: Any
     model: Any
+    image_aspect_ratio: str = "auto"  # models.<name>.image_aspect_ratio, set by the registry (tools/aspect.py)
 
     @property
-    def image_aspect_ratio(self) -> str:
-        """How a non-square image reaches this model as it was trained (LLaVA's own setting of that name):
+    def trained_aspect_ratio(self) -> str:
+        """How a non-square image reached this model in training (LLaVA's own setting of that name):
         ``"anyres"`` for LLaVA-NeXT, whose processor tiles the image at its own aspect ratio (never pad it to square
         first), else ``"pad"`` (LLaVA-1.5 and ViP-LLaVA were trained on images padded to square)."""
         return "anyres" if getattr(self.model.config, "image_grid_pinpoints", None) else "pad"

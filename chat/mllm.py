@@ -89,8 +89,12 @@ class MultimodalChat:
         return prompt, images
 
     def inputs(self, turns: list[Turn]):
+        from tools.aspect import square_images
+
         prompt, images = self.render(turns)
         bundle = self.bundle
+        # LLaVA-1.5 / ViP-LLaVA were trained on images padded to square; their processor would centre-crop
+        images = square_images(images, bundle.processor, getattr(bundle, "image_aspect_ratio", "auto"))
         batch = bundle.processor(images=images or None, text=prompt, return_tensors="pt")
         device = bundle.model.device
         dtype = bundle.model.dtype

@@ -68,7 +68,11 @@ class ModelView:
             with self._lock:
                 part = self._shown.get(key, (None, None))[1]
             if part is None:
-                part = image_part(self.view(session, version_id), self.image_side)
+                image = self.view(session, version_id)
+                prepare = getattr(self.chat_model, "prepare_image", None)  # a remote server's: padded to square
+                if prepare is not None:
+                    image = prepare(image, self.image_side)
+                part = image_part(image, self.image_side)
                 with self._lock:  # the overlay is kept with the part, so its id() is not reused meanwhile
                     self._shown[key] = (som[0] if som else None, part)
                     while len(self._shown) > 8:

@@ -12,20 +12,26 @@ parts, tools through ``bind_tools`` (native tool calls). What this adds to langc
   ``max_completion_tokens``, which Ollama ignores) and the config's temperature, top_p and seed;
 - every failure of the server becomes one sentence (:class:`chat.errors.UserError`) naming the server;
 - a server that refuses tools (Ollama: "... does not support tools"; vLLM started without
-  ``--enable-auto-tool-choice``) says so once; later requests go without tools, so chat keeps working.
+  ``--enable-auto-tool-choice``) says so once; later requests go without tools, so chat keeps working;
+- images are padded to square first (``remote_llm.image_aspect_ratio: pad``, the default), centred on CLIP's
+  mean colour as LLaVA-1.5 was trained: the server applies its own processor, and vLLM serving LLaVA-1.5 uses
+  the Hugging Face one, which centre-crops away the sides of a wide photo and the markers there. Padding hides
+  nothing from any model (llama.cpp/Ollama pad LLaVA images the same way themselves); ``original`` sends them
+  as they are, for models that take any shape (Qwen2-VL, GPT-4o, ...) and would spend tokens on the border.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai.chat_models.base import BaseChatOpenAI
-from pydantic import PrivateAttr
+from PIL import Image
+from pydantic import Field, PrivateAttr
 
 from chat.config import GenerationConfig, RemoteLLM
 from chat.errors import UserError
@@ -37,6 +43,20 @@ class RemoteChatModel(BaseChatOpenAI):
     """Chat Completions against an OpenAI-compatible server, with one-sentence errors."""
 
     _tools_refused: bool = PrivateAttr(False)  # the server refused a request because of its tools
+    image_aspect_ratio: Literal["pad", "original"] = Field(
+        "pad", description="pad: images go padded to square; original: as they are")
+
+    def prepare_image(self, image: Image.Image, max_side: int | None = None) -> Image.Image:
+        """The image as it is sent to the server (see the module's docstring): downscaled to ``max_side`` at
+        most, then padded to square unless ``image_aspect_ratio`` is ``original``."""
+        from tools.aspect import CLIP_FILL, expand2square
+
+        if max_side and max(image.size) > max_side:
+            image = image.copy()
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        if self.image_aspect_ratio != "pad":
+            return image
+        return expand2square(image, CLIP_FILL)
 
     @property
     def tools_refused(self) -> bool:
@@ -107,7 +127,8 @@ def remote_chat_model(remote: RemoteLLM, generation: GenerationConfig) -> Remote
     return RemoteChatModel(base_url=remote.base_url, model=remote.model, api_key=remote.key(),
                            timeout=remote.timeout_s, max_retries=remote.max_retries, streaming=True,
                            max_tokens=generation.max_new_tokens, temperature=generation.temperature,
-                           top_p=generation.top_p, seed=generation.seed)
+                           top_p=generation.top_p, seed=generation.seed,
+                           image_aspect_ratio=remote.image_aspect_ratio)
 
 
 __all__ = ["RemoteChatModel", "remote_chat_model"]

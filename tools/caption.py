@@ -4,6 +4,12 @@
     >>> caption(registry, image, prefix="a painting of")  # 'a painting of a dog on a beach'
     >>> answer_question(registry, image, "what color is the dog?")   # 'brown'
 
+BLIP's captioner was trained and evaluated with the text prompt 'a picture of ' ahead of every caption
+(salesforce/BLIP ``models/blip.py``: ``BLIP_Decoder(prompt='a picture of ')``, which decodes from it and returns
+``caption[len(prompt):]``). :func:`caption` does the same by default (``prompt``, ``tools.caption_prompt`` in the
+config): the decoder starts from the prompt and the prompt is cut from the caption; an empty prompt decodes
+from BLIP's start token alone. A ``prefix`` replaces the prompt and stays in the caption.
+
 Models come from the registry ("blip_caption": BlipForConditionalGeneration, "blip_vqa":
 BlipForQuestionAnswering), which owns their device and dtype. Generation is greedy, so answers are
 deterministic.
@@ -20,6 +26,7 @@ from chat.errors import UserError
 
 MAX_QUESTION_CHARS = 500
 MAX_PREFIX_CHARS = 200
+CAPTION_PROMPT = "a picture of"  # BLIP's trained caption prompt (cut from the caption it starts)
 IMAGE_FIELD = dict(description="Id of the image, e.g. 'img1' or 'img1.v2'; leave empty for the active image.")
 
 
@@ -101,35 +108,49 @@ def _tidy(text: str) -> str:
     return " ".join(text.split())
 
 
-def caption(models, image: Image.Image, prefix: str | None = None, max_new_tokens: int = 30) -> str:
-    """A one-sentence caption of ``image``. With ``prefix`` the model continues that text and the caption
-    starts with the prefix as given (the model's lower-cased echo of it is dropped)."""
+def _continuation(bundle, inputs: dict, ids) -> str:
+    """The text BLIP generated after the prompt in ``inputs`` (the prompt's echo in ``ids`` dropped)."""
+    import torch
+
+    decode = bundle.processor.tokenizer.decode
+    # BLIP replaces [CLS] with [DEC], drops the trailing [SEP] and echoes the prompt before continuing.
+    prompt = inputs["input_ids"][0]
+    n = int(inputs["attention_mask"][0].sum()) - 1 if "attention_mask" in inputs else len(prompt) - 1
+    if len(ids) >= n and torch.equal(ids[1:n].cpu(), prompt[1:n].cpu()):
+        return _tidy(decode(ids[n:], skip_special_tokens=True))
+    # fall back on the text: drop an echo of the prompt, compared case- and space-insensitively
+    text = _tidy(decode(ids, skip_special_tokens=True))
+    echo = _tidy(decode(prompt, skip_special_tokens=True))
+    return _tidy(text[len(echo):] if echo and text.lower().startswith(echo.lower()) else text)
+
+
+def caption(models, image: Image.Image, prefix: str | None = None, max_new_tokens: int = 30,
+            prompt: str | None = CAPTION_PROMPT) -> str:
+    """A one-sentence caption of ``image``. The decoder starts from ``prompt`` (BLIP's trained 'a picture of';
+    None or '' for none), which is cut from the caption. With ``prefix`` the model continues that text instead
+    and the caption starts with the prefix as given (the model's lower-cased echo of it is dropped)."""
     import torch
 
     if prefix is not None:
         if not isinstance(prefix, str):
             raise UserError("The caption prefix must be text, e.g. 'a painting of'.")
         prefix = _tidy(prefix)[:MAX_PREFIX_CHARS] or None
+    if not isinstance(prompt, (str, type(None))):
+        raise UserError("The caption prompt must be text, e.g. 'a picture of'.")
+    prompt = _tidy(prompt or "")[:MAX_PREFIX_CHARS] or None
     if not 1 <= int(max_new_tokens) <= 512:
         raise UserError("max_new_tokens must be between 1 and 512.")
     bundle = models.get("blip_caption")
-    inputs = _inputs(bundle, image, prefix)
+    start = prefix or prompt
+    inputs = _inputs(bundle, image, start)
     with torch.inference_mode():
         output = bundle.model.generate(**inputs, max_new_tokens=int(max_new_tokens))
     ids = output[0]
-    decode = bundle.processor.tokenizer.decode
-    if prefix is None:
-        return _tidy(decode(ids, skip_special_tokens=True))
-    # BLIP replaces [CLS] with [DEC], drops the trailing [SEP] and echoes the prompt before continuing.
-    prompt = inputs["input_ids"][0]
-    n = int(inputs["attention_mask"][0].sum()) - 1 if "attention_mask" in inputs else len(prompt) - 1
-    if len(ids) >= n and torch.equal(ids[1:n].cpu(), prompt[1:n].cpu()):
-        continuation = decode(ids[n:], skip_special_tokens=True)
-    else:  # fall back on the text: drop an echo of the prefix, compared case- and space-insensitively
-        text = _tidy(decode(ids, skip_special_tokens=True))
-        echo = _tidy(decode(prompt, skip_special_tokens=True))
-        continuation = text[len(echo):] if echo and text.lower().startswith(echo.lower()) else text
-    continuation = _tidy(continuation)
+    if start is None:
+        return _tidy(bundle.processor.tokenizer.decode(ids, skip_special_tokens=True))
+    continuation = _continuation(bundle, inputs, ids)
+    if prefix is None:  # BLIP's prompt: the caption is what follows it
+        return continuation[2:] if continuation.startswith("##") else continuation
     if continuation.startswith("##"):  # a word piece glued to the prefix's last word
         return prefix + continuation[2:]
     return f"{prefix} {continuation}".strip()
@@ -151,4 +172,4 @@ def answer_question(models, image: Image.Image, question: str, max_new_tokens: i
     return _tidy(bundle.processor.tokenizer.decode(output[0], skip_special_tokens=True))
 
 
-__all__ = ["CaptionInput", "VqaInput", "caption", "answer_question"]
+__all__ = ["CAPTION_PROMPT", "CaptionInput", "VqaInput", "caption", "answer_question"]

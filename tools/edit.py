@@ -13,8 +13,9 @@ passing ``result.seed`` back with the same arguments.
 
 Sizes: Stable Diffusion works on multiples of 8 near its native resolution (``unet.sample_size * 8``:
 512 for SD 1.5, 64 for the tiny test checkpoints). Inputs are resized to a *working size* (longest side
-= native side, each side a multiple of 8) and the output is resized back, so a 333x517 input comes back
-333x517. Inpainting crops a window around the region first (at least the native side, when the image is
+= native side, each side a multiple of 8) and the result comes back at the input's size, so a 333x517 input
+comes back 333x517. A whole-image edit brings back the model's *change*, not its low-resolution picture
+(:mod:`tools.keep_detail`): a 12 MP photo keeps its detail wherever the model changed little. Inpainting crops a window around the region first (at least the native side, when the image is
 larger), so a small region of a large photo is repainted at full detail, and composites the result with
 a feathered mask: pixels outside the feathered mask are the input's, bit for bit.
 
@@ -35,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chat.config import MAX_STEPS
 from chat.errors import UserError
+from tools.keep_detail import apply_change, vae_roundtrip
 
 Progress = Callable[[int, int], None]  # progress(step, total), step counts from 1
 
@@ -299,21 +301,23 @@ def edit_image(
     instruction = check_text(instruction, "instruction", "'make it winter'")
     steps = check_steps(steps)
     seed = resolve_seed(seed)
-    # 2. working copy at the model's resolution
+    # 2. working copy at the model's resolution, and what the model's VAE keeps of it
     pipe = models.get("pix2pix")
     size = working_size(image.size, native_side(pipe))
+    working = _resize(image, size)
+    reference = vae_roundtrip(pipe, working)
     # 3. denoise
     out = pipe(
         prompt=instruction,
-        image=_resize(image, size),
+        image=working,
         num_inference_steps=steps,
         guidance_scale=float(guidance_scale),
         image_guidance_scale=float(image_guidance_scale),
         generator=make_generator(pipe, seed),
         callback_on_step_end=step_callback(progress),
     ).images[0]
-    # 4. back to the input's size
-    return ImageResult(image=_resize(out.convert("RGB"), image.size), seed=seed, working_size=size)
+    # 4. the change applied at the input's size: the photo's own detail stays where the model changed little
+    return ImageResult(image=apply_change(image, out.convert("RGB"), reference), seed=seed, working_size=size)
 
 
 def inpaint(

@@ -42,6 +42,7 @@ def run(args) -> int:
         answer = answer_question(registry, image, request.question)
         emit(args, {"answer": answer}, answer)
     else:
-        text = caption(registry, image, prefix=request.prefix, max_new_tokens=args.max_new_tokens)
+        text = caption(registry, image, prefix=request.prefix, max_new_tokens=args.max_new_tokens,
+                       prompt=config.tools.caption_prompt)
         emit(args, {"caption": text}, text)
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 from chat.config import Config, ModelSpec
 from chat.errors import ModelLoadError, is_out_of_memory
 from chat.load_progress import LoadProgress, transformers_bars
-from chat.loaders import LoadSettings, check_model_type, loader_for
+from chat.loaders import Bundle, LoadSettings, check_model_type, loader_for
 from chat.registry.load_errors import explain
 from chat.registry.memory import Entry, ModelMemory, Progress, _torch
 from chat.registry.sizes import estimate_bytes, footprint, peak_footprint
@@ -86,6 +86,8 @@ class ModelLoader(ModelMemory):
             kind, sentence = explain(name, spec.path, what, exc, spec.revision)
             raise ModelLoadError(sentence, kind) from exc
         seconds = time.perf_counter() - start
+        if isinstance(obj, Bundle):  # how its images are made square (tools/aspect.py) travels with the model
+            obj.image_aspect_ratio = spec.image_aspect_ratio
         self.load_count[name] = self.load_count.get(name, 0) + 1
         nbytes = peak_footprint(obj) if cpu_offload else footprint(obj)
         how = ", model CPU offload" if cpu_offload else ""

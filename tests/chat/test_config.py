@@ -50,3 +50,15 @@ def test_env_selects_config(monkeypatch, tmp_path):
     monkeypatch.setenv("MMCHAT_CONFIG", str(ROOT / "configs" / "tiny.yaml"))
     monkeypatch.setenv("MMCHAT_TINY_DIR", str(tmp_path))
     assert load_config().profile == "tiny"
+
+
+def test_image_aspect_ratio_is_checked_and_defaults_to_auto(tmp_path):
+    config = load_config(ROOT / "configs" / "default.yaml")
+    assert {spec.image_aspect_ratio for spec in config.models.values()} == {"auto"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: {llava: {path: x, image_aspect_ratio: crop}}\n")
+    with pytest.raises(UserError, match=r"models\.llava\.image_aspect_ratio"):
+        load_config(bad)
+    bad.write_text("models: {llava: {path: x}}\nremote_llm: {base_url: u, model: m, image_aspect_ratio: square}\n")
+    with pytest.raises(UserError, match=r"remote_llm\.image_aspect_ratio"):
+        load_config(bad)

@@ -99,8 +99,8 @@ def test_one_line_of_the_config_loads_llava_next_in_nf4(chat, assistant):
     assert all(m.in_features % 64 == 0 for m in language)
     assert kept and not any(isinstance(m, bnb.nn.Linear4bit) for m in kept)  # tower, projector, lm_head
     # the pixel preparation must know that LLaVA-NeXT tiles the image itself and must not pad it to square
-    assert chat.bundle.image_aspect_ratio == "anyres"
-    assert assistant.mllm.bundle.image_aspect_ratio == "pad"
+    assert chat.bundle.trained_aspect_ratio == "anyres"
+    assert assistant.mllm.bundle.trained_aspect_ratio == "pad"
 
 
 def test_the_prompt_is_the_checkpoints_own_template(chat, wide):

@@ -74,12 +74,12 @@ def test_a_tool_that_runs_out_of_memory_is_retried_after_freeing_other_models(as
     real = caption_module.caption
     calls = {"n": 0}
 
-    def flaky(models, image, prefix=""):
+    def flaky(models, image, prefix="", **options):
         calls["n"] += 1
         models.get("blip_caption")
         if calls["n"] == 1:
             raise _oom()
-        return real(models, image, prefix)
+        return real(models, image, prefix, **options)
 
     monkeypatch.setattr(caption_module, "caption", flaky)
     tools = {t.name: t for t in make_tools(assistant, session)}

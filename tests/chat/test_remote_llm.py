@@ -170,7 +170,19 @@ def test_a_free_text_answer_streams_from_the_server_with_the_image(assistant, se
     assert body["model"] == "llava-remote" and body["stream"] is True
     assert body["max_tokens"] == assistant.config.generation.max_new_tokens
     assert "score" in [t["function"]["name"] for t in body["tools"]]
-    (image,) = images_sent(request)
+    (image,) = images_sent(request)  # the whole image, padded to square with CLIP's mean colour (LLaVA's pad)
+    sent = np.asarray(image)
+    assert image.size == (80, 80) and np.array_equal(sent[10:70], np.asarray(session.pixels("img1.v1")))
+    assert (sent[:10] == (122, 116, 104)).all() and (sent[70:] == (122, 116, 104)).all()
+
+
+def test_original_sends_the_image_as_it_is(server, session, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "secret-from-env")
+    path = write_config(tmp_path, {"base_url": server.url, "model": "qwen2-vl", "api_key_env": KEY_ENV,
+                                   "max_retries": 0, "image_aspect_ratio": "original"})
+    server.replies.append(("text", ["Green."]))
+    run(Assistant(load_config(path)).router, session, "What is in the picture?")
+    (image,) = images_sent(server.requests[0])
     assert image.size == (80, 60) and np.array_equal(np.asarray(image), np.asarray(session.pixels("img1.v1")))
 
 

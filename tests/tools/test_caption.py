@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
 from chat.errors import UserError
-from tools.caption import CaptionInput, VqaInput, answer_question, caption
+from tools.caption import CAPTION_PROMPT, CaptionInput, VqaInput, answer_question, caption
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,61 @@ def test_vqa_input_schema():
     with pytest.raises(ValidationError, match="Extra inputs"):
         VqaInput(question="what?", model="blip")
     assert "question" in VqaInput.model_json_schema()["properties"]["question"]["description"]
+
+
+@pytest.fixture
+def decoder_inputs(registry, monkeypatch):
+    """The token ids each BLIP caption decodes from (None: from BLIP's start token alone), and its output."""
+    model = registry.get("blip_caption").model
+    calls: list[tuple] = []
+    original = model.generate
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((kwargs.get("input_ids"), out[0]))
+        return out
+
+    monkeypatch.setattr(model, "generate", spy)
+    return calls
+
+
+def test_caption_starts_from_blips_prompt_and_cuts_it(registry, image, decoder_inputs):
+    """By default the decoder starts from BLIP's trained prompt 'a picture of' (salesforce/BLIP BLIP_Decoder),
+    and the caption is only what the model wrote after it, as BLIP returns it."""
+    tokenizer = registry.get("blip_caption").processor.tokenizer
+    text = caption(registry, image, max_new_tokens=8)
+    ((ids, output),) = decoder_inputs
+    assert tokenizer.decode(ids[0], skip_special_tokens=True) == CAPTION_PROMPT == "a picture of"
+    prompt_tokens = len(tokenizer(CAPTION_PROMPT, add_special_tokens=False)["input_ids"])
+    after = " ".join(tokenizer.decode(output[1 + prompt_tokens:], skip_special_tokens=True).split())
+    assert text == after.removeprefix("##")  # (a word piece glued to 'of' by random weights loses its ##)
+    assert not text.startswith(CAPTION_PROMPT)
+
+
+def test_an_empty_caption_prompt_decodes_unconditionally(registry, image, decoder_inputs):
+    text = caption(registry, image, max_new_tokens=8, prompt="")
+    ((ids, output),) = decoder_inputs
+    tokenizer = registry.get("blip_caption").processor.tokenizer
+    assert ids is None and text == " ".join(tokenizer.decode(output, skip_special_tokens=True).split())
+
+
+def test_a_prefix_replaces_the_prompt_and_stays(registry, image, decoder_inputs):
+    text = caption(registry, image, prefix="a painting of", max_new_tokens=6)
+    tokenizer = registry.get("blip_caption").processor.tokenizer
+    assert tokenizer.decode(decoder_inputs[0][0][0], skip_special_tokens=True) == "a painting of"
+    assert text.startswith("a painting of")
+
+
+def test_the_configured_caption_prompt_reaches_blip(assistant, image, decoder_inputs):
+    from chat.config import ToolsConfig
+    from chat.lc_tools import SessionTools
+    from chat.session import Session
+
+    assert ToolsConfig().caption_prompt == CAPTION_PROMPT
+    session = Session()
+    session.add_image(image)
+    tools = SessionTools(assistant, session)
+    tools.config = assistant.config.model_copy(update={"tools": ToolsConfig(caption_prompt="a photograph of")})
+    tools.caption(CaptionInput())
+    tokenizer = assistant.registry.get("blip_caption").processor.tokenizer
+    assert tokenizer.decode(decoder_inputs[0][0][0], skip_special_tokens=True) == "a photograph of"

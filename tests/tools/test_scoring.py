@@ -13,6 +13,7 @@ from pydantic import ValidationError
 import tools.scoring as scoring
 import tools.scoring.encoders as encoders
 from chat.errors import UserError
+from tools.aspect import expand2square, mean_colour
 from tools.markers import Marker
 from tools.scoring import EmbeddingCache, ScoreInput, ScoreResult, score_chart, score_labels
 from tools.scoring.chart import chart_figure, label_fonts
@@ -45,7 +46,8 @@ def test_clip_scores_match_the_models_own_forward(registry, image):
     bundle = registry.get("clip")
     labels = ["cat", "dog", "bird"]
     result = score_labels(registry, image, labels)
-    inputs = bundle.processor(images=image, text=[f"a photo of a {x}." for x in labels], padding=True,
+    square = expand2square(image, mean_colour(bundle.processor))  # CLIP sees the whole image, padded to square
+    inputs = bundle.processor(images=square, text=[f"a photo of a {x}." for x in labels], padding=True,
                               return_tensors="pt")
     with torch.inference_mode():
         expected = bundle.model(**inputs).logits_per_image.softmax(-1)[0].tolist()
@@ -62,9 +64,36 @@ def test_siglip_sigmoid_scores_lie_in_the_open_unit_interval(registry, image):
     bundle = registry.get("siglip")
     inputs = bundle.processor(images=image, text=["a photo of a a dog."], padding="max_length", max_length=64,
                               return_tensors="pt")
+    inputs.pop("attention_mask", None)  # SigLIP attends to its pad tokens, as trained (see the test below)
     with torch.inference_mode():
         expected = torch.sigmoid(bundle.model(**inputs).logits_per_image)[0, 0].item()
     assert single.scores[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_siglip_texts_are_encoded_without_an_attention_mask(registry):
+    """SigLIP was trained with no text attention mask (the real so400m tokenizer returns none: transformers'
+    convert_siglip_to_hf.py sets model_input_names=["input_ids"]). A tokenizer that returns a mask (the tiny one)
+    and one that does not give the same embeddings: the model's own forward on the input ids alone."""
+    import copy
+
+    from chat.loaders import Bundle
+
+    bundle = registry.get("siglip")
+    prompts = ["a photo of a dog.", "a photo of a very small red bicycle."]
+    assert "attention_mask" in bundle.processor(text=prompts, padding="max_length", max_length=64)
+    maskless = copy.deepcopy(bundle.processor)
+    maskless.tokenizer.model_input_names = ["input_ids"]
+    tokens = maskless(text=prompts, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
+    assert set(tokens) == {"input_ids"}
+    with torch.inference_mode():
+        real = encoders.normalise(bundle.model.get_text_features(input_ids=tokens["input_ids"]).pooler_output)
+        masked = encoders.normalise(bundle.model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=(tokens["input_ids"] != maskless.tokenizer.pad_token_id).long(),
+        ).pooler_output)
+    with_mask = encoders.encode_texts(bundle, prompts)
+    without = encoders.encode_texts(Bundle(maskless, bundle.model), prompts)
+    assert torch.allclose(with_mask, real, atol=1e-5) and torch.allclose(without, real, atol=1e-5)
+    assert not torch.allclose(masked, real, atol=1e-3)  # a mask would change what SigLIP computes
 
 
 def test_cached_and_uncached_scores_agree(registry, image):

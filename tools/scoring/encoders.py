@@ -7,6 +7,7 @@ from typing import Any, Callable, Hashable, Sequence
 from PIL import Image
 
 from chat.errors import UserError
+from tools.aspect import square_images
 from tools.scoring.cache import EmbeddingCache
 from tools.scoring.schemas import DEFAULT_TEMPLATES
 
@@ -35,10 +36,16 @@ def is_sigmoid(bundle) -> bool:
     return getattr(bundle.model, "logit_bias", None) is not None
 
 
+def aspect_ratio(bundle) -> str:
+    """How the bundle's images are made square (``models.<name>.image_aspect_ratio``; see :mod:`tools.aspect`)."""
+    return getattr(bundle, "image_aspect_ratio", "auto")
+
+
 def model_id(name: str, bundle) -> str:
-    """What cache keys use to tell models apart: the config key and the checkpoint it was loaded from."""
+    """What cache keys use to tell models apart: the config key, the checkpoint it was loaded from, and how
+    its images are made square (the same image padded or cropped embeds differently)."""
     path = getattr(getattr(bundle.model, "config", None), "_name_or_path", "") or ""
-    return f"{name}:{path}"
+    return f"{name}:{path}:{aspect_ratio(bundle)}"
 
 
 def _device_dtype(module):
@@ -62,7 +69,8 @@ def encode_images(bundle, images: Sequence[Image.Image]):
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(images), _BATCH):
-            batch = [im.convert("RGB") for im in images[start : start + _BATCH]]
+            # padded to square where the processor would centre-crop (CLIP): a marker near an edge stays in view
+            batch = square_images(images[start : start + _BATCH], bundle.processor, aspect_ratio(bundle))
             pixels = bundle.processor(images=batch, return_tensors="pt")["pixel_values"]
             out = bundle.model.get_image_features(pixel_values=pixels.to(device=device, dtype=dtype))
             chunks.append(normalise(_features(out).float()).cpu())
@@ -78,12 +86,15 @@ def encode_texts(bundle, prompts: Sequence[str]):
     with torch.inference_mode():
         for start in range(0, len(prompts), _BATCH):
             batch = list(prompts[start : start + _BATCH])
-            if sigmoid:  # SigLIP was trained on texts padded to exactly 64 tokens
+            if sigmoid:  # SigLIP was trained on texts padded to exactly 64 tokens, with no attention mask: its
+                # pad tokens are attended to (the real tokenizer returns no mask; a mask from any other is dropped)
                 tokens = bundle.processor(text=batch, padding="max_length", max_length=64, truncation=True,
                                           return_tensors="pt")
+                names: tuple[str, ...] = ("input_ids",)
             else:
                 tokens = bundle.processor(text=batch, padding=True, truncation=True, return_tensors="pt")
-            tokens = {k: v.to(device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+                names = ("input_ids", "attention_mask")
+            tokens = {k: v.to(device) for k, v in tokens.items() if k in names}
             out = bundle.model.get_text_features(**tokens)
             chunks.append(normalise(_features(out).float()).cpu())
     return torch.cat(chunks)
