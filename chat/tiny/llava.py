@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import fixtures
 from .common import image_processor, save_model, seeded
+from .text_tokenizers import WORD_MARK
 
 LLAVA = fixtures.REPOS["llava"]
 VIP_LLAVA = fixtures.REPOS["vip_llava"]
@@ -74,6 +75,16 @@ def _generation_config(tokenizer):
     )
 
 
+def _speak_in_words(model, tokenizer) -> None:
+    """Zero the output rows of every token that does not start a word (byte pieces, word continuations, the
+    special tokens but ``</s>``, the rows that only pad the vocabulary): their logit is 0, below the largest
+    random logit, so the random model's greedy gibberish is whole words separated by spaces and streams in
+    several chunks, as a real model's answer does (a trained model never answers in byte pieces or ``<pad>``)."""
+    words = {i for token, i in tokenizer.get_vocab().items() if token.startswith(WORD_MARK)}
+    quiet = [i for i in range(model.config.text_config.vocab_size) if i not in words and i != tokenizer.eos_token_id]
+    model.get_output_embeddings().weight[quiet] = 0
+
+
 def _build(directory: Path, repo: str) -> None:
     from transformers import AutoModelForImageTextToText
 
@@ -83,6 +94,7 @@ def _build(directory: Path, repo: str) -> None:
     config = _config(repo, tokenizer)
     with seeded():
         model = AutoModelForImageTextToText.from_config(config)
+        _speak_in_words(model, tokenizer)
     model.generation_config = _generation_config(tokenizer)
     save_model(model, directory)
     _processor(repo, tokenizer).save_pretrained(str(directory))
