@@ -14,6 +14,7 @@ marker moved, ends the shared prefix right where its run starts. Runs are as lon
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections import OrderedDict
@@ -102,7 +103,8 @@ def cache_bytes(cache) -> int:
 
 
 class PrefixCache:
-    """A few recent (keys, KV cache) pairs; taking one removes it until it is put back.
+    """A few recent (keys, KV cache) pairs; taking one that the new sequence continues removes it until it is
+    put back; a sequence that only shares its beginning (a branch) gets a copy and leaves it in place.
 
     Keys are token ids with images keyed by content (:func:`sequence_keys`); plain token ids work too."""
 
@@ -125,7 +127,13 @@ class PrefixCache:
                     best, best_len = i, n
             if best is None or best_len < self.min_tokens:
                 return None, 0
-            _, cache = self._entries.pop(best)
+            old_ids, cache = self._entries[best]
+            if len(old_ids) - best_len >= self.min_tokens:
+                # a branch (another session sharing only the system prompt, an edited turn): the entry's own
+                # conversation may still continue, so it stays and this caller gets a copy of the shared prefix
+                cache = copy.deepcopy(cache)
+            else:
+                self._entries.pop(best)
         keep = min(best_len, len(ids) - 1)  # at least one token must be fed to the model
         while keep > 0 and int(ids[keep]) < 0 and int(ids[keep - 1]) == int(ids[keep]):
             keep -= 1  # never cut an image's run of placeholder tokens in two

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,12 @@ def pytest_configure(config):
     os.environ.pop("MMCHAT_CONFIG", None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # One intra-op thread (here and in subprocesses): the tiny models' ops are too small for a second thread to
+    # help, and on a shared CPU the threads of one op mostly wait for each other (measured under load: a 2-step
+    # 128 px ControlNet run took 0.2 s on one thread and 8-10 s on two).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "torch" in sys.modules:  # imported before this hook (by a plugin): the variable came too late for it
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,17 @@ from chat import tiny
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
-PATCHES = 16  # 32 px images, patch 8: 4 x 4 patches, CLS dropped
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """Every family, built once for this module into its own folder (the build itself is under test)."""
-    directory = tmp_path_factory.mktemp("tiny")
-    assert tiny.build(directory) == list(tiny.FAMILIES)
-    return directory
+def built(tiny_dir) -> Path:
+    """Every family, as this test session built them with ``tiny.build`` (the build itself is under test)."""
+    return tiny_dir
+
+
+def _image_tokens(config) -> int:
+    """One image's tokens in the prompt: one per patch of the vision tower (CLS dropped)."""
+    return (config.vision_config.image_size // config.vision_config.patch_size) ** 2
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def test_mllm_chat_template_processor_and_generate(built, image, family, model_c
     assert prompt == expected
     inputs = processor(images=image, text=prompt, return_tensors="pt")
     assert inputs["input_ids"][0, 0].item() == processor.tokenizer.bos_token_id
-    assert (inputs["input_ids"] == model.config.image_token_id).sum().item() == PATCHES
+    assert (inputs["input_ids"] == model.config.image_token_id).sum().item() == _image_tokens(model.config)
     assert model.generation_config.eos_token_id == processor.tokenizer.eos_token_id
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
@@ -248,10 +250,11 @@ def test_controlnet_from_pipe_follows_the_condition(built):
     pipe = _quiet(StableDiffusionControlNetPipeline.from_pipe(base, controlnet=controlnet))
     results = []
     for colour in ("black", "white"):
-        sketch = Image.new("RGB", (64, 64), colour)
-        out = pipe("a house", image=sketch, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+        sketch = Image.new("RGB", (128, 128), colour)
+        out = pipe("a house", image=sketch, num_inference_steps=2, height=128, width=128,
+                   generator=torch.Generator().manual_seed(0))
         results.append(np.asarray(out.images[0], dtype=float))
-    assert results[0].shape == (64, 64, 3)
+    assert results[0].shape == (128, 128, 3)
     assert np.abs(results[0] - results[1]).mean() > 0.0
 
 
@@ -289,7 +292,7 @@ def test_concurrent_ensure_builds_once(tmp_path, monkeypatch):
 
 def test_builds_are_deterministic(built, tmp_path):
     families = ["llava", "siglip", "txt2img"]
-    tiny.build(tmp_path, families)
+    assert tiny.build(tmp_path, families) == families
     for family in families:
         for original in (built / family).rglob("*"):
             if original.is_file():

@@ -1,9 +1,12 @@
 """Tiny, randomly initialised offline checkpoints of every model family the assistant uses.
 
 Each family is a folder ``<directory>/<family>/`` written with ``save_pretrained`` (safetensors) and
-loaded by exactly the ``from_pretrained`` calls that load the real checkpoints. Tokenizers are trained
-locally; nothing is downloaded. Builds are deterministic (fixed seeds) and take well under a second
-per family once torch/transformers/diffusers are imported.
+loaded by exactly the ``from_pretrained`` calls that load the real checkpoints. Each is shaped like the
+real checkpoint of ``configs/default.yaml`` (``fixtures.REPOS``): its config, image size, patch size,
+processor settings, chat template, special tokens and scheduler come from that checkpoint's files in
+``chat/tiny/hub``; only depth and width are small. Tokenizers are trained locally; nothing is downloaded.
+Builds are deterministic (fixed seeds) and take about a second per family once torch/transformers/diffusers
+are imported.
 
     >>> from chat import tiny
     >>> tiny.build("/tmp/tiny")                 # every family
@@ -47,7 +50,7 @@ _BUILDERS: dict[str, tuple[str, str]] = {
 }
 
 # Bump when a builder changes what it writes: folders of an older version count as not built.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hub-shaped (real geometry, processors, templates; chat/tiny/hub)
 MARKER = "tiny.json"
 
 

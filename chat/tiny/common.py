@@ -1,16 +1,13 @@
-"""Helpers shared by the tiny builders: seeding, saving, and the one tiny image size."""
+"""Helpers shared by the tiny builders: seeding, saving, image processors read from the hub fixtures."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-IMAGE_SIZE = 32  # vision towers of the transformers families
-PATCH_SIZE = 8
-SEED = 0
+from . import fixtures
 
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+SEED = 0
 
 
 @contextlib.contextmanager
@@ -30,33 +27,19 @@ def save_model(model, directory: Path) -> None:
     model.save_pretrained(str(directory), safe_serialization=True)
 
 
-def clip_image_processor(size: int = IMAGE_SIZE):
-    """A CLIP-style image processor (resize shortest edge, centre crop) for ``size`` pixels.
+def image_processor(repo: str, class_name: str, **overrides):
+    """``class_name`` (a transformers image processor) with the settings of ``repo``'s preprocessor_config.json.
 
-    The PIL backend (torchvision is absent); it saves as ``CLIPImageProcessor`` like real checkpoints.
+    Use the PIL classes (``CLIPImageProcessorPil``, ...): torchvision is absent; they save under the
+    checkpoint's class name (``CLIPImageProcessor``) like the real files.
     """
-    from transformers import CLIPImageProcessorPil
+    import transformers
 
-    return CLIPImageProcessorPil(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        do_center_crop=True,
-        image_mean=CLIP_MEAN,
-        image_std=CLIP_STD,
-    )
+    return getattr(transformers, class_name).from_pretrained(str(fixtures.folder(repo)), **overrides)
 
 
-def clip_vision_kwargs(**overrides) -> dict:
-    """Keyword arguments of a tiny CLIP vision tower (hidden 64, 2 layers, 32 px, patch 8)."""
-    kwargs = dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=64,
-        hidden_act="quick_gelu",
-    )
-    kwargs.update(overrides)
-    return kwargs
+def clip_image_processor(size: int | None = None):
+    """llava-1.5's CLIP image processor (resize the shortest edge, centre crop, CLIP mean/std), at ``size``
+    pixels instead of the hub's 336 when given (chat.bench builds other towers with it)."""
+    overrides = {} if size is None else {"size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size}}
+    return image_processor(fixtures.REPOS["llava"], "CLIPImageProcessorPil", **overrides)

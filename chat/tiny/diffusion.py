@@ -1,102 +1,92 @@
-"""Tiny Stable Diffusion pipelines (txt2img, instruct-pix2pix, inpaint) and a matching ControlNet.
+"""Tiny Stable Diffusion pipelines (txt2img, instruct-pix2pix, inpaint) and a matching ControlNet, hub-shaped.
 
-All three pipelines share the same text encoder, tokenizer and VAE (same configs, same seeds); only
-the UNet's input channels differ: 4 (txt2img), 8 (pix2pix: latents + image latents), 9 (inpaint:
-latents + mask + masked-image latents). The VAE keeps the real downsampling factor 8, so a 64x64
-image has 8x8 latents; the UNet's ``sample_size`` 8 makes 64x64 the default output size.
+Each pipeline is its real repository's pipeline class, scheduler (class and config as the hub ships them),
+UNet input channels (4 txt2img, 8 pix2pix: latents + image latents, 9 inpaint: latents + mask + masked-image
+latents) and geometry (``chat/tiny/hub``): UNet ``sample_size`` 64 and a VAE with four blocks (downsampling
+factor 8), so the native size is 512 px, and a 77-token CLIP text encoder. Only depth and width are small;
+cross-attention sits at the UNet's lower level only and the VAE is 4-8 channels wide without its mid-block
+attention, so 512 px stays cheap on a CPU. All three pipelines share the same text encoder, tokenizer and
+VAE (same configs, same seeds).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from . import fixtures
 from .common import save_model, seeded
 
+TXT2IMG = fixtures.REPOS["txt2img"]
 TEXT_HIDDEN = 32
-UNET_CHANNELS = (16, 32)
 NORM_GROUPS = 8
-VAE_CHANNELS = (8, 16, 16, 16)  # four blocks: downsampling factor 2 ** 3 = 8
-LATENT_SIZE = 8  # 64 px images
-SCHEDULER_KW = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+UNET = dict(
+    block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=TEXT_HIDDEN, attention_head_dim=2,
+    norm_num_groups=NORM_GROUPS, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+)
 
 
-def _tokenizer():
+def _tokenizer(repo: str):
     from .text_tokenizers import clip_tokenizer
 
-    return clip_tokenizer(model_max_length=77)
+    real = fixtures.load(repo, "tokenizer/tokenizer_config.json")
+    return clip_tokenizer(model_max_length=real["model_max_length"])
 
 
-def _text_encoder(tokenizer):
+def _text_encoder(repo: str, tokenizer):
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        projection_dim=TEXT_HIDDEN,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    data = fixtures.model_config(repo, "text_encoder/config.json")
+    data.update(vocab_size=len(tokenizer), hidden_size=TEXT_HIDDEN, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, projection_dim=TEXT_HIDDEN)
+    for key in ("architectures", "model_type"):
+        data.pop(key, None)
     with seeded(10):
-        return CLIPTextModel(config)
+        return CLIPTextModel(CLIPTextConfig(**data))
 
 
-def _vae():
+def _diffusers_config(repo: str, name: str, **tiny) -> dict:
+    data = {k: v for k, v in fixtures.load(repo, name).items() if not k.startswith("_")}
+    data.update(tiny)
+    return data
+
+
+def _vae(repo: str):
     from diffusers import AutoencoderKL
 
+    config = _diffusers_config(repo, "vae/config.json", block_out_channels=(4, 8, 8, 8), layers_per_block=1,
+                               norm_num_groups=4, mid_block_add_attention=False)
     with seeded(11):
-        return AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * len(VAE_CHANNELS),
-            up_block_types=("UpDecoderBlock2D",) * len(VAE_CHANNELS),
-            block_out_channels=VAE_CHANNELS,
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=NORM_GROUPS,
-            sample_size=LATENT_SIZE * 8,
-            scaling_factor=0.18215,
-        )
+        return AutoencoderKL(**config)
 
 
-def unet_kwargs(in_channels: int) -> dict:
-    """The tiny UNet2DConditionModel configuration (shared by the ControlNet)."""
-    return dict(
-        sample_size=LATENT_SIZE,
-        in_channels=in_channels,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=UNET_CHANNELS,
-        layers_per_block=1,
-        cross_attention_dim=TEXT_HIDDEN,
-        attention_head_dim=8,
-        norm_num_groups=NORM_GROUPS,
-    )
+def unet_config(repo: str) -> dict:
+    """The repository's UNet2DConditionModel config with tiny widths (the ControlNet shares its down path)."""
+    return _diffusers_config(repo, "unet/config.json", **UNET)
 
 
-def _unet(in_channels: int, seed: int):
-    from diffusers import UNet2DConditionModel
-
-    with seeded(seed):
-        return UNet2DConditionModel(**unet_kwargs(in_channels))
-
-
-def _save_pipeline(pipeline_cls_name: str, directory: Path, in_channels: int, scheduler, seed: int) -> None:
+def _scheduler(repo: str):
     import diffusers
 
-    tokenizer = _tokenizer()
-    pipeline = getattr(diffusers, pipeline_cls_name)(
-        vae=_vae(),
-        text_encoder=_text_encoder(tokenizer),
+    name = fixtures.load(repo, "model_index.json")["scheduler"][1]
+    return getattr(diffusers, name).from_config(fixtures.load(repo, "scheduler/scheduler_config.json"))
+
+
+def _save_pipeline(directory: Path, family: str, seed: int) -> None:
+    import diffusers
+    from diffusers import UNet2DConditionModel
+
+    repo = fixtures.REPOS[family]
+    tokenizer = _tokenizer(repo)
+    with seeded(seed):
+        unet = UNet2DConditionModel(**unet_config(repo))
+    pipeline_cls = getattr(diffusers, fixtures.load(repo, "model_index.json")["_class_name"])
+    pipeline = pipeline_cls(
+        vae=_vae(repo),
+        text_encoder=_text_encoder(repo, tokenizer),
         tokenizer=tokenizer,
-        unet=_unet(in_channels, seed),
-        scheduler=scheduler,
+        unet=unet,
+        scheduler=_scheduler(repo),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -105,31 +95,23 @@ def _save_pipeline(pipeline_cls_name: str, directory: Path, in_channels: int, sc
 
 
 def build_txt2img(directory: Path) -> None:
-    """StableDiffusionPipeline (UNet in_channels 4, PNDM like SD 1.5)."""
-    from diffusers import PNDMScheduler
-
-    scheduler = PNDMScheduler(skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, **SCHEDULER_KW)
-    _save_pipeline("StableDiffusionPipeline", directory, 4, scheduler, seed=20)
+    """StableDiffusionPipeline shaped like stable-diffusion-v1-5 (UNet in_channels 4, PNDM)."""
+    _save_pipeline(directory, "txt2img", seed=20)
 
 
 def build_pix2pix(directory: Path) -> None:
-    """StableDiffusionInstructPix2PixPipeline (UNet in_channels 8, Euler ancestral like timbrooks')."""
-    from diffusers import EulerAncestralDiscreteScheduler
-
-    scheduler = EulerAncestralDiscreteScheduler(**SCHEDULER_KW)
-    _save_pipeline("StableDiffusionInstructPix2PixPipeline", directory, 8, scheduler, seed=21)
+    """StableDiffusionInstructPix2PixPipeline shaped like timbrooks/instruct-pix2pix (in_channels 8, Euler a)."""
+    _save_pipeline(directory, "pix2pix", seed=21)
 
 
 def build_inpaint(directory: Path) -> None:
-    """StableDiffusionInpaintPipeline (UNet in_channels 9, DDIM)."""
-    from diffusers import DDIMScheduler
-
-    scheduler = DDIMScheduler(clip_sample=False, set_alpha_to_one=False, steps_offset=1, **SCHEDULER_KW)
-    _save_pipeline("StableDiffusionInpaintPipeline", directory, 9, scheduler, seed=22)
+    """StableDiffusionInpaintPipeline shaped like stable-diffusion-inpainting (in_channels 9, DDIM)."""
+    _save_pipeline(directory, "inpaint", seed=22)
 
 
 def build_controlnet(directory: Path) -> None:
-    """ControlNetModel matching the txt2img UNet (same blocks), condition images downsampled by 8.
+    """ControlNetModel shaped like lllyasviel/sd-controlnet-scribble, matching the tiny txt2img UNet (same down
+    blocks); four conditioning-embedding blocks like the real one, so condition images are downsampled by 8.
 
     The zero-initialised output convolutions get PyTorch's default random init, and the condition
     embedding variance-preserving (He) init, so that the condition image visibly changes the result
@@ -138,11 +120,12 @@ def build_controlnet(directory: Path) -> None:
     import torch
     from diffusers import ControlNetModel
 
-    kwargs = unet_kwargs(4)
-    for key in ("sample_size", "out_channels", "up_block_types"):
-        kwargs.pop(key)
+    real = {k: v for k, v in fixtures.load(fixtures.REPOS["controlnet"]).items() if not k.startswith("_")}
+    down = unet_config(TXT2IMG)
+    tiny = {key: down[key] for key in ("block_out_channels", "layers_per_block", "cross_attention_dim",
+                                       "attention_head_dim", "norm_num_groups", "down_block_types")}
     with seeded(23):
-        controlnet = ControlNetModel(conditioning_embedding_out_channels=(8, 8, 16, 16), **kwargs)
+        controlnet = ControlNetModel(**{**real, **tiny, "conditioning_embedding_out_channels": (4, 8, 8, 16)})
         for conv in list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block]:
             conv.reset_parameters()
         for module in controlnet.controlnet_cond_embedding.modules():

@@ -1,89 +1,66 @@
-"""Tiny LLaVA-1.5 and ViP-LLaVA: CLIP vision tower + projector + Llama, with the real chat templates.
+"""Tiny LLaVA-1.5 and ViP-LLaVA: the hub checkpoints' configs, processors and chat templates, small weights.
 
-Quantization friendly: every linear of the language model has in_features 64 or 128, so NF4 works
-on CPU. The processor expands ``<image>`` to one token per patch (CLS dropped), exactly as the real
-``llava-hf`` processors do (``num_additional_image_tokens=1``, strategy ``default``).
+Everything but depth and width comes from the real checkpoints' files (``chat/tiny/hub``): the 336 px CLIP
+tower with patch 14 (576 image tokens, CLS dropped), the image processor (shortest edge 336, centre crop, CLIP
+mean/std), the processor fields, the chat template, the special tokens and their order (``<image>`` and
+``<pad>`` after the vocabulary), ViP-LLaVA's five ``vision_feature_layers`` over a 24-layer tower.
+Quantization friendly: every linear of the language model has in_features 64 or 128, so NF4 works on CPU.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .common import IMAGE_SIZE, PATCH_SIZE, clip_image_processor, clip_vision_kwargs, save_model, seeded
+from . import fixtures
+from .common import image_processor, save_model, seeded
+from .text_tokenizers import WORD_MARK
 
-# llava-hf/llava-1.5-7b-hf's template: "USER: <image>\n{text} ASSISTANT: {answer} USER: ..."
-LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
-    "{# Render all images first #}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
-    "{{ '<image>\n' }}"
-    "{% endfor %}"
-    "{# Render all text next #}"
-    "{% if message['role'] != 'assistant' %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] + ' '}}"
-    "{% endfor %}"
-    "{% else %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}"
-    "{% endfor %}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
+LLAVA = fixtures.REPOS["llava"]
+VIP_LLAVA = fixtures.REPOS["vip_llava"]
 
-# llava-hf/vip-llava-7b-hf's template: "{system}###Human: <image>\n{text}###Assistant: {answer}..."
-VIP_LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'][0]['text'] }}"
-    "{% elif message['role'] == 'user' %}{{ '###Human: '}}"
-    "{% else %}{{ '###' + message['role'].title() + ': '}}"
-    "{% endif %}"
-    "{# Render all images first #}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
-    "{{ '<image>\n' }}"
-    "{% endfor %}"
-    "{# Render all text next #}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] }}"
-    "{% endfor %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '###Assistant:' }}{% endif %}"
-)
+# The hub templates: "USER: <image>\n{text} ASSISTANT: {answer} USER: ..." and
+# "{system}###Human: <image>\n{text}###Assistant: {answer}...". chat.bench reuses the first.
+LLAVA_TEMPLATE = fixtures.chat_template(LLAVA)
+VIP_LLAVA_TEMPLATE = fixtures.chat_template(VIP_LLAVA)
 
-VIP_LAYERS = [-2, -3, 1]  # ViP-LLaVA concatenates several vision layers (CLS dropped)
+TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+# LLaVA reads layer -2 of its tower: two layers suffice. ViP-LLaVA reads layers -2, -5, -8, -11 and 6: it keeps
+# the real 24 layers (narrow and cheap) so that every index names the same layer as in the real tower.
+VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, projection_dim=64)
+VIP_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=24, num_attention_heads=4, projection_dim=32)
 
 
-def _text_config(tokenizer):
-    from transformers import LlamaConfig
-
-    return LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+def padded_vocab(tokenizer, multiple: int = 64) -> int:
+    """The embedding rows: the tokenizer's size rounded up to ``multiple`` (32002 -> 32064 in the real one)."""
+    return -(-len(tokenizer) // multiple) * multiple
 
 
-def _processor(tokenizer, template: str):
+def _config(repo: str, tokenizer):
+    """The hub config with tiny text and vision widths and the local tokenizer's ids."""
+    from transformers import AutoConfig
+
+    data = fixtures.model_config(repo)
+    data["text_config"].update(TEXT, vocab_size=padded_vocab(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    data["vision_config"].update(VIP_VISION if repo == VIP_LLAVA else VISION)
+    data["image_token_index"] = tokenizer.convert_tokens_to_ids(tokenizer.image_token)
+    data["pad_token_id"] = tokenizer.pad_token_id
+    model_type = data.pop("model_type")
+    return AutoConfig.for_model(model_type, **data)
+
+
+def _processor(repo: str, tokenizer):
     from transformers import LlavaProcessor
 
+    fields = fixtures.load(repo, "processor_config.json")
     return LlavaProcessor(
-        image_processor=clip_image_processor(IMAGE_SIZE),
+        image_processor=image_processor(repo, "CLIPImageProcessorPil"),
         tokenizer=tokenizer,
-        patch_size=PATCH_SIZE,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        image_token="<image>",
-        chat_template=template,
+        patch_size=fields["patch_size"],
+        vision_feature_select_strategy=fields["vision_feature_select_strategy"],
+        num_additional_image_tokens=fields["num_additional_image_tokens"],
+        image_token=fields["image_token"],
+        chat_template=fixtures.chat_template(repo),
     )
 
 
@@ -98,41 +75,36 @@ def _generation_config(tokenizer):
     )
 
 
-def _build(directory: Path, vip: bool) -> None:
-    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
-    from transformers import VipLlavaConfig, VipLlavaForConditionalGeneration
+def _speak_in_words(model, tokenizer) -> None:
+    """Zero the output rows of every token that does not start a word (byte pieces, word continuations, the
+    special tokens but ``</s>``, the rows that only pad the vocabulary): their logit is 0, below the largest
+    random logit, so the random model's greedy gibberish is whole words separated by spaces and streams in
+    several chunks, as a real model's answer does (a trained model never answers in byte pieces or ``<pad>``)."""
+    words = {i for token, i in tokenizer.get_vocab().items() if token.startswith(WORD_MARK)}
+    quiet = [i for i in range(model.config.text_config.vocab_size) if i not in words and i != tokenizer.eos_token_id]
+    model.get_output_embeddings().weight[quiet] = 0
 
-    from .text_tokenizers import IMAGE_TOKEN, llama_tokenizer
+
+def _build(directory: Path, repo: str) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    from .text_tokenizers import llama_tokenizer
 
     tokenizer = llama_tokenizer()
-    vision = CLIPVisionConfig(**clip_vision_kwargs(num_hidden_layers=3 if vip else 2))
-    patches = (IMAGE_SIZE // PATCH_SIZE) ** 2
-    common = dict(
-        vision_config=vision,
-        text_config=_text_config(tokenizer),
-        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=patches,
-        projector_hidden_act="gelu",
-        tie_word_embeddings=False,
-    )
-    if vip:
-        config = VipLlavaConfig(vision_feature_layer=list(VIP_LAYERS), **common)
-        model_cls = VipLlavaForConditionalGeneration
-    else:
-        config = LlavaConfig(vision_feature_layer=-2, vision_feature_select_strategy="default", **common)
-        model_cls = LlavaForConditionalGeneration
+    config = _config(repo, tokenizer)
     with seeded():
-        model = model_cls(config)
+        model = AutoModelForImageTextToText.from_config(config)
+        _speak_in_words(model, tokenizer)
     model.generation_config = _generation_config(tokenizer)
     save_model(model, directory)
-    _processor(tokenizer, VIP_LLAVA_TEMPLATE if vip else LLAVA_TEMPLATE).save_pretrained(str(directory))
+    _processor(repo, tokenizer).save_pretrained(str(directory))
 
 
 def build_llava(directory: Path) -> None:
-    """LlavaForConditionalGeneration + LlavaProcessor (LLaVA-1.5 chat template)."""
-    _build(directory, vip=False)
+    """LlavaForConditionalGeneration + LlavaProcessor, shaped like llava-hf/llava-1.5-7b-hf."""
+    _build(directory, LLAVA)
 
 
 def build_vip_llava(directory: Path) -> None:
-    """VipLlavaForConditionalGeneration + LlavaProcessor (ViP-LLaVA chat template)."""
-    _build(directory, vip=True)
+    """VipLlavaForConditionalGeneration + LlavaProcessor, shaped like llava-hf/vip-llava-7b-hf."""
+    _build(directory, VIP_LLAVA)

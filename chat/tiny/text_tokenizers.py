@@ -1,8 +1,8 @@
 """Tokenizers trained locally on a small generated corpus: no hub, no downloads.
 
 One corpus, four tokenizer flavours, each saved the way its real counterpart is:
-Llama (LLaVA, ViP-LLaVA), CLIP (CLIP and the Stable Diffusion text encoder), BERT (BLIP) and a
-BPE tokenizer for SigLIP. Everything is deterministic: same corpus, same vocabulary, same ids.
+Llama (LLaVA, ViP-LLaVA), CLIP (CLIP and the Stable Diffusion text encoder), BERT (BLIP) and
+SentencePiece (SigLIP). Everything is deterministic: same corpus, same vocabulary, same ids.
 
 Training uses the ``tokenizers`` BPE trainer without an end-of-word suffix and with word starts
 (or ends) marked by hand: the trainer then orders its alphabet and breaks ties deterministically (with a
@@ -38,7 +38,6 @@ WORDS = (
 CAPITALISED = "USER ASSISTANT Human Assistant A The What Is Yes No It This There How Which".split()
 PUNCTUATION = list(".,?!:;'\"()-#/*+=%&@[]{}<>_|~`$^\\")
 JAPANESE = list("これは何ですか猫犬赤青緑黄色白黒写真画像はいいいえ一二三")
-SPECIALS_LLAMA = ["<unk>", "<s>", "</s>", "<pad>"]
 IMAGE_TOKEN = "<image>"
 
 
@@ -80,17 +79,24 @@ def _metaspace_words() -> list[str]:
 
 
 def llama_tokenizer(vocab_size: int = 1000):
-    """A LlamaTokenizer (byte fallback, metaspace) with ``<s> </s> <unk> <pad>`` and ``<image>``."""
+    """llava-1.5's LlamaTokenizer in small: ``<unk> <s> </s>`` at ids 0-2 and the 256 byte-fallback pieces
+    at 3-258 like Llama's SentencePiece vocabulary, merges trained here up to ``vocab_size``, then ``<image>``
+    and ``<pad>`` added after the vocabulary (32000 and 32001 in the real one; ``vocab_size`` and one more
+    here). Settings (bos added, no eos, left padding, ``legacy=False``, ...) come from the hub's
+    ``tokenizer_config.json`` (``chat/tiny/hub``)."""
     from transformers import LlamaTokenizer
 
+    from . import fixtures
+
+    real = fixtures.load(fixtures.REPOS["llava"], "tokenizer_config.json")
     byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    vocab, merges = _train_bpe(_metaspace_words(), vocab_size - 1, SPECIALS_LLAMA + byte_tokens)
-    tok = LlamaTokenizer(
-        vocab=vocab, merges=merges, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-        pad_token="<pad>", add_bos_token=True, add_eos_token=False, legacy=False,
-        model_max_length=2048, padding_side="left",
-    )
-    tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    specials = [real["unk_token"], real["bos_token"], real["eos_token"]]
+    vocab, merges = _train_bpe(_metaspace_words(), vocab_size, specials + byte_tokens)
+    settings = ("add_bos_token", "add_eos_token", "legacy", "padding_side", "clean_up_tokenization_spaces",
+                "model_max_length", "unk_token", "bos_token", "eos_token")
+    tok = LlamaTokenizer(vocab=vocab, merges=merges, extra_special_tokens=real["extra_special_tokens"],
+                         **{key: real[key] for key in settings})
+    tok.add_special_tokens({"pad_token": real["pad_token"]})
     return tok
 
 
@@ -185,32 +191,35 @@ def _split_punct(word: str) -> list[str]:
     return out + ([cur] if cur else [])
 
 
-def siglip_tokenizer(vocab_size: int = 600, max_length: int = 64):
-    """SigLIP's tokenizer as a fast tokenizer: lowercase, punctuation dropped, ``</s>`` appended.
-
-    The real ``SiglipTokenizer`` reads a sentencepiece ``spiece.model`` and needs ``protobuf``; this
-    one behaves the same way on plain text (metaspace pieces), pads with ``</s>`` and loads through
-    ``AutoProcessor`` (as ``TokenizersBackend``) with no extra dependency.
+def siglip_tokenizer(vocab_size: int = 400):
+    """A SiglipTokenizer built the way transformers' ``convert_siglip_to_hf.py`` builds the real one: a
+    SentencePiece model (unigram, T5 layout: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2; trained here on the corpus),
+    ``model_input_names=["input_ids"]`` (no attention mask: SigLIP was trained without one) and
+    ``model_max_length`` 64, both read from the hub's ``tokenizer_config.json``. Needs sentencepiece and
+    protobuf, like the real checkpoint.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    import io
+    import tempfile
+    from pathlib import Path
 
-    specials = ["<unk>", "<pad>", "</s>"]
-    punct = "[" + "".join("\\" + c for c in PUNCTUATION) + "]"
-    normalizer = normalizers.Sequence([
-        normalizers.Replace(Regex(punct), " "), normalizers.Lowercase(),
-        normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
-    ])
-    words = [WORD_MARK + w for line in corpus() for w in normalizer.normalize_str(line).split()]
-    vocab, merges = _train_bpe(words, vocab_size, specials)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True))
-    tok.normalizer = normalizer
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    from . import fixtures
+
+    real = fixtures.load(fixtures.REPOS["siglip"], "tokenizer_config.json")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([line.lower() for line in corpus()]), model_writer=model,
+        vocab_size=vocab_size, hard_vocab_limit=False, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1, shuffle_input_sentence=False,
+        character_coverage=1.0, normalization_rule_name="identity", minloglevel=2,
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="</s>", pad_token="</s>", unk_token="<unk>",
-        model_max_length=max_length,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spiece.model"
+        path.write_bytes(model.getvalue())
+        return SiglipTokenizer(
+            vocab_file=str(path), model_input_names=real["model_input_names"],
+            model_max_length=real["model_max_length"], do_lower_case=real["do_lower_case"],
+            eos_token=real["eos_token"], pad_token=real["pad_token"], unk_token=real["unk_token"],
+        )

@@ -1,109 +1,83 @@
-"""Tiny dual encoders (CLIP, SigLIP) and a tiny Segment Anything model."""
+"""Tiny dual encoders (CLIP ViT-L/14-336, SigLIP so400m) and a tiny Segment Anything (ViT-B), hub-shaped.
+
+Configs and processors come from the real checkpoints' files (``chat/tiny/hub``): CLIP at 336 px, patch 14,
+77 text positions, its legacy text ids (eos 2: the pooled token is the highest id, ``<|endoftext|>``);
+SigLIP at 384 px, patch 14, 64 text positions, a SentencePiece tokenizer without attention mask; SAM at
+1024 px padded, patch 16, 256x256 low-resolution masks, window 14. Only depth and width are small.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .common import IMAGE_SIZE, PATCH_SIZE, clip_image_processor, clip_vision_kwargs, save_model, seeded
+from . import fixtures
+from .common import image_processor, save_model, seeded
 
-SIGLIP_MAX_LENGTH = 64  # SigLIP pools the last token: texts are padded to exactly this length
-SAM_IMAGE_SIZE = 64
-SAM_PATCH_SIZE = 8
+CLIP = fixtures.REPOS["clip"]
+SIGLIP = fixtures.REPOS["siglip"]
+SAM = fixtures.REPOS["sam"]
+
+ENCODER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 
 
 def build_clip(directory: Path) -> None:
-    """CLIPModel + CLIPProcessor (CLIPTokenizer trained locally); projection_dim 64, 32 px images."""
-    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPVisionConfig
+    """CLIPModel + CLIPProcessor (CLIPTokenizer trained locally), shaped like openai/clip-vit-large-patch14-336."""
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
     from .text_tokenizers import clip_tokenizer
 
-    tokenizer = clip_tokenizer()
-    text = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        projection_dim=64,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config = CLIPConfig(
-        text_config=text, vision_config=CLIPVisionConfig(**clip_vision_kwargs()), projection_dim=64
-    )
+    real = fixtures.load(CLIP, "tokenizer_config.json")
+    tokenizer = clip_tokenizer(model_max_length=real["model_max_length"])
+    data = fixtures.model_config(CLIP)
+    data["text_config"].update(ENCODER, vocab_size=len(tokenizer), projection_dim=64)
+    data["vision_config"].update(ENCODER, projection_dim=64)
+    data.update(projection_dim=64)
+    data.pop("model_type")
     with seeded():
-        model = CLIPModel(config)
+        model = CLIPModel(CLIPConfig(**data))
     save_model(model, directory)
-    CLIPProcessor(image_processor=clip_image_processor(IMAGE_SIZE), tokenizer=tokenizer).save_pretrained(
-        str(directory)
-    )
+    processor = CLIPProcessor(image_processor=image_processor(CLIP, "CLIPImageProcessorPil"), tokenizer=tokenizer)
+    processor.save_pretrained(str(directory))
 
 
 def build_siglip(directory: Path) -> None:
-    """SiglipModel + SiglipProcessor; texts pad to ``max_length`` 64 (the real checkpoints' length)."""
-    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
-    from transformers import SiglipTextConfig, SiglipVisionConfig
+    """SiglipModel + SiglipProcessor (SiglipTokenizer, SentencePiece), shaped like google/siglip-so400m-patch14-384."""
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
 
     from .text_tokenizers import siglip_tokenizer
 
-    tokenizer = siglip_tokenizer(max_length=SIGLIP_MAX_LENGTH)
-    tiny = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-    text = SiglipTextConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=SIGLIP_MAX_LENGTH,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        **tiny,
-    )
-    vision = SiglipVisionConfig(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, **tiny)
+    tokenizer = siglip_tokenizer()
+    data = fixtures.model_config(SIGLIP)
+    # the hub config leaves the text ids at SiglipTextConfig's defaults (bos 49406, eos 49407: outside its
+    # 32000 vocabulary, unused: SigLIP pools the last position); here they are the tokenizer's, so loading is quiet
+    data["text_config"].update(ENCODER, vocab_size=len(tokenizer), bos_token_id=None,
+                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    data["vision_config"].update(ENCODER)
+    data.pop("model_type")
     with seeded():
-        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+        model = SiglipModel(SiglipConfig(**data))
     save_model(model, directory)
-    image_processor = SiglipImageProcessorPil(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
-    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(directory))
+    processor = SiglipProcessor(image_processor=image_processor(SIGLIP, "SiglipImageProcessorPil"), tokenizer=tokenizer)
+    processor.save_pretrained(str(directory))
 
 
 def build_sam(directory: Path) -> None:
-    """SamModel + SamProcessor: 64 px inputs, 8x8 image embeddings, 32x32 low-resolution masks."""
-    from transformers import SamConfig, SamImageProcessorPil, SamMaskDecoderConfig, SamModel
-    from transformers import SamProcessor, SamPromptEncoderConfig, SamVisionConfig
+    """SamModel + SamProcessor shaped like facebook/sam-vit-base: 1024 px inputs padded to 1024x1024, 64x64
+    image embeddings, 256x256 low-resolution masks, 14x14 attention windows; 32 channels and two encoder
+    layers, both windowed (ViT-B makes every third layer global: over 4096 tokens one such layer costs about
+    1.5 s per click on a CPU, ten times the rest of the tiny model)."""
+    from transformers import SamConfig, SamModel, SamProcessor
 
     channels = 32
-    vision = SamVisionConfig(
-        hidden_size=64,
-        output_channels=channels,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=SAM_IMAGE_SIZE,
-        patch_size=SAM_PATCH_SIZE,
-        window_size=4,
-        global_attn_indexes=[1],
-        mlp_dim=128,
-        num_pos_feats=channels // 2,
+    data = fixtures.model_config(SAM)
+    data["vision_config"].update(
+        hidden_size=32, output_channels=channels, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
+        global_attn_indexes=[], num_pos_feats=channels // 2,
     )
-    prompt = SamPromptEncoderConfig(
-        hidden_size=channels, image_size=SAM_IMAGE_SIZE, patch_size=SAM_PATCH_SIZE, mask_input_channels=4
-    )
-    decoder = SamMaskDecoderConfig(
-        hidden_size=channels, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=32
-    )
-    config = SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+    data["prompt_encoder_config"].update(hidden_size=channels, mask_input_channels=4)
+    data["mask_decoder_config"].update(hidden_size=channels, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=32)
+    data.pop("model_type")
     with seeded():
-        model = SamModel(config)
+        model = SamModel(SamConfig(**data))
     save_model(model, directory)
-    low_res = SAM_IMAGE_SIZE // SAM_PATCH_SIZE * 4
-    image_processor = SamImageProcessorPil(
-        size={"longest_edge": SAM_IMAGE_SIZE},
-        pad_size={"height": SAM_IMAGE_SIZE, "width": SAM_IMAGE_SIZE},
-        mask_size={"longest_edge": low_res},
-        mask_pad_size={"height": low_res, "width": low_res},
-    )
-    SamProcessor(image_processor=image_processor).save_pretrained(str(directory))
+    SamProcessor(image_processor=image_processor(SAM, "SamImageProcessorPil")).save_pretrained(str(directory))

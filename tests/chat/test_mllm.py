@@ -164,6 +164,32 @@ def test_vip_llava_chats_with_and_without_the_caches(vip_chat, image):
         vip_chat.choice_logprobs(first, ["yes", "no"], reuse=False), abs=1e-4)
 
 
+def test_a_branch_sharing_only_the_system_prompt_leaves_the_other_conversations_cache():
+    """Two sessions share the system prompt: the second one's turn reuses those tokens from a copy, and the
+    first session's follow-up still finds its whole conversation (image included) in the cache."""
+    import torch
+    from transformers import DynamicCache
+
+    from chat.turn_cache import PrefixCache
+
+    def kv(tokens):
+        cache = DynamicCache()
+        cache.update(torch.rand(1, 2, tokens, 4), torch.rand(1, 2, tokens, 4), layer_idx=0)
+        return cache
+
+    system = torch.arange(100)
+    first = torch.cat([system, torch.full((50,), -7), torch.arange(1000, 1020)])  # system, image, question
+    prefix = PrefixCache(min_tokens=8)
+    prefix.put(first, kv(len(first)))
+    other = torch.cat([system, torch.full((50,), -9), torch.arange(1000, 1020)])  # another image
+    shared, keep = prefix.take(other)
+    assert keep == len(system) and shared.get_seq_length() == keep
+    follow_up = torch.cat([first, torch.arange(2000, 2010)])
+    taken, keep = prefix.take(follow_up)
+    assert keep == len(first) and taken.get_seq_length() == keep
+    assert prefix.take(follow_up) == (None, 0)  # continuing a conversation still takes its entry
+
+
 def test_prefix_cache_keeps_within_its_byte_allowance():
     import torch
     from transformers import DynamicCache

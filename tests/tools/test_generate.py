@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
 from chat.errors import UserError
+from tools.edit import native_side
 from tools.generate import (
     GenerateInput,
     SketchInput,
@@ -59,7 +60,11 @@ def test_requested_size_comes_back(registry, size):
 
 
 def test_native_size_by_default(registry):
-    assert generate_image(registry, "a tree", steps=1, seed=0, size=None).image.size == (64, 64)
+    from chat.tiny import fixtures
+
+    side = fixtures.load(fixtures.REPOS["txt2img"], "vae/config.json")["sample_size"]  # SD-1.5's 512
+    assert native_side(registry.get("txt2img")) == side
+    assert generate_image(registry, "a tree", steps=1, seed=0, size=None).image.size == (side, side)
 
 
 def test_progress_once_per_scheduler_step(registry):
