@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import CLIP_MEAN, CLIP_STD, save_model, seeded
+from . import fixtures
+from .common import save_model, seeded
 
 TILE = 336  # CLIP ViT-L/14-336: each tile (and the overview) is 336 x 336
 PATCH = 14
@@ -42,6 +43,9 @@ LLAVA_NEXT_MISTRAL_TEMPLATE = (
 )
 
 
+_CLIP = fixtures.load(fixtures.REPOS["llava"], "preprocessor_config.json")
+
+
 def _image_processor():
     """``LlavaNextImageProcessor`` as the checkpoint configures it (the PIL backend: torchvision is absent)."""
     from transformers import LlavaNextImageProcessorPil
@@ -52,8 +56,8 @@ def _image_processor():
         image_grid_pinpoints=GRID_PINPOINTS,
         do_center_crop=True,
         do_pad=True,
-        image_mean=CLIP_MEAN,
-        image_std=CLIP_STD,
+        image_mean=_CLIP["image_mean"],  # the CLIP ViT-L/14-336 tower's own normalisation
+        image_std=_CLIP["image_std"],
     )
 
 
