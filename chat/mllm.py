@@ -50,6 +50,16 @@ def _cancel_criteria(*events: threading.Event):
     return Cancelled()
 
 
+def _leading_specials(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before a text (LLaVA's Llama: BOS)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    return []
+
+
 class MultimodalChat:
     """Chat with a LLaVA-style model held by the registry under ``name``."""
 
@@ -64,6 +74,7 @@ class MultimodalChat:
         self.vision_cache = VisionCache(cache.vision_entries)
         registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
+        self._stops: tuple = (None, [])  # (processor and template, their stop strings)
 
     def forget(self) -> None:
         """Drop the work kept across turns (the model was offloaded or unloaded, or memory is short)."""
@@ -75,23 +86,67 @@ class MultimodalChat:
     def bundle(self):
         return self.registry.get(self.name)
 
-    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
-        """The prompt text from the chat template, and the images in the order they appear in it."""
+    @property
+    def spec(self):
+        return self.registry.config.model(self.name)
+
+    def template(self) -> str | None:
+        """The chat template prompts are rendered with (``models.<name>.chat_template``; None: the checkpoint's)."""
+        from chat.prompt_format import chat_template
+
+        return chat_template(self.spec.chat_template, getattr(self.bundle.processor, "image_token", "<image>"))
+
+    def _conversation(self, turns: list[Turn]) -> tuple[list[dict], list[Image.Image]]:
+        """The turns as chat-template messages (role markers typed in any text neutralised; the stored text is
+        unchanged) and the images in the order they appear."""
+        from chat.prompt_format import neutral_text
+
         conversation, images = [], []
         for turn in turns:
             parts = [{"type": "image"} for _ in turn.images]
-            parts.append({"type": "text", "text": turn.text})
+            parts.append({"type": "text", "text": neutral_text(turn.text)})
             conversation.append({"role": turn.role, "content": parts})
             images.extend(im.convert("RGB") for im in turn.images)
+        return conversation, images
+
+    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
+        """The prompt text from the chat template (BOS is added as a token id), and the images in the order they
+        appear in it. Special tokens typed in a message show here as typed; :meth:`inputs` encodes them as text."""
+        conversation, images = self._conversation(turns)
         prompt = self.bundle.processor.apply_chat_template(
-            conversation, add_generation_prompt=add_generation_prompt, tokenize=False
+            conversation, chat_template=self.template(), add_generation_prompt=add_generation_prompt, tokenize=False
         )
         return prompt, images
 
+    def stop_strings(self) -> list[str]:
+        """What a made-up next turn of this chat template starts with (see :func:`chat.prompt_format.stop_strings`)."""
+        from chat.prompt_format import stop_strings
+
+        processor, template = self.bundle.processor, self.template()
+        key = (id(processor), template)
+        if self._stops[0] != key:
+            render = lambda conversation, gen: processor.apply_chat_template(  # noqa: E731
+                conversation, chat_template=template, add_generation_prompt=gen, tokenize=False)
+            self._stops = (key, stop_strings(render, processor.tokenizer.eos_token))
+        return list(self._stops[1])
+
     def inputs(self, turns: list[Turn]):
-        prompt, images = self.render(turns)
+        """Token ids (the rendered prompt; special tokens typed in a message are encoded as text, by the
+        tokenizer's ``sanitize_control_tokens``), attention mask and pixel values, on the model's device."""
+        torch = _torch()
+        conversation, images = self._conversation(turns)
         bundle = self.bundle
-        batch = bundle.processor(images=images or None, text=prompt, return_tensors="pt")
+        processor = bundle.processor
+        batch = processor.apply_chat_template(
+            conversation, chat_template=self.template(), add_generation_prompt=True, tokenize=True,
+            return_dict=True, return_tensors="pt", sanitize_control_tokens=True,
+            processor_kwargs={"images": images or None, "add_special_tokens": False},
+        )
+        # sanitize_control_tokens encodes without the tokenizer's own specials; add them as the tokenizer would
+        start = torch.tensor([_leading_specials(processor.tokenizer)], dtype=batch["input_ids"].dtype)
+        batch["input_ids"] = torch.cat([start, batch["input_ids"]], dim=1)
+        if "attention_mask" in batch:
+            batch["attention_mask"] = torch.cat([torch.ones_like(start), batch["attention_mask"]], dim=1)
         device = bundle.model.device
         dtype = bundle.model.dtype
         out = {}
@@ -156,15 +211,20 @@ class MultimodalChat:
                      reuse: bool) -> Iterator[str]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        options = options or GenerationOptions(**self.registry.config.generation.model_dump())
-        stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
+        from chat.prompt_format import StopText
         from chat.turn_cache import cache_name
 
+        options = options or GenerationOptions(**self.registry.config.generation.model_dump())
+        stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
         kwargs, keys, _ = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
         kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
+        stops = self.stop_strings()  # generation ends on a made-up next turn; the text is cut before it
+        cut = StopText(stops)
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=tokenizer)
         errors: list[BaseException] = []
 
         def run():
@@ -185,10 +245,15 @@ class MultimodalChat:
         worker.start()
         try:
             for piece in streamer:
-                if piece:
-                    yield piece
-                if cancel.is_set():
+                shown = cut.feed(piece)
+                if shown:
+                    yield shown
+                if cancel.is_set() or cut.stopped:
                     break
+            else:
+                rest = cut.flush()
+                if rest:
+                    yield rest
         finally:
             stop.set()
             worker.join()
