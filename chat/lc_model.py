@@ -216,7 +216,7 @@ class LocalMultimodalChatModel(BaseChatModel):
         for LLaVA-1.5), else what it can attend to; None when unknown (e.g. a scripted fake)."""
         try:
             trained = self.chat.spec.context_tokens
-            config = self.chat.bundle.model.config
+            config = None if trained else self.chat.bundle.model.config
         except Exception:  # noqa: BLE001
             return None
         text = getattr(config, "text_config", config)
