@@ -233,7 +233,7 @@ class LocalMultimodalChatModel(BaseChatModel):
         """Prompt tokens of ``messages`` as the model sees them (each image counts its patch tokens)."""
         bundle = self.chat.bundle
         prompt, images = self.chat.render(messages_to_turns(messages, self.images))
-        ids = bundle.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = bundle.processor.tokenizer(prompt, add_special_tokens=True)["input_ids"]  # BOS included
         per_image = int(getattr(bundle.model.config, "image_seq_length", 576))
         return len(ids) + len(images) * (per_image - 1)
 
