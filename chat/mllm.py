@@ -1,7 +1,9 @@
-"""The local multimodal model (LLaVA-style): prompts from the checkpoint's chat template, streaming.
+"""The local multimodal model (LLaVA-style): prompts in the model's trained format, streaming.
 
 A conversation is a list of :class:`Turn`; each user turn carries the images it is about. The prompt is
-rendered by the processor's own chat template, so any llava-hf-compatible checkpoint works unchanged.
+rendered by a chat template: the format the checkpoint was fine-tuned with (``models.<name>.chat_template``,
+see :mod:`chat.prompt_format`) or the processor's own (``checkpoint``), so any llava-hf-compatible checkpoint
+works. Typed special tokens are encoded as text; an answer ends before a made-up next turn.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class MultimodalChat:
         self.vision_cache = VisionCache(cache.vision_entries)
         registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
-        self._stops: tuple = (None, [])  # (processor and template, their stop strings)
+        self._stops: tuple = (None, ([], None))  # (processor and template, (their stop strings, criteria))
 
     def forget(self) -> None:
         """Drop the work kept across turns (the model was offloaded or unloaded, or memory is short)."""
@@ -120,6 +122,13 @@ class MultimodalChat:
 
     def stop_strings(self) -> list[str]:
         """What a made-up next turn of this chat template starts with (see :func:`chat.prompt_format.stop_strings`)."""
+        return list(self._stop_criteria()[0])
+
+    def _stop_criteria(self):
+        """(stop strings, transformers' StopStringCriteria for them or None), made once per processor and template:
+        the criteria reads the whole vocabulary when it is made."""
+        from transformers import StopStringCriteria
+
         from chat.prompt_format import stop_strings
 
         processor, template = self.bundle.processor, self.template()
@@ -127,8 +136,10 @@ class MultimodalChat:
         if self._stops[0] != key:
             render = lambda conversation, gen: processor.apply_chat_template(  # noqa: E731
                 conversation, chat_template=template, add_generation_prompt=gen, tokenize=False)
-            self._stops = (key, stop_strings(render, processor.tokenizer.eos_token))
-        return list(self._stops[1])
+            stops = stop_strings(render, processor.tokenizer.eos_token)
+            criteria = StopStringCriteria(processor.tokenizer, stops) if stops else None
+            self._stops = (key, (stops, criteria))
+        return self._stops[1]
 
     def inputs(self, turns: list[Turn]):
         """Token ids (the rendered prompt; special tokens typed in a message are encoded as text, by the
@@ -219,12 +230,11 @@ class MultimodalChat:
         kwargs, keys, _ = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
+        stops, on_stop = self._stop_criteria()  # generation ends on a made-up next turn; the text is cut before it
+        criteria = [_cancel_criteria(cancel, stop)] + ([on_stop] if on_stop is not None else [])
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList(criteria))
         kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
-        stops = self.stop_strings()  # generation ends on a made-up next turn; the text is cut before it
         cut = StopText(stops)
-        if stops:
-            kwargs.update(stop_strings=stops, tokenizer=tokenizer)
         errors: list[BaseException] = []
 
         def run():

@@ -1,11 +1,15 @@
 """What the chat model sees of a session: the prompt the router sends for a turn.
 
 The image a message is about is shown with its markers drawn (its Set-of-Mark overlay if one was made), and
-each user turn is prefixed with its image id (``[img2.v1] ...``). The recent turns of the conversation are
-replayed exactly as they were sent (an image stays in the turn that first showed it; the last
-``history_images`` of them keep their pixels), so a follow-up's prompt starts with the previous prompt and
-the local model continues its KV cache. The window of earlier turns moves in steps, so the prompt's start
-stays the same for several turns; the local model's system prompt lists the tools once.
+each user turn is prefixed with its image id (``[img2.v1] ...``). A prompt carries at most ``max_images``
+images (``models.<name>.max_images``; 1 for LLaVA-1.5 and ViP-LLaVA, fine-tuned with one image per prompt):
+the ones this message is about first; other turns keep their text, which names their image by id. The recent
+turns of the conversation are replayed exactly as they were sent (an image stays in the turn that first
+showed it), so a follow-up about the same image starts with the previous prompt and the local model continues
+its KV cache; a new image (or view) starts a new prefix. The window of earlier turns moves in steps, by count
+and by the context (``models.<name>.context_tokens``), so the prompt's start stays the same for several turns.
+The local model's system prompt lists the tools once, after the trained system sentence its chat template
+writes first (see :mod:`chat.prompt_format`).
 
 A mixin of :class:`chat.router.Router`, which provides ``chat_model``, ``local``, ``_lock``, ``_som`` (version
 -> Set-of-Mark overlay), ``_sent`` (user turns as the model saw them) and ``_shown`` (recent image parts).
@@ -84,8 +88,8 @@ class ModelView:
                 for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
 
     def _history(self, session) -> list[BaseMessage]:
-        """Earlier turns: user turns exactly as the model saw them (images of the last ``history_images`` kept)
-        when known, else rebuilt as text; the window moves in steps so the prompt's start stays stable."""
+        """Earlier turns: user turns exactly as the model saw them when known, else rebuilt as text; the window
+        moves in steps so the prompt's start stays stable (:meth:`_one_view_each` decides which keep pixels)."""
         earlier = session.messages[:-1]
         start, step = 0, max(2, self.history_turns // 2)
         if len(earlier) > self.history_turns:
