@@ -29,7 +29,7 @@ class Strict(BaseModel):
 
 
 class ModelSpec(Strict):
-    """One checkpoint: a hub id or a local folder."""
+    """One checkpoint: a hub id or a local folder. The last three keys matter for the chat model only."""
 
     path: str
     quantize: QuantMode = "none"
@@ -39,6 +39,11 @@ class ModelSpec(Strict):
     # processor: as the checkpoint's processor does it (CLIP-style ones centre-crop away the sides);
     # auto: pad when the processor would centre-crop (LLaVA-1.5, ViP-LLaVA, CLIP), else as the processor does
     image_aspect_ratio: AspectRatio = "auto"
+    # the prompt format: the checkpoint's own chat template, or the format LLaVA-1.5 (vicuna_v1) or ViP-LLaVA
+    # (llava_v1) was fine-tuned with (see chat/prompt_format.py)
+    chat_template: Literal["checkpoint", "vicuna_v1", "llava_v1"] = "checkpoint"
+    max_images: int | None = Field(None, ge=1)  # images in one prompt at most; None: 3 (this one + 2 earlier)
+    context_tokens: int | None = Field(None, ge=256)  # prompt + answer tokens; None: max_position_embeddings
 
 
 class GenerationConfig(Strict):

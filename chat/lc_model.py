@@ -172,22 +172,22 @@ class LocalMultimodalChatModel(BaseChatModel):
 
     def _pieces(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> Iterator[str]:
         """The answer piece by piece, cut before the first stop sequence."""
+        from chat.prompt_format import StopText
+
         cancel = _Linked(kwargs.get("cancel") or self.cancel)
         turns = messages_to_turns(messages, self.images)
-        text = ""
+        cut = StopText(stop or [])
         stream = self.chat.stream(turns, self._options(kwargs), cancel=cancel)
         try:
             for piece in stream:
-                if stop:
-                    cut = min((i for i in ((text + piece).find(s) for s in stop) if i >= 0), default=-1)
-                    if cut >= 0:
-                        if cut > len(text):
-                            yield (text + piece)[len(text):cut]
-                        return
-                text += piece
-                yield piece
-                if cancel.is_set():
+                shown = cut.feed(piece)
+                if shown:
+                    yield shown
+                if cut.stopped or cancel.is_set():
                     return
+            rest = cut.flush()
+            if rest:
+                yield rest
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -212,19 +212,28 @@ class LocalMultimodalChatModel(BaseChatModel):
         return self.chat.choice_logprobs(messages_to_turns(messages, self.images), options)
 
     def context_window(self) -> int | None:
-        """Tokens the model can attend to (None when unknown, e.g. a scripted fake)."""
+        """Prompt + answer tokens: ``models.<name>.context_tokens`` (the context the model was trained with, 2048
+        for LLaVA-1.5), else what it can attend to; None when unknown (e.g. a scripted fake)."""
         try:
-            config = self.chat.bundle.model.config
+            trained = self.chat.spec.context_tokens
+            config = None if trained else self.chat.bundle.model.config
         except Exception:  # noqa: BLE001
             return None
         text = getattr(config, "text_config", config)
-        return getattr(text, "max_position_embeddings", None)
+        return trained or getattr(text, "max_position_embeddings", None)
+
+    def max_images(self) -> int | None:
+        """Images one prompt may carry (``models.<name>.max_images``); None when not set."""
+        try:
+            return self.chat.spec.max_images
+        except Exception:  # noqa: BLE001 - a scripted fake has no config
+            return None
 
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools=None) -> int:
         """Prompt tokens of ``messages`` as the model sees them (each image counts its patch tokens)."""
         bundle = self.chat.bundle
         prompt, images = self.chat.render(messages_to_turns(messages, self.images))
-        ids = bundle.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = bundle.processor.tokenizer(prompt, add_special_tokens=True)["input_ids"]  # BOS included
         counts = self.chat.image_token_counts([(image.height, image.width) for image in images]) if images else []
         return len(ids) + sum(count - 1 for count in counts)
 

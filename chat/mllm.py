@@ -1,7 +1,9 @@
-"""The local multimodal model (LLaVA-style): prompts from the checkpoint's chat template, streaming.
+"""The local multimodal model (LLaVA-style): prompts in the model's trained format, streaming.
 
 A conversation is a list of :class:`Turn`; each user turn carries the images it is about. The prompt is
-rendered by the processor's own chat template, so any llava-hf-compatible checkpoint works unchanged.
+rendered by a chat template: the format the checkpoint was fine-tuned with (``models.<name>.chat_template``,
+see :mod:`chat.prompt_format`) or the processor's own (``checkpoint``), so any llava-hf-compatible checkpoint
+works. Typed special tokens are encoded as text; an answer ends before a made-up next turn.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ def _cancel_criteria(*events: threading.Event):
     return Cancelled()
 
 
+def _leading_specials(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before a text (LLaVA's Llama: BOS)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    return []
+
+
 class MultimodalChat:
     """Chat with a LLaVA-style model held by the registry under ``name``."""
 
@@ -64,6 +76,7 @@ class MultimodalChat:
         self.vision_cache = VisionCache(cache.vision_entries)
         registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
+        self._stops: tuple = (None, ([], None))  # (processor and template, (their stop strings, criteria))
 
     def forget(self) -> None:
         """Drop the work kept across turns (the model was offloaded or unloaded, or memory is short)."""
@@ -75,27 +88,80 @@ class MultimodalChat:
     def bundle(self):
         return self.registry.get(self.name)
 
-    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
-        """The prompt text from the chat template, and the images in the order they appear in it."""
+    @property
+    def spec(self):
+        return self.registry.config.model(self.name)
+
+    def template(self) -> str | None:
+        """The chat template prompts are rendered with (``models.<name>.chat_template``; None: the checkpoint's)."""
+        from chat.prompt_format import chat_template
+
+        return chat_template(self.spec.chat_template, getattr(self.bundle.processor, "image_token", "<image>"))
+
+    def _conversation(self, turns: list[Turn]) -> tuple[list[dict], list[Image.Image]]:
+        """The turns as chat-template messages (role markers typed in any text neutralised; the stored text is
+        unchanged) and the images in the order they appear."""
+        from chat.prompt_format import neutral_text
+
         conversation, images = [], []
         for turn in turns:
             parts = [{"type": "image"} for _ in turn.images]
-            parts.append({"type": "text", "text": turn.text})
+            parts.append({"type": "text", "text": neutral_text(turn.text)})
             conversation.append({"role": turn.role, "content": parts})
             images.extend(im.convert("RGB") for im in turn.images)
+        return conversation, images
+
+    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
+        """The prompt text from the chat template (BOS is added as a token id), and the images in the order they
+        appear in it. Special tokens typed in a message show here as typed; :meth:`inputs` encodes them as text."""
+        conversation, images = self._conversation(turns)
         prompt = self.bundle.processor.apply_chat_template(
-            conversation, add_generation_prompt=add_generation_prompt, tokenize=False
+            conversation, chat_template=self.template(), add_generation_prompt=add_generation_prompt, tokenize=False
         )
         return prompt, images
 
+    def stop_strings(self) -> list[str]:
+        """What a made-up next turn of this chat template starts with (see :func:`chat.prompt_format.stop_strings`)."""
+        return list(self._stop_criteria()[0])
+
+    def _stop_criteria(self):
+        """(stop strings, transformers' StopStringCriteria for them or None), made once per processor and template:
+        the criteria reads the whole vocabulary when it is made."""
+        from transformers import StopStringCriteria
+
+        from chat.prompt_format import stop_strings
+
+        processor, template = self.bundle.processor, self.template()
+        key = (id(processor), template)
+        if self._stops[0] != key:
+            render = lambda conversation, gen: processor.apply_chat_template(  # noqa: E731
+                conversation, chat_template=template, add_generation_prompt=gen, tokenize=False)
+            stops = stop_strings(render, processor.tokenizer.eos_token)
+            criteria = StopStringCriteria(processor.tokenizer, stops) if stops else None
+            self._stops = (key, (stops, criteria))
+        return self._stops[1]
+
     def inputs(self, turns: list[Turn]):
+        """Token ids (the rendered prompt; special tokens typed in a message are encoded as text, by the
+        tokenizer's ``sanitize_control_tokens``), attention mask and pixel values, on the model's device."""
         from tools.aspect import square_images
 
-        prompt, images = self.render(turns)
+        torch = _torch()
+        conversation, images = self._conversation(turns)
         bundle = self.bundle
+        processor = bundle.processor
         # LLaVA-1.5 / ViP-LLaVA were trained on images padded to square; their processor would centre-crop
-        images = square_images(images, bundle.processor, getattr(bundle, "image_aspect_ratio", "auto"))
-        batch = bundle.processor(images=images or None, text=prompt, return_tensors="pt")
+        images = square_images(images, processor, getattr(bundle, "image_aspect_ratio", "auto"))
+        batch = processor.apply_chat_template(
+            conversation, chat_template=self.template(), add_generation_prompt=True, tokenize=True,
+            return_dict=True, return_tensors="pt", sanitize_control_tokens=True,
+            processor_kwargs={"images": images or None, "add_special_tokens": False},
+        )
+        # sanitize_control_tokens encodes without the tokenizer's own specials; add them as the tokenizer would
+        start = torch.tensor([_leading_specials(processor.tokenizer)], dtype=batch["input_ids"].dtype)
+        batch["input_ids"] = torch.cat([start, batch["input_ids"]], dim=1)
+        if "attention_mask" in batch:
+            batch["attention_mask"] = torch.cat([torch.ones_like(start), batch["attention_mask"]], dim=1)
         device = bundle.model.device
         dtype = bundle.model.dtype
         out = {}
@@ -166,15 +232,19 @@ class MultimodalChat:
                      reuse: bool) -> Iterator[str]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        options = options or GenerationOptions(**self.registry.config.generation.model_dump())
-        stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
+        from chat.prompt_format import StopText
         from chat.turn_cache import cache_name
 
+        options = options or GenerationOptions(**self.registry.config.generation.model_dump())
+        stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
         kwargs, keys, _ = self._prepared(self.inputs(turns), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_cancel_criteria(cancel, stop)]))
+        stops, on_stop = self._stop_criteria()  # generation ends on a made-up next turn; the text is cut before it
+        criteria = [_cancel_criteria(cancel, stop)] + ([on_stop] if on_stop is not None else [])
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList(criteria))
         kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
+        cut = StopText(stops)
         errors: list[BaseException] = []
 
         def run():
@@ -195,10 +265,15 @@ class MultimodalChat:
         worker.start()
         try:
             for piece in streamer:
-                if piece:
-                    yield piece
-                if cancel.is_set():
+                shown = cut.feed(piece)
+                if shown:
+                    yield shown
+                if cancel.is_set() or cut.stopped:
                     break
+            else:
+                rest = cut.flush()
+                if rest:
+                    yield rest
         finally:
             stop.set()
             worker.join()

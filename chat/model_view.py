@@ -1,11 +1,15 @@
 """What the chat model sees of a session: the prompt the router sends for a turn.
 
 The image a message is about is shown with its markers drawn (its Set-of-Mark overlay if one was made), and
-each user turn is prefixed with its image id (``[img2.v1] ...``). The recent turns of the conversation are
-replayed exactly as they were sent (an image stays in the turn that first showed it; the last
-``history_images`` of them keep their pixels), so a follow-up's prompt starts with the previous prompt and
-the local model continues its KV cache. The window of earlier turns moves in steps, so the prompt's start
-stays the same for several turns; the local model's system prompt lists the tools once.
+each user turn is prefixed with its image id (``[img2.v1] ...``). A prompt carries at most ``max_images``
+images (``models.<name>.max_images``; 1 for LLaVA-1.5 and ViP-LLaVA, fine-tuned with one image per prompt):
+the ones this message is about first; other turns keep their text, which names their image by id. The recent
+turns of the conversation are replayed exactly as they were sent (an image stays in the turn that first
+showed it), so a follow-up about the same image starts with the previous prompt and the local model continues
+its KV cache; a new image (or view) starts a new prefix. The window of earlier turns moves in steps, by count
+and by the context (``models.<name>.context_tokens``), so the prompt's start stays the same for several turns.
+The local model's system prompt lists the tools once, after the trained system sentence its chat template
+writes first (see :mod:`chat.prompt_format`).
 
 A mixin of :class:`chat.router.Router`, which provides ``chat_model``, ``local``, ``_lock``, ``_som`` (version
 -> Set-of-Mark overlay), ``_sent`` (user turns as the model saw them) and ``_shown`` (recent image parts).
@@ -29,9 +33,11 @@ SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are 
 TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
 
 
+DEFAULT_MAX_IMAGES = 3  # a chat model without models.<name>.max_images: this turn's image and 2 earlier ones
+
+
 class ModelView:
     history_turns = 12  # earlier messages given to the model at most (fewer if the context is short)
-    history_images = 2  # earlier turns that keep their image pixels (older ones keep their text)
     sent_entries = 128
     image_side = 672  # images are downscaled to this longest side before they reach the model
     chat_model: Any
@@ -86,8 +92,8 @@ class ModelView:
                 for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
 
     def _history(self, session) -> list[BaseMessage]:
-        """Earlier turns: user turns exactly as the model saw them (images of the last ``history_images`` kept)
-        when known, else rebuilt as text; the window moves in steps so the prompt's start stays stable."""
+        """Earlier turns: user turns exactly as the model saw them when known, else rebuilt as text; the window
+        moves in steps so the prompt's start stays stable (:meth:`_one_view_each` decides which keep pixels)."""
         earlier = session.messages[:-1]
         start, step = 0, max(2, self.history_turns // 2)
         if len(earlier) > self.history_turns:
@@ -107,12 +113,35 @@ class ModelView:
                 out.append(AIMessage((notes + m.content)[:800]))
         while out and isinstance(out[0], AIMessage):
             out.pop(0)
-        kept = 0
-        for i in range(len(out) - 1, -1, -1):  # older turns beyond the last few images keep their text only
-            if self._urls([out[i]]):
-                kept += 1
-                if kept > self.history_images:
-                    out[i] = HumanMessage([p for p in out[i].content if p.get("type") != "image_url"])
+        return out
+
+    def max_images(self) -> int:
+        """Images one prompt may carry: ``models.<name>.max_images`` of the local chat model, else 3."""
+        limit = self.chat_model.max_images() if self.local else None
+        return limit or DEFAULT_MAX_IMAGES
+
+    @staticmethod
+    def _one_view_each(history: list[BaseMessage], wanted: list[str], limit: int) -> list[BaseMessage]:
+        """``history`` where only ``limit`` images keep their pixels: those of ``wanted`` (this turn's) first,
+        then the most recent earlier ones; each in the earliest turn that shows it, so a follow-up about the same
+        image replays the earlier prompt unchanged. The other turns keep their text (the image id)."""
+        allowed = list(dict.fromkeys(wanted))[:limit]
+        for message in reversed(history):
+            for url in ModelView._urls([message]):
+                if len(allowed) < limit and url not in allowed:
+                    allowed.append(url)
+        seen: set[str] = set()
+        out = []
+        for message in history:
+            if isinstance(message, HumanMessage) and ModelView._urls([message]):
+                content = []
+                for part in message.content:
+                    url = part["image_url"]["url"] if isinstance(part, dict) and part.get("type") == "image_url" else None
+                    if url is None or (url in allowed and url not in seen):
+                        content.append(part)
+                        seen.add(url)
+                message = message if len(content) == len(message.content) else HumanMessage(content=content)
+            out.append(message)
         return out
 
     def _system(self) -> SystemMessage:
@@ -125,14 +154,21 @@ class ModelView:
 
     def _messages(self, session, text, about, suffix: str = "") -> list[BaseMessage]:
         """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
-        which is not remembered) and the images it is about that the history does not already show."""
-        parts = self._parts(session, about)
+        which is not remembered) and the images it is about that the history does not already show, at most
+        :meth:`max_images` images in all (the others are named by their id in the text)."""
+        limit = self.max_images()
+        parts = self._parts(session, about[:limit])
         request = self._request(text, about[0] if about else None)
-        history = self._history(session)
+        earlier = self._history(session)
         window = self.chat_model.context_window() if self.local else None
         options = getattr(self.chat_model, "options", None)
         reserve = getattr(options, "max_new_tokens", 256)
-        while True:
+        step = max(2, self.history_turns // 2)
+        for drop in range(0, len(earlier) + step, step):  # oldest turns leave in steps: the start stays put a while
+            history = earlier[drop:]
+            while history and isinstance(history[0], AIMessage):
+                history = history[1:]
+            history = self._one_view_each(history, [p["image_url"]["url"] for p in parts], limit)
             shown = self._urls(history)
             current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
             messages = [self._system(), *history, HumanMessage(content=current[:-1] + [
@@ -141,7 +177,6 @@ class ModelView:
                 break
             if self.chat_model.get_num_tokens_from_messages(messages) + reserve <= window:
                 break
-            history = history[2:] if len(history) > 1 else []
         if session.messages and session.messages[-1].role == "user":
             key = (session.id, len(session.messages) - 1, session.messages[-1].content)
             with self._lock:

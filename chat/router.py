@@ -16,11 +16,11 @@ Routing, in order:
 
 The model sees the image the message is about (ids in the text such as ``img2``, else the active image)
 with its markers drawn, the recent turns of the conversation (trimmed to the context window), and each user
-turn prefixed with its image id (``[img2.v1] ...``). An image stays in the turn where it was first shown
-(the last ``history_images`` of them keep their pixels) and is not attached again while it is unchanged, and
-earlier turns are replayed exactly as they were sent: a follow-up's prompt then starts with the previous
-prompt, so the local model continues its KV cache instead of prefilling the conversation and the image again
-(the constrained choice shares that prefix too). Every decision and tool call goes into
+turn prefixed with its image id (``[img2.v1] ...``); a prompt holds at most ``max_images`` images (see
+:mod:`chat.model_view`). An image stays in the turn where it was first shown and is not attached again while
+it is unchanged, and earlier turns are replayed exactly as they were sent: a follow-up's prompt then starts
+with the previous prompt, so the local model continues its KV cache instead of prefilling the conversation and
+the image again (the constrained choice shares that prefix too). Every decision and tool call goes into
 the session trace; tool failures become ``Error: ...`` replies and leave the session intact.
 """
 

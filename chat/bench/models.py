@@ -138,6 +138,7 @@ def bench_config(llava_path: str | Path, *, device: str = "cpu", dtype: str = "f
         "dtype": dtype,
         "memory_budget_gb": budget_gb,
         "chat_model": "llava",
-        "models": {"llava": {"path": str(llava_path), "quantize": quantize}},
+        "models": {"llava": {"path": str(llava_path), "quantize": quantize,  # prompted as the default profile's
+                             "chat_template": "vicuna_v1", "max_images": 1, "context_tokens": 2048}},
         "generation": {"max_new_tokens": max_new_tokens, "temperature": 0.0},
     })

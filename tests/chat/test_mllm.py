@@ -123,8 +123,10 @@ def test_another_image_with_the_same_text_is_not_answered_from_the_cache(assista
     mllm.generate([Turn("user", "What is in the red circle?", [image])], options)
     cached = mllm.generate([Turn("user", "What is in the red circle?", [other])], options)
     stats = mllm.last_stats
+    ids = mllm.inputs([Turn("user", "What is in the red circle?", [other])])["input_ids"][0]
+    run_start = int((ids == mllm.bundle.model.config.image_token_id).nonzero()[0])
     assert stats["images_encoded"] == 1  # the new image was encoded...
-    assert stats["reused_tokens"] < stats["prompt_tokens"] // 2  # ...and nothing from its run on was reused
+    assert 0 < stats["reused_tokens"] <= run_start  # ...and nothing from its run on was reused (the system prompt was)
     assert cached == mllm.generate([Turn("user", "What is in the red circle?", [other])], options, reuse=False)
 
 

@@ -269,7 +269,7 @@ def test_older_images_keep_only_their_text(assistant, session):
         session.add_marker(Marker(x=10 + 15 * i, y=30, radius=5))  # a new view of the image every turn
         run(router, session, f"question {i}")
     users = [t for t in fake.turns[-1] if t.role == "user"]
-    assert [len(t.images) for t in users] == [0, 1, 1, 1]  # history_images = 2, plus the current turn
+    assert [len(t.images) for t in users] == [0, 1, 1, 1]  # no max_images: 3, this turn's and the 2 most recent
 
 
 def test_history_is_trimmed_to_the_context_window(assistant, session):
