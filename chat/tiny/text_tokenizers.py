@@ -107,7 +107,7 @@ def mistral_tokenizer(vocab_size: int = 1000):
     from transformers import LlamaTokenizer
 
     byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    vocab, merges = _train_bpe(_metaspace_words(), vocab_size - 2, SPECIALS_LLAMA[:3] + byte_tokens)
+    vocab, merges = _train_bpe(_metaspace_words(), vocab_size - 2, ["<unk>", "<s>", "</s>"] + byte_tokens)
     tok = LlamaTokenizer(
         vocab=vocab, merges=merges, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
         add_bos_token=True, add_eos_token=False, legacy=False, model_max_length=32768, padding_side="left",
