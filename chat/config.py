@@ -39,11 +39,12 @@ class ModelSpec(Strict):
     # processor: as the checkpoint's processor does it (CLIP-style ones centre-crop away the sides);
     # auto: pad when the processor would centre-crop (LLaVA-1.5, ViP-LLaVA, CLIP), else as the processor does
     image_aspect_ratio: AspectRatio = "auto"
-    # the prompt format: the checkpoint's own chat template, or the format LLaVA-1.5 (vicuna_v1) or ViP-LLaVA
-    # (llava_v1) was fine-tuned with (see chat/prompt_format.py)
-    chat_template: Literal["checkpoint", "vicuna_v1", "llava_v1"] = "checkpoint"
-    max_images: int | None = Field(None, ge=1)  # images in one prompt at most; None: 3 (this one + 2 earlier)
-    context_tokens: int | None = Field(None, ge=256)  # prompt + answer tokens; None: max_position_embeddings
+    # How the chat model is prompted. Unset (auto, None), each follows the family of the loaded checkpoint as it was
+    # fine-tuned (chat/prompt_format.py TRAININGS), so changing models.<name>.path alone is enough.
+    # chat_template: auto | checkpoint (its own chat template) | vicuna_v1 (LLaVA-1.5's) | llava_v1 (ViP-LLaVA's)
+    chat_template: Literal["auto", "checkpoint", "vicuna_v1", "llava_v1"] = "auto"
+    max_images: int | None = Field(None, ge=1)  # images in one prompt at most
+    context_tokens: int | None = Field(None, ge=256)  # prompt + answer tokens the history is trimmed to
 
 
 class GenerationConfig(Strict):

@@ -212,21 +212,27 @@ class LocalMultimodalChatModel(BaseChatModel):
         return self.chat.choice_logprobs(messages_to_turns(messages, self.images), options)
 
     def context_window(self) -> int | None:
-        """Prompt + answer tokens: ``models.<name>.context_tokens`` (the context the model was trained with, 2048
-        for LLaVA-1.5), else what it can attend to; None when unknown (e.g. a scripted fake)."""
+        """Prompt + answer tokens: ``models.<name>.context_tokens``, else the context the checkpoint's family was
+        fine-tuned with (2048 for LLaVA-1.5, 4096 for LLaVA-NeXT), else what it can attend to; None when unknown
+        (e.g. a scripted fake)."""
         try:
-            trained = self.chat.spec.context_tokens
-            config = None if trained else self.chat.bundle.model.config
+            if self.chat.spec.context_tokens:
+                return self.chat.spec.context_tokens
+            trained = self.chat.training()
+            if trained is not None:
+                return trained.context_tokens
+            config = self.chat.bundle.model.config
         except Exception:  # noqa: BLE001
             return None
         text = getattr(config, "text_config", config)
-        return trained or getattr(text, "max_position_embeddings", None)
+        return getattr(text, "max_position_embeddings", None)
 
     def max_images(self) -> int | None:
-        """Images one prompt may carry (``models.<name>.max_images``); None when not set."""
+        """Images one prompt may carry: ``models.<name>.max_images``, else as many as the checkpoint's family was
+        fine-tuned with (1 for LLaVA-1.5, ViP-LLaVA, LLaVA-NeXT); None when neither is known."""
         try:
-            return self.chat.spec.max_images
-        except Exception:  # noqa: BLE001 - a scripted fake has no config
+            return self.chat.spec.max_images or self.chat.training().max_images
+        except Exception:  # noqa: BLE001 - a scripted fake has no config; another family has no training
             return None
 
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools=None) -> int:

@@ -1,9 +1,9 @@
 """The local multimodal model (LLaVA-style): prompts in the model's trained format, streaming.
 
 A conversation is a list of :class:`Turn`; each user turn carries the images it is about. The prompt is
-rendered by a chat template: the format the checkpoint was fine-tuned with (``models.<name>.chat_template``,
-see :mod:`chat.prompt_format`) or the processor's own (``checkpoint``), so any llava-hf-compatible checkpoint
-works. Typed special tokens are encoded as text; an answer ends before a made-up next turn.
+rendered by a chat template: the format the checkpoint was fine-tuned with (``models.<name>.chat_template``;
+``auto`` picks it by the checkpoint's family, see :mod:`chat.prompt_format`) or the processor's own
+(``checkpoint``), so any llava-hf-compatible checkpoint works. Typed special tokens are encoded as text; an answer ends before a made-up next turn.
 """
 
 from __future__ import annotations
@@ -92,11 +92,20 @@ class MultimodalChat:
     def spec(self):
         return self.registry.config.model(self.name)
 
-    def template(self) -> str | None:
-        """The chat template prompts are rendered with (``models.<name>.chat_template``; None: the checkpoint's)."""
-        from chat.prompt_format import chat_template
+    def training(self):
+        """How the loaded checkpoint was fine-tuned (:data:`chat.prompt_format.TRAININGS`); None for another family."""
+        from chat.prompt_format import training
 
-        return chat_template(self.spec.chat_template, getattr(self.bundle.processor, "image_token", "<image>"))
+        return training(self.bundle.model.config)
+
+    def template(self) -> str | None:
+        """The chat template prompts are rendered with (``models.<name>.chat_template``; ``auto``: the checkpoint
+        family's trained format; None: the checkpoint's own)."""
+        from chat.prompt_format import chat_template, resolved_template
+
+        bundle = self.bundle
+        name = resolved_template(self.spec.chat_template, bundle.model.config)
+        return chat_template(name, getattr(bundle.processor, "image_token", "<image>"))
 
     def _conversation(self, turns: list[Turn]) -> tuple[list[dict], list[Image.Image]]:
         """The turns as chat-template messages (role markers typed in any text neutralised; the stored text is

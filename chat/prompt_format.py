@@ -14,6 +14,13 @@ llava-hf/vip-llava-7b-hf's is ``###Human: ... ###Assistant:``. :func:`chat_templ
 as a chat template (``models.<name>.chat_template: vicuna_v1 | llava_v1``; ``checkpoint`` keeps the hub's).
 A system message is added after the trained sentence, which always comes first.
 
+**Trainings.** :data:`TRAININGS` says, per checkpoint family (the config's ``model_type`` and its language model's),
+how it was fine-tuned: its prompt format, images per prompt and context. Unset (``chat_template: auto``, no
+``max_images``, no ``context_tokens``), the three ``models.<name>`` keys follow the checkpoint that is loaded, so
+pointing ``models.llava.path`` at another family prompts it in that family's format; a family not listed gets its
+own chat template, 3 images and its ``max_position_embeddings``. A trained format set by hand on a checkpoint of
+another family is used as asked, with a load note (:func:`format_note`).
+
 **Typed text.** Special tokens typed in any message (``<image>``, ``<s>``, ``</s>``...) are encoded as text by
 transformers' own ``apply_chat_template(..., sanitize_control_tokens=True)``. Role markers are plain text, so
 no tokenizer facility can tell a typed ``USER:`` from the template's: :func:`neutral_text` rewrites them.
@@ -25,6 +32,7 @@ streamed answer before them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 SYSTEM_SENTENCES = {
     # haotian-liu/LLaVA llava/conversation.py, conv_vicuna_v1 (LLaVA-1.5's --version v1)
@@ -35,6 +43,62 @@ SYSTEM_SENTENCES = {
                 "The assistant gives helpful, detailed, and polite answers to the human's questions.",
 }
 TEMPLATES = ("checkpoint", *SYSTEM_SENTENCES)
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a checkpoint family was fine-tuned; its prompts follow it unless ``models.<name>`` says otherwise."""
+
+    family: str  # what a person calls it
+    chat_template: str  # a trained format of SYSTEM_SENTENCES, or "checkpoint" (its hub template is its format)
+    max_images: int  # images in one prompt of its fine-tuning data
+    context_tokens: int  # prompt + answer tokens it was fine-tuned with (--model_max_length)
+
+
+# (model_type, its language model's model_type) -> how that family was fine-tuned
+TRAININGS = {
+    # haotian-liu/LLaVA scripts/v1_5/finetune.sh: --version v1, --model_max_length 2048, one image per sample
+    ("llava", "llama"): Training("LLaVA-1.5", "vicuna_v1", 1, 2048),
+    # mu-cai/ViP-LLaVA scripts/finetune_stage2.sh, stage3.sh: --version llava_v1, --model_max_length 2048
+    ("vipllava", "llama"): Training("ViP-LLaVA", "llava_v1", 1, 2048),
+    # liuhaotian/llava-v1.6-* config.json: tokenizer_model_max_length 4096; one image per sample; Mistral's
+    # [INST] format, which llava-hf/llava-v1.6-mistral-7b-hf's chat template writes
+    ("llava_next", "mistral"): Training("LLaVA-NeXT", "checkpoint", 1, 4096),
+}
+
+
+def family_of(config) -> tuple[str | None, str | None]:
+    """(model_type, the language model's model_type) of a transformers config."""
+    text = getattr(config, "text_config", None)
+    return getattr(config, "model_type", None), getattr(text, "model_type", None)
+
+
+def training(config) -> Training | None:
+    """How the checkpoint of ``config`` was fine-tuned, when its family is known."""
+    return TRAININGS.get(family_of(config))
+
+
+def resolved_template(setting: str, config) -> str:
+    """``models.<name>.chat_template`` for the checkpoint of ``config``: ``auto`` is its family's trained format
+    (the checkpoint's own template for a family not in :data:`TRAININGS`)."""
+    if setting != "auto":
+        return setting
+    known = training(config)
+    return known.chat_template if known else "checkpoint"
+
+
+def format_note(setting: str, config) -> str | None:
+    """One line when ``setting`` is a trained format made for another family than ``config``'s, else None."""
+    if setting not in SYSTEM_SENTENCES:
+        return None
+    own = training(config)
+    if own is not None and own.chat_template == setting:
+        return None
+    made_for = " and ".join(t.family for t in TRAININGS.values() if t.chat_template == setting)
+    model_type, text_type = family_of(config)
+    this = own.family if own else f"{model_type} with a {text_type} language model"
+    return (f"chat_template {setting} is the training format of {made_for}, but this checkpoint is {this}; "
+            f"it is used as asked (without the key: {resolved_template('auto', config)})")
 
 # Role markers of every supported template (the trained USER:/ASSISTANT:, ViP-LLaVA's hub ###Human:/###Assistant:)
 _ROLE_MARKERS = re.compile(r"\b(USER|ASSISTANT):|###(Human|Assistant):")

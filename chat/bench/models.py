@@ -138,7 +138,7 @@ def bench_config(llava_path: str | Path, *, device: str = "cpu", dtype: str = "f
         "dtype": dtype,
         "memory_budget_gb": budget_gb,
         "chat_model": "llava",
-        "models": {"llava": {"path": str(llava_path), "quantize": quantize,  # prompted as the default profile's
-                             "chat_template": "vicuna_v1", "max_images": 1, "context_tokens": 2048}},
+        # a LLaVA-1.5-shaped checkpoint: prompted as the default profile's (vicuna_v1, 1 image, 2048 tokens)
+        "models": {"llava": {"path": str(llava_path), "quantize": quantize}},
         "generation": {"max_new_tokens": max_new_tokens, "temperature": 0.0},
     })

@@ -19,6 +19,7 @@ from chat.config import Config, ModelSpec
 from chat.errors import ModelLoadError, is_out_of_memory
 from chat.load_progress import LoadProgress, transformers_bars
 from chat.loaders import Bundle, LoadSettings, check_model_type, loader_for
+from chat.prompt_format import format_note
 from chat.registry.load_errors import explain
 from chat.registry.memory import Entry, ModelMemory, Progress, _torch
 from chat.registry.sizes import estimate_bytes, footprint, peak_footprint
@@ -88,6 +89,8 @@ class ModelLoader(ModelMemory):
         seconds = time.perf_counter() - start
         if isinstance(obj, Bundle):  # how its images are made square (tools/aspect.py) travels with the model
             obj.image_aspect_ratio = spec.image_aspect_ratio
+            note = format_note(spec.chat_template, getattr(obj.model, "config", None))
+            settings.notes.extend([note] if note else [])  # a trained format set by hand for another family
         self.load_count[name] = self.load_count.get(name, 0) + 1
         nbytes = peak_footprint(obj) if cpu_offload else footprint(obj)
         how = ", model CPU offload" if cpu_offload else ""

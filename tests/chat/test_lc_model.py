@@ -55,12 +55,20 @@ def test_the_callers_cancel_event_is_left_alone_when_a_stream_ends(assistant):
     assert not cancel.is_set()
 
 
-def test_token_count_and_context_window_of_the_tiny_model(assistant):
+def test_token_count_and_context_window_of_the_tiny_model(assistant, monkeypatch):
     from chat.tiny import fixtures
 
     real = fixtures.load(fixtures.REPOS["llava"])  # the tiny LLaVA is shaped like llava-1.5-7b-hf
     model = make_chat_model(assistant)
-    assert model.context_window() == real["text_config"]["max_position_embeddings"]
+    mllm = assistant.mllm
+    # models.llava.context_tokens when set; else LLaVA-1.5's fine-tuning context (2048, not its 4096 positions)
+    assert model.context_window() == (mllm.spec.context_tokens or 2048)
+    monkeypatch.setattr(mllm.spec, "context_tokens", 1000)
+    assert model.context_window() == 1000
+    monkeypatch.setattr(mllm.spec, "context_tokens", None)
+    monkeypatch.setattr(mllm, "training", lambda: None)  # a family whose fine-tuning is not known: its positions
+    assert model.context_window() == real["text_config"]["max_position_embeddings"] == 4096
+    monkeypatch.undo()
     text_only = model.get_num_tokens_from_messages([HumanMessage("what is this?")])
     with_image = model.get_num_tokens_from_messages(
         [HumanMessage(content=[image_part(red()), {"type": "text", "text": "what is this?"}])])

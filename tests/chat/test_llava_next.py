@@ -9,6 +9,7 @@ a moved marker never reuses a cache it does not match.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -19,19 +20,30 @@ from chat.mllm import GenerationOptions, MultimodalChat, Turn
 
 from tests.conftest import ROOT, TINY_CONFIG
 
-LLAVA_LINE = 'llava:        {path: "{tiny}/llava", quantize: nf4}'
 OPTIONS = GenerationOptions(max_new_tokens=8)
+
+
+def switched(text: str) -> str:
+    """A config's text with ``models.llava``'s path moved to the tiny LLaVA-NeXT, whatever else its entry says."""
+    new, count = re.subn(r'"\{tiny\}/llava"', '"{tiny}/llava_next"', text)
+    assert count == 1
+    return new
 
 
 @pytest.fixture(scope="module")
 def next_config_path(tmp_path_factory, tiny_dir):
-    """configs/tiny.yaml with one line changed, as the README tells users to switch checkpoints."""
+    """configs/tiny.yaml with one line changed, as the README tells users to switch checkpoints: the path only."""
+    import yaml
+
     text = TINY_CONFIG.read_text(encoding="utf-8")
-    assert text.count(LLAVA_LINE) == 1
     path = tmp_path_factory.mktemp("config") / "tiny-llava-next.yaml"
-    path.write_text(text.replace(LLAVA_LINE, LLAVA_LINE.replace("/llava", "/llava_next")), encoding="utf-8")
+    path.write_text(switched(text), encoding="utf-8")
     changed = [a for a, b in zip(text.splitlines(), path.read_text(encoding="utf-8").splitlines()) if a != b]
-    assert [line.strip() for line in changed] == [LLAVA_LINE]
+    assert len(changed) == 1 and changed[0].lstrip().startswith("llava:")
+    before, after = yaml.safe_load(text), yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert after["models"]["llava"].pop("path") == "{tiny}/llava_next"
+    before["models"]["llava"].pop("path")
+    assert after == before
     return path
 
 
@@ -109,6 +121,46 @@ def test_the_prompt_is_the_checkpoints_own_template(chat, wide):
     # llava-hf's chat_template.json as the hub ships it, its literal "<\s> " included
     assert prompt == "<<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] <image>\nWhat is it? [/INST] A cat.<\\s> [INST] Sure? [/INST]"
     assert images == [wide]
+
+
+def test_the_one_line_switch_prompts_it_as_it_was_fine_tuned(chat, assistant):
+    """Only the path changed: LLaVA-NeXT gets its own template, one image per prompt and its 4096-token context
+    (a square photo alone is 2,928 tokens: LLaVA-1.5's 2048 would not hold it); LLaVA-1.5 keeps its own."""
+    from chat.lc_model import LocalMultimodalChatModel
+
+    model = LocalMultimodalChatModel(chat=chat)
+    assert chat.template() is None  # the checkpoint's own (its exact prompt: the test above)
+    assert (model.max_images(), model.context_window()) == (1, 4096)
+    assert chat.registry.entry("llava").notes == []
+    llava_1_5 = LocalMultimodalChatModel(chat=assistant.mllm)
+    assert "USER: " in assistant.mllm.template() and (llava_1_5.max_images(), llava_1_5.context_window()) == (1, 2048)
+
+
+def test_prompt_keys_left_from_llava_1_5_are_used_as_asked_with_a_note(tiny_dir, tmp_path):
+    """A config that still sets LLaVA-1.5's keys by hand after the path moved to LLaVA-NeXT is not silently
+    prompted in the wrong format: the keys are used as written, and the load line says what they are for."""
+    from chat.config import load_config
+    from chat.lc_model import LocalMultimodalChatModel
+    from chat.registry import ModelRegistry
+
+    text = switched(TINY_CONFIG.read_text(encoding="utf-8"))
+    text = text.replace('"{tiny}/llava_next", quantize: nf4}',
+                        '"{tiny}/llava_next", quantize: nf4, chat_template: vicuna_v1, max_images: 2, '
+                        'context_tokens: 3000}')
+    path = tmp_path / "stale.yaml"
+    path.write_text(text, encoding="utf-8")
+    lines = []
+    registry = ModelRegistry(load_config(path, data_dir=os.environ["MMCHAT_TEST_DATA"]),
+                             progress=lambda name, fraction, message: lines.append(message))
+    chat = MultimodalChat(registry)
+    model = LocalMultimodalChatModel(chat=chat)
+    prompt, _ = chat.render([Turn("user", "What is it?")])
+    assert prompt.startswith("A chat between a curious user") and prompt.endswith("USER: What is it? ASSISTANT:")
+    assert (model.max_images(), model.context_window()) == (2, 3000)
+    note = ("chat_template vicuna_v1 is the training format of LLaVA-1.5, but this checkpoint is LLaVA-NeXT; "
+            "it is used as asked (without the key: checkpoint)")
+    assert registry.entry("llava").notes == [note]
+    assert any(line.startswith("loaded llava") and line.endswith(f"; note: {note}") for line in lines), lines
 
 
 def test_each_aspect_ratio_gets_its_own_token_count_and_the_answer_streams(chat, wide, square, tall):

@@ -114,6 +114,21 @@ def test_the_hub_templates_are_not_the_training_format(chats, image):
                                            ("USER", "Colour?"), ("ASSISTANT", None)])
 
 
+@pytest.mark.parametrize("name", ["llava", "vip_llava"])
+def test_unset_the_prompt_is_the_checkpoint_familys_training_format(tiny_config, chats, image, name):
+    """configs/tiny.yaml sets no prompt key: each model is prompted as its family was fine-tuned (its config's
+    ``model_type`` and language model), exactly as with the format named by hand, with no load note."""
+    assert tiny_config.models[name].chat_template == "auto"
+    template, sentence = TRAINED[name]
+    auto, named = chats(name, "auto"), chats(name, template)
+    turns = [Turn("system", "Be brief."), Turn("user", "What is it?", [image]), Turn("assistant", "A cat."),
+             Turn("user", "Colour?")]
+    assert auto.render(turns) == named.render(turns)
+    assert auto.render(turns)[0].startswith(sentence + " Be brief. USER: <image>\n")
+    assert auto.stop_strings() == named.stop_strings()
+    assert auto.registry.entry(name).notes == []
+
+
 def test_an_image_shown_later_is_placed_before_that_turns_text(chats, image):
     """A conversation that moves to a new image shows it in the turn that asks about it, as training placed it."""
     chat = chats("llava", "vicuna_v1")
