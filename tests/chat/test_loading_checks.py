@@ -46,6 +46,12 @@ def _edit_processor(folder, **changes):
     path.write_text(json.dumps(data, indent=2))
 
 
+def _geometry(folder) -> tuple[int, int]:
+    """(image size, patch) of the checkpoint's vision tower, from its config.json (336 and 14, as llava-1.5-7b-hf)."""
+    vision = json.loads((folder / "config.json").read_text())["vision_config"]
+    return vision["image_size"], vision["patch_size"]
+
+
 def _load_error(config, name) -> ModelLoadError:
     with pytest.raises(ModelLoadError) as err:
         ModelRegistry(config).get(name)
@@ -65,10 +71,12 @@ def test_llava_without_processor_fields_loads_and_answers(tiny_dir, tmp_path, re
     answer = chat.generate([Turn("user", "What is in the image?", [image])], GenerationOptions(max_new_tokens=4))
     assert isinstance(answer, str)  # not a TypeError / "Image features and image tokens do not match" mid-chat
     processor = registry.get("llava").processor
+    size, patch = _geometry(folder)
     assert (processor.patch_size, processor.num_additional_image_tokens, processor.vision_feature_select_strategy) \
-        == (8, 1, "default")  # the tiny tower's patch and CLS, as the llava-hf processors set them
+        == (patch, 1, "default")  # the tower's patch and CLS, as the llava-hf processors set them
     inputs = chat.inputs([Turn("user", "hi", [image])])
-    assert int((inputs["input_ids"] == registry.get("llava").model.config.image_token_id).sum()) == 16  # (32/8)^2
+    tokens = int((inputs["input_ids"] == registry.get("llava").model.config.image_token_id).sum())
+    assert tokens == (size // patch) ** 2  # one per patch: 576 for 336 px and patch 14
     notes = registry.entry("llava").notes
     assert any("lacks" in n and all(f in n for f in removed) for n in notes), notes
 
@@ -80,18 +88,21 @@ def test_vip_llava_without_processor_fields_loads(tiny_dir, tmp_path):
     assert processor.vision_feature_select_strategy == "default" and processor.num_additional_image_tokens == 1
 
 
-@pytest.mark.parametrize("changes, says", [
-    ({"patch_size": 16}, "expands one image to 4 image tokens but the vision tower gives 16 features"),
-    ({"num_additional_image_tokens": 0}, "expands one image to 15 image tokens but the vision tower gives 16"),
-    ({"vision_feature_select_strategy": "full"}, "expands one image to 17 image tokens"),
-])
-def test_inconsistent_processor_fails_at_load_in_one_sentence(tiny_dir, tmp_path, changes, says):
+@pytest.mark.parametrize("changes, tokens", [  # what the processor is told, what it then expands an image to
+    (lambda patch: {"patch_size": 2 * patch}, lambda size, patch: (size // (2 * patch)) ** 2),
+    (lambda patch: {"num_additional_image_tokens": 0}, lambda size, patch: (size // patch) ** 2 - 1),
+    (lambda patch: {"vision_feature_select_strategy": "full"}, lambda size, patch: (size // patch) ** 2 + 1),
+], ids=["patch doubled", "no CLS", "full"])
+def test_inconsistent_processor_fails_at_load_in_one_sentence(tiny_dir, tmp_path, changes, tokens):
     folder = _copy(tiny_dir, "llava", tmp_path, "llava-broken")
-    _edit_processor(folder, **changes)
+    size, patch = _geometry(folder)
+    _edit_processor(folder, **changes(patch))
     error = _load_error(_config(llava=folder), "llava")
     message = str(error)
     assert error.kind == "self_check" and "\n" not in message
     assert message.startswith(f"Checkpoint '{folder}' for model 'llava' failed its load-time self-check")
+    says = (f"expands one image to {tokens(size, patch)} image tokens "
+            f"but the vision tower gives {(size // patch) ** 2} features")
     assert says in message and "processor_config.json" in message
 
 
