@@ -83,7 +83,7 @@ def _photo():
 def _small_side(pipe) -> int:
     from tools.edit import native_side
 
-    return max(64, native_side(pipe) // 4 // 8 * 8)  # 128 px for SD 1.5 (512), 64 px for the tiny ones
+    return max(64, native_side(pipe) // 4 // 8 * 8)  # 128 px for SD 1.5 (512) and the tiny ones shaped like it
 
 
 def _pipe_call(pipe, **kwargs) -> str:

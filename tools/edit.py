@@ -170,7 +170,7 @@ def check_image(image: Any, what: str = "image") -> Image.Image:
 
 
 def native_side(pipe) -> int:
-    """The resolution a pipeline's UNet was trained at: 512 for SD 1.5, 768 for SD 2, 64 for tiny."""
+    """The resolution a pipeline's UNet was trained at: 512 for SD 1.5 (and the tiny ones), 768 for SD 2."""
     sample = getattr(pipe.unet.config, "sample_size", 64)
     sample = max(sample) if isinstance(sample, (tuple, list)) else int(sample)
     return int(sample) * int(getattr(pipe, "vae_scale_factor", 8))

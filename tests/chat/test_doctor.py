@@ -32,9 +32,15 @@ def test_doctor_passes_on_the_tiny_profile_as_a_user_runs_it(tiny_dir):
         assert row["size_bytes"] > 100_000 and row["weights_bytes"] > 100_000, name
         assert row["load_s"] > 0 and row["inference_s"] > 0 and row["result"], name
         assert row["rss_bytes"] is not None and row["cuda_peak_bytes"] is None, name
-    assert rows["llava"]["self_check"].startswith("one image = 16 image tokens")
+    vision = json.loads((tiny_dir / "llava" / "config.json").read_text())["vision_config"]
+    patches = (vision["image_size"] // vision["patch_size"]) ** 2  # 576: 336 px, patch 14, as llava-1.5-7b-hf
+    assert rows["llava"]["self_check"].startswith(f"one image = {patches} image tokens")
     assert rows["clip"]["result"].startswith(("a cat ", "a dog ")) and "," in rows["clip"]["result"]
-    assert rows["txt2img"]["result"] == "64x64 image" and rows["sam"]["result"].startswith("a mask of ")
+    unet = json.loads((tiny_dir / "txt2img" / "unet" / "config.json").read_text())
+    vae = json.loads((tiny_dir / "txt2img" / "vae" / "config.json").read_text())
+    native = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)  # 512, as SD 1.5
+    assert rows["txt2img"]["result"] == f"{native // 4}x{native // 4} image"  # one step at a quarter of its side
+    assert rows["sam"]["result"].startswith("a mask of ")
 
 
 def _broken_config(tmp_path, tiny_dir, **models) -> str:
