@@ -80,8 +80,12 @@ def test_pull_fetches_only_what_the_loaders_read_and_it_loads_offline(repos, ori
     assert " to download, " in lines[-2] and lines[-2].endswith(" free") and lines[-1] == "11 of 11 models ready"
     assert "[clip] pulling tiny/clip: 5 files" in run.stderr and "[clip] pulled tiny/clip: 5 files" in run.stderr
 
-    for family, files in originals.items():
-        expected = set(files)  # what the tiny builder wrote: exactly what a load reads
+    configured = yaml.safe_load(Path(config).read_text())["models"]  # each a tiny family of the same name
+    assert len(configured) == 11
+    for family in set(originals) - set(configured):  # a tiny family no model of the config uses (llava_next)
+        assert not (home / "hub" / f"models--tiny--{family}").exists(), family
+    for family in configured:
+        expected = set(originals[family])  # what the tiny builder wrote: exactly what a load reads
         if family == "txt2img":  # float16: the fp16 variant of each weighted component instead of its plain file
             expected = {f.replace(".safetensors", ".fp16.safetensors") if f.endswith(".safetensors") else f
                         for f in expected}
