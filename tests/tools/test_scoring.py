@@ -72,26 +72,27 @@ def test_siglip_sigmoid_scores_lie_in_the_open_unit_interval(registry, image):
 
 def test_siglip_texts_are_encoded_without_an_attention_mask(registry):
     """SigLIP was trained with no text attention mask (the real so400m tokenizer returns none: transformers'
-    convert_siglip_to_hf.py sets model_input_names=["input_ids"]). A tokenizer that returns a mask (the tiny one)
-    and one that does not give the same embeddings: the model's own forward on the input ids alone."""
+    convert_siglip_to_hf.py sets model_input_names=["input_ids"]; the tiny one is built the same way). A tokenizer
+    that returns a mask (made here from the tiny one) and one that does not give the same embeddings: the model's
+    own forward on the input ids alone."""
     import copy
 
     from chat.loaders import Bundle
 
     bundle = registry.get("siglip")
     prompts = ["a photo of a dog.", "a photo of a very small red bicycle."]
-    assert "attention_mask" in bundle.processor(text=prompts, padding="max_length", max_length=64)
-    maskless = copy.deepcopy(bundle.processor)
-    maskless.tokenizer.model_input_names = ["input_ids"]
-    tokens = maskless(text=prompts, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
-    assert set(tokens) == {"input_ids"}
+    tokens = bundle.processor(text=prompts, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
+    assert set(tokens) == {"input_ids"}  # as the real checkpoint's
+    masking = copy.deepcopy(bundle.processor)
+    masking.tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    masked_tokens = masking(text=prompts, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
+    assert set(masked_tokens) == {"input_ids", "attention_mask"}
+    assert torch.equal(masked_tokens["input_ids"], tokens["input_ids"]) and not masked_tokens["attention_mask"].all()
     with torch.inference_mode():
         real = encoders.normalise(bundle.model.get_text_features(input_ids=tokens["input_ids"]).pooler_output)
-        masked = encoders.normalise(bundle.model.get_text_features(
-            input_ids=tokens["input_ids"], attention_mask=(tokens["input_ids"] != maskless.tokenizer.pad_token_id).long(),
-        ).pooler_output)
-    with_mask = encoders.encode_texts(bundle, prompts)
-    without = encoders.encode_texts(Bundle(maskless, bundle.model), prompts)
+        masked = encoders.normalise(bundle.model.get_text_features(**masked_tokens).pooler_output)
+    without = encoders.encode_texts(bundle, prompts)
+    with_mask = encoders.encode_texts(Bundle(masking, bundle.model), prompts)
     assert torch.allclose(with_mask, real, atol=1e-5) and torch.allclose(without, real, atol=1e-5)
     assert not torch.allclose(masked, real, atol=1e-3)  # a mask would change what SigLIP computes
 
