@@ -68,6 +68,7 @@ def scoring(runs: int, quick: bool) -> dict:
         "without_cache_ms": result["without_cache_ms"],
         "speedup": result["speedup"],
         "max_score_diff": result["max_score_diff"],
+        "max_diff_from_model": result["max_diff_from_model"],
     }
 
 
@@ -208,7 +209,8 @@ def render(result: dict) -> str:
         if not skipped(s):
             lines.append(f"  {s['compares']}")
             lines.append(f"  with cache {s['with_cache_ms']} ms, without {s['without_cache_ms']} ms: "
-                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e})")
+                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e}, "
+                         f"from the model's own forward {s['max_diff_from_model']:.1e})")
     if "followup" in result:
         f = result["followup"]
         lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "
