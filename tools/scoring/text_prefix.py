@@ -29,11 +29,17 @@ def reuses_prefix(bundle) -> bool:
     model = bundle.model
     text = getattr(model, "text_model", None)
     tokenizer = getattr(bundle.processor, "tokenizer", None)
+    if getattr(getattr(model, "config", None), "model_type", None) != "clip" or tokenizer is None:
+        return False
+    if not all(hasattr(text, name) for name in ("embeddings", "encoder", "final_layer_norm", "eos_token_id")):
+        return False
+    layer = next(iter(getattr(text.encoder, "layers", [])), None)  # the parts _layer uses, as transformers names them
+    attn = getattr(layer, "self_attn", None)
     return (
-        getattr(getattr(model, "config", None), "model_type", None) == "clip"
-        and all(hasattr(text, name) for name in ("embeddings", "encoder", "final_layer_norm"))
+        all(hasattr(layer, name) for name in ("layer_norm1", "layer_norm2", "mlp"))
+        and all(hasattr(attn, name) for name in ("q_proj", "k_proj", "v_proj", "out_proj", "num_heads", "head_dim",
+                                                 "scale"))
         and hasattr(model, "text_projection")
-        and tokenizer is not None
         and getattr(tokenizer, "padding_side", "right") == "right"
     )
 
