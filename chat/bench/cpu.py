@@ -4,7 +4,7 @@
 
 1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
    CLIP of ViT-B/32 dimensions, random weights; the cache holds the image's embedding and the prompt
-   template's prefix, so only the labels' own tokens are encoded; without it, everything is).
+   template's prefix, so only the labels' own tokens are encoded; without it, the image and the whole prompts).
 2. followup: time-to-first-token of a follow-up question vs the first turn on a random-weight LLaVA of
    meaningful size, through ``MultimodalChat.stream`` and through ``Router.respond`` (``chat.bench.followup``).
 3. markers: ``draw_markers`` (circle, arrow, box; plain and with the outside blurred) and ``set_of_mark``

@@ -99,8 +99,8 @@ def test_a_seen_image_runs_neither_the_vision_encoder_nor_the_template_again(vit
     try:
         cache = EmbeddingCache()
         score_labels(vit_b32, photo, ["blue dog", "green car"], cache=cache)
-        # first time: the image once; "<bos> a photo of a" once; then each label's own tokens ("blue dog . <eos>")
-        assert images == [1] and texts == [(1, 5), (2, 4)]
+        # first time: the image once, the whole prompts once ("<bos> a photo of a blue dog . <eos>": 9 tokens)
+        assert images == [1] and texts == [(2, 9)]
         images.clear(), texts.clear()
         score_labels(vit_b32, photo, ["red cat", "white horse", "pink cup"], cache=cache)
         assert images == [] and texts == [(3, 4)]  # only the new labels' tokens

@@ -2,9 +2,10 @@
 
 CLIP's text encoder is causal: a token's hidden states depend only on the tokens before it. The keys and values
 of ``<bos> a photo of a`` are therefore the same in every prompt of the template ``"a photo of a {}."``: they are
-computed once, kept in the :class:`~tools.scoring.cache.EmbeddingCache`, and each label runs only its own tokens
-(``red cat . <eos>``) through the layers, attending to them. The embeddings are those of transformers'
-``get_text_features`` on the whole prompt, to float rounding (the tests compare the two).
+kept in the :class:`~tools.scoring.cache.EmbeddingCache` from the first pass that ran them (the whole prompts, in
+one pass), and afterwards each new label runs only its own tokens (``red cat . <eos>``) through the layers,
+attending to them. The embeddings are those of transformers' ``get_text_features`` on the whole prompt, to float
+rounding (the tests compare the two).
 
 The layers are run here with the model's own modules (layer norms, projections, MLP); only the attention over
 ``prefix + own tokens`` is written out (``scaled_dot_product_attention`` with the causal mask offset by the
@@ -71,21 +72,11 @@ def _layer(layer, hidden, past=None, keep: list | None = None, only=None):
     return hidden + layer.mlp(layer.layer_norm2(hidden))
 
 
-def prefix_states(model, ids: Sequence[int]) -> list:
-    """Per layer, the keys and values [1, heads, p, head_dim] of the prefix token ids ``ids`` (positions 0..p-1)."""
-    torch = _torch()
-    text = model.text_model
-    device = next(model.parameters()).device
-    hidden = text.embeddings(input_ids=torch.tensor([list(ids)], device=device))
-    states: list = []
-    for layer in text.encoder.layers:
-        hidden = _layer(layer, hidden, keep=states)
-    return states
-
-
-def suffix_features(model, states: list, ids) -> Any:
-    """Projected text features [b, dim] of prompts whose first ``p`` tokens are the prefix of ``states`` and whose
-    other tokens are ``ids`` [b, s] (right-padded): what ``get_text_features`` gives for the whole prompts."""
+def text_features(model, ids, states: Sequence = (), keep: list | None = None) -> Any:
+    """Projected text features [b, dim] of prompts whose first ``p`` tokens are the prefix of ``states`` (per layer,
+    keys and values [1, heads, p, head_dim]; none: ``ids`` are whole prompts) and whose other tokens are ``ids``
+    [b, s] (right-padded): what ``get_text_features`` gives for the whole prompts. Each layer's keys and values of
+    ``ids`` are appended to ``keep``."""
     torch = _torch()
     text = model.text_model
     p = states[0][0].shape[2] if states else 0
@@ -97,7 +88,7 @@ def suffix_features(model, states: list, ids) -> Any:
     hidden = text.embeddings(input_ids=ids, position_ids=positions)
     last = len(text.encoder.layers) - 1
     for n, layer in enumerate(text.encoder.layers):  # the last layer computes only the pooled (EOS) position
-        hidden = _layer(layer, hidden, past=states[n] if states else None, only=eos if n == last else None)
+        hidden = _layer(layer, hidden, past=states[n] if states else None, keep=keep, only=eos if n == last else None)
     return model.text_projection(text.final_layer_norm(hidden[:, 0]))
 
 
@@ -133,11 +124,15 @@ def encode_with_prefixes(bundle, mid: str, prompts: Sequence[str], prefixes: Seq
                 p = 0
                 while p < len(wanted) and p + 1 < shortest and bool((ids[:, p] == wanted[p]).all()):
                     p += 1
-                if p:
-                    states = cache.prefix((mid, tuple(wanted[:p])), lambda: prefix_states(model, wanted[:p]))
-                else:
-                    states = []
-                features = suffix_features(model, states, ids[:, p:])
+                whole: list = []
+
+                def run_whole(p=p, ids=ids, whole=whole):  # a miss: one pass over the whole prompts keeps the prefix
+                    keep: list = []
+                    whole.append(text_features(model, ids, keep=keep))
+                    return [(k[:1, :, :p].clone(), v[:1, :, :p].clone()) for k, v in keep]
+
+                states = cache.prefix((mid, tuple(wanted[:p])), run_whole) if p else []
+                features = whole[0] if whole else text_features(model, ids[:, p:], states)
                 for i, row in zip(chunk, normalise(features.float()).cpu()):
                     out[i] = row
     return torch.stack(out)
