@@ -27,6 +27,7 @@ from tools.regions import mask_bbox, sam_masks
 
 Method = Literal["slic", "sam"]
 WORK_SIDE = 512
+LABEL_GRID = 128
 # Distinct, readable region colours (Tableau 10 + a few), cycled.
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -73,19 +74,21 @@ def _merge_by_colour(labels: np.ndarray, rgb: np.ndarray, threshold: float) -> n
     """Merge adjacent superpixels whose mean CIELAB colours differ by less than ``threshold``."""
     from skimage import color, graph
 
-    lab = color.rgb2lab(rgb)
-    ids = np.unique(labels)
-    means = np.stack([ndimage.mean(lab[..., c], labels, ids) for c in range(3)], axis=1)
-    index = {int(i): n for n, i in enumerate(ids)}
-    pairs = np.concatenate([
-        np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], axis=1),
-        np.stack([labels[:-1].ravel(), labels[1:].ravel()], axis=1),
-    ])
-    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    lab = color.rgb2lab(rgb.astype(np.float32) / 255).reshape(-1, 3)
+    flat = labels.ravel()
+    counts = np.bincount(flat)
+    ids = np.flatnonzero(counts)
+    means = np.stack([np.bincount(flat, weights=lab[:, c], minlength=counts.size) for c in range(3)], axis=1)
+    means[ids] /= counts[ids, None]
+    # adjacent superpixels: the distinct (low, high) pairs across horizontal and vertical steps
+    across_x, across_y = labels[:, :-1] != labels[:, 1:], labels[:-1] != labels[1:]
+    a = np.concatenate([labels[:, :-1][across_x], labels[:-1][across_y]]).astype(np.int64)
+    b = np.concatenate([labels[:, 1:][across_x], labels[1:][across_y]]).astype(np.int64)
+    low, high = np.divmod(np.unique(np.minimum(a, b) * counts.size + np.maximum(a, b)), counts.size)
+    weights = np.linalg.norm(means[low] - means[high], axis=1)
     rag = graph.RAG()
     rag.add_nodes_from((int(i), {"labels": [int(i)]}) for i in ids)
-    for a, b in pairs:
-        rag.add_edge(int(a), int(b), weight=float(np.linalg.norm(means[index[int(a)]] - means[index[int(b)]])))
+    rag.add_weighted_edges_from(zip(low.tolist(), high.tolist(), weights.tolist()))
     return graph.cut_threshold(labels, rag, threshold)
 
 
@@ -93,7 +96,8 @@ def _slic_labels(work: Image.Image, max_regions: int) -> np.ndarray:
     from skimage.segmentation import slic
 
     rgb = np.asarray(work)
-    segments = slic(rgb, n_segments=max(8, 4 * max_regions), compactness=10, start_label=1)
+    # float32 (not skimage's default float64): the same superpixels, faster
+    segments = slic(rgb.astype(np.float32) / 255, n_segments=max(8, 4 * max_regions), compactness=10, start_label=1)
     return _merge_by_colour(segments, rgb, threshold=12.0) + 1
 
 
@@ -121,29 +125,32 @@ def _sam_labels(sam_bundle: Any, work: Image.Image, max_regions: int) -> np.ndar
 def _finalize(labels: np.ndarray, max_regions: int) -> np.ndarray:
     """Split into connected regions, drop tiny ones, keep the largest ``max_regions``, number them in
     reading order (top to bottom, left to right). Returns a uint8 map, 0 = no region."""
-    out = np.zeros(labels.shape, dtype=np.int32)
-    count = 0
-    for value in np.unique(labels[labels > 0]):
-        parts, n = ndimage.label(labels == value)
-        out[parts > 0] = parts[parts > 0] + count
-        count += n
+    from skimage.measure import label as connected
+
+    out, count = connected(labels, background=0, connectivity=1, return_num=True)
     if count == 0:
         return np.zeros(labels.shape, dtype=np.uint8)
-    areas = np.bincount(out.ravel(), minlength=count + 1)[1:]
+    flat = out.ravel()
+    areas = np.bincount(flat, minlength=count + 1)
     min_area = max(4, int(0.002 * labels.size))
-    order = [i + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= min_area][:max_regions]
+    order = [i + 1 for i in np.argsort(-areas[1:], kind="stable") if areas[i + 1] >= min_area][:max_regions]
     if not order:
-        order = [int(np.argmax(areas)) + 1]
-    centres = ndimage.center_of_mass(np.ones_like(out), out, order)
+        order = [int(np.argmax(areas[1:])) + 1]
+    rows, cols = np.indices(labels.shape)
+    cy = np.bincount(flat, weights=rows.ravel(), minlength=count + 1)[order] / areas[order]
+    cx = np.bincount(flat, weights=cols.ravel(), minlength=count + 1)[order] / areas[order]
     band = labels.shape[0] / 8
-    order = [r for _, r in sorted(zip(centres, order), key=lambda cr: (int(cr[0][0] // band), cr[0][1]))]
+    order = [r for _, _, r in sorted(zip((cy // band).astype(int).tolist(), cx.tolist(), order))]
     lut = np.zeros(count + 1, dtype=np.uint8)
     lut[order] = np.arange(1, len(order) + 1)
     return lut[out]
 
 
-def _label_map(image: Image.Image, max_regions: int, method: Method, sam_bundle: Any) -> np.ndarray:
-    """Region ids 1..N at full size (uint8, 0 = no region)."""
+def _label_map(image: Image.Image, max_regions: int, method: Method,
+               sam_bundle: Any) -> tuple[np.ndarray, list[tuple[slice, slice]]]:
+    """Region ids 1..N at full size (uint8, 0 = no region) and each region's bounding box there (row and column
+    slices, region ``k`` at ``k - 1``). The boxes are found on the working copy and carried to full size through
+    the resize's own pixel mapping: exact, without a pass over the full-size map."""
     work = _work_copy(image)
     if method == "sam":
         if sam_bundle is None:
@@ -154,17 +161,41 @@ def _label_map(image: Image.Image, max_regions: int, method: Method, sam_bundle:
     else:
         raise UserError(f"method must be 'slic' or 'sam', not '{method}'.")
     small = _finalize(raw, max_regions)
+    boxes = ndimage.find_objects(small)
     if small.shape == (image.height, image.width):
-        return small
-    return np.asarray(Image.fromarray(small).resize(image.size, Image.Resampling.NEAREST))
+        return small, boxes
+    full = np.asarray(Image.fromarray(small).resize(image.size, Image.Resampling.NEAREST))
+    rows, cols = _nearest_sources(small.shape[0], image.height), _nearest_sources(small.shape[1], image.width)
+    return full, [(_carry(r, rows), _carry(c, cols)) for r, c in boxes]
+
+
+def _nearest_sources(n_in: int, n_out: int) -> np.ndarray:
+    """For each of ``n_out`` pixels along one axis, the pixel (of ``n_in``) that Pillow's nearest resize copies."""
+    line = Image.fromarray(np.arange(n_in, dtype=np.int32)[None, :])
+    return np.asarray(line.resize((n_out, 1), Image.Resampling.NEAREST))[0]
+
+
+def _carry(span: slice, sources: np.ndarray) -> slice:
+    """The output pixels whose source lies in ``span`` (``sources`` never decreases)."""
+    return slice(int(np.searchsorted(sources, span.start)), int(np.searchsorted(sources, span.stop - 1, side="right")))
 
 
 def propose_regions(image: Image.Image, max_regions: int = 24, method: Method = "slic",
                     sam_bundle: Any = None) -> list[np.ndarray]:
     """Up to ``max_regions`` disjoint regions (bool masks of the image's size), in reading order."""
     args = SetOfMarkInput(max_regions=max_regions, method=method)
-    labels = _label_map(image, args.max_regions, args.method, sam_bundle)
-    return [labels == k for k in range(1, int(labels.max()) + 1)]
+    labels, boxes = _label_map(image, args.max_regions, args.method, sam_bundle)
+    return [mask for mask, _ in _regions(labels, boxes)]
+
+
+def _regions(labels: np.ndarray, boxes: list[tuple[slice, slice]]) -> list[tuple[np.ndarray, tuple[slice, slice]]]:
+    """(full-size bool mask, its bounding slices) of each region 1..N of ``labels``; only its box is compared."""
+    out = []
+    for k, box in enumerate(boxes, start=1):
+        mask = np.zeros(labels.shape, dtype=bool)
+        mask[box] = labels[box] == k
+        out.append((mask, box))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,14 +204,22 @@ def propose_regions(image: Image.Image, max_regions: int = 24, method: Method = 
 def label_point(mask: np.ndarray) -> tuple[int, int]:
     """The pixel of the mask farthest from its edge (and the image's): where its number reads best."""
     x0, y0, x1, y1 = mask_bbox(mask)
-    crop = mask[y0:y1, x0:x1]
-    step = max(1, math.ceil(max(crop.shape) / 256))
+    x, y = _deepest_point(mask[y0:y1, x0:x1])
+    return x0 + x, y0 + y
+
+
+def _deepest_point(crop: np.ndarray) -> tuple[int, int]:
+    """:func:`label_point` within a mask cropped to its bounding box, in the crop's coordinates. The depth is
+    measured on a grid of at most ``LABEL_GRID`` points a side (a number's box spans several grid steps)."""
+    step = max(1, math.ceil(max(crop.shape) / LABEL_GRID))
     sample = crop[::step, ::step]
+    if not sample.any():  # a thin region the grid misses
+        step, sample = 1, crop
     depth = ndimage.distance_transform_edt(np.pad(sample, 1))[1:-1, 1:-1]
     rows, cols = np.nonzero(depth >= 0.8 * depth.max())  # deep enough; of those, the most central
     cy, cx = ndimage.center_of_mass(sample)
     best = int(np.argmin((rows - cy) ** 2 + (cols - cx) ** 2))
-    return x0 + int(cols[best]) * step, y0 + int(rows[best]) * step
+    return int(cols[best]) * step, int(rows[best]) * step
 
 
 def _number(draw: ImageDraw.ImageDraw, image: Image.Image, text: str, centre: tuple[int, int], size: int,
@@ -213,6 +252,15 @@ def _region_colours(labels: np.ndarray) -> Image.Image:
     return colours.convert("RGB")
 
 
+def _paint(image: Image.Image, where: np.ndarray, labels: np.ndarray) -> Image.Image:
+    """``image`` with the pixels ``where`` in their region's colour (only those pixels are touched)."""
+    palette = np.array([(0, 0, 0)] + [PALETTE[k % len(PALETTE)] for k in range(255)], dtype=np.uint8)
+    out = np.array(image)
+    index = np.flatnonzero(where)
+    out.reshape(-1, 3)[index] = palette[labels.ravel()[index]]
+    return Image.fromarray(out)
+
+
 def _boundaries(labels: np.ndarray, width: int) -> np.ndarray:
     """Pixels of a region within ``width`` of a different label (a band just inside each region)."""
     edge = np.zeros(labels.shape, dtype=bool)
@@ -221,8 +269,13 @@ def _boundaries(labels: np.ndarray, width: int) -> np.ndarray:
     edge[:, :-1] |= step_x
     edge[1:] |= step_y
     edge[:-1] |= step_y
-    if width > 2:
-        edge = ndimage.binary_dilation(edge, iterations=(width - 1) // 2)
+    for _ in range((width - 1) // 2 if width > 2 else 0):  # a 4-neighbour dilation per step
+        grown = edge.copy()
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        grown[1:] |= edge[:-1]
+        grown[:-1] |= edge[1:]
+        edge = grown
     return edge & (labels > 0)
 
 
@@ -244,21 +297,23 @@ def set_of_mark(
     """
     args = SetOfMarkInput(max_regions=max_regions, method=method, fill=fill, boundaries=boundaries)
     base = image.convert("RGB") if image.mode != "RGB" else image
-    labels = _label_map(base, args.max_regions, args.method, sam_bundle)
-    out = base.copy()
-    if args.fill or args.boundaries:
-        colours = _region_colours(labels)
-        if args.fill:
-            out = Image.composite(Image.blend(out, colours, 0.35), out, _l(labels > 0))
-        if args.boundaries:
-            out.paste(colours, (0, 0), _l(_boundaries(labels, max(2, stroke_width(base.size) // 3))))
+    labels, boxes = _label_map(base, args.max_regions, args.method, sam_bundle)
+    out = base
+    if args.fill:
+        out = Image.composite(Image.blend(out, _region_colours(labels), 0.35), out, _l(labels > 0))
+    if args.boundaries:
+        out = _paint(out, _boundaries(labels, max(2, stroke_width(base.size) // 3)), labels)
+    if out is base:
+        out = base.copy()  # drawn on below; the caller's image stays as it was
     draw = ImageDraw.Draw(out)
     masks, marks = [], []
-    for k in range(1, int(labels.max()) + 1):
-        mask = labels == k
-        centre = label_point(mask)
+    for k, (mask, (rows, cols)) in enumerate(_regions(labels, boxes), start=1):
+        crop = mask[rows, cols]
+        x, y = _deepest_point(crop)
+        centre = (cols.start + x, rows.start + y)
         box = _number(draw, out, str(k), centre, _number_size(base.size))
-        marks.append(Mark(id=k, bbox=mask_bbox(mask), center=centre, area=int(mask.sum()), label_box=box))
+        bbox = (cols.start, rows.start, cols.stop, rows.stop)
+        marks.append(Mark(id=k, bbox=bbox, center=centre, area=int(np.count_nonzero(crop)), label_box=box))
         masks.append(mask)
     return out, marks, masks
 

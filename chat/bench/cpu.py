@@ -3,7 +3,8 @@
     python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router|grounding] [--json]
 
 1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
-   CLIP of ViT-B/32 dimensions, random weights).
+   CLIP of ViT-B/32 dimensions, random weights; the cache holds the image's embedding and the prompt
+   template's prefix, so only the labels' own tokens are encoded; without it, the image and the whole prompts).
 2. followup: time-to-first-token of a follow-up question vs the first turn on a random-weight LLaVA of
    meaningful size, through ``MultimodalChat.stream`` and through ``Router.respond`` (``chat.bench.followup``).
 3. markers: ``draw_markers`` (circle, arrow, box; plain and with the outside blurred) and ``set_of_mark``
@@ -63,11 +64,13 @@ def scoring(runs: int, quick: bool) -> dict:
     result = bench_scoring.run(runs=runs, n_labels=2 if quick else 5)
     return {
         "model": result["model"],
+        "compares": result["compares"],
         "labels": result["labels"],
         "with_cache_ms": result["with_cache_ms"],
         "without_cache_ms": result["without_cache_ms"],
         "speedup": result["speedup"],
         "max_score_diff": result["max_score_diff"],
+        "max_diff_from_model": result["max_diff_from_model"],
     }
 
 
@@ -210,8 +213,10 @@ def render(result: dict) -> str:
         s = result["scoring"]
         lines.append(f"new labels on a seen image ({s.get('model', '')}):")
         if not skipped(s):
+            lines.append(f"  {s['compares']}")
             lines.append(f"  with cache {s['with_cache_ms']} ms, without {s['without_cache_ms']} ms: "
-                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e})")
+                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e}, "
+                         f"from the model's own forward {s['max_diff_from_model']:.1e})")
     if "followup" in result:
         f = result["followup"]
         lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "

@@ -164,3 +164,71 @@ def test_set_of_mark_on_a_2048_image_is_fast():
     start = time.perf_counter()
     marked, marks, masks = set_of_mark(image)
     assert time.perf_counter() - start < 3.0 and marked.size == (2048, 2048) and len(marks) >= 6
+
+
+# --------------------------------------------------------------------------------------------
+# The fast proposals are the method they replaced (tests/tools/som_reference.py), on real photos
+# --------------------------------------------------------------------------------------------
+def photo(name: str, size: tuple[int, int]) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("name, size", [
+    ("chelsea", (2048, 1536)),  # the benchmark's size
+    ("astronaut", (1999, 1333)),  # the working copy is not an exact fraction of it
+    ("coffee", (2800, 2700)),  # boundaries wide enough to be grown twice
+])
+def test_marks_on_photos_are_those_of_the_method_before_the_speed_up(name, size):
+    from scipy import ndimage
+
+    from tests.tools import som_reference as reference
+    from tools.regions import mask_bbox
+
+    image = photo(name, size)
+    marked, marks, masks = set_of_mark(image)
+    before, ref_marks, ref_masks = reference.set_of_mark(image)
+    assert len(marks) == len(ref_masks) >= 5  # the same number of marks
+    for mark, mask, ref_mark, ref in zip(marks, masks, ref_marks, ref_masks):
+        assert (mask & ref).sum() / (mask | ref).sum() > 0.95, f"mark {mark.id} is not the region it was"
+        assert mark.bbox == mask_bbox(mask) and mark.area == mask.sum()
+        x, y = mark.center
+        assert mask[y, x], f"the number of mark {mark.id} is outside its region"
+        # as deep inside its region as before (the depth grid is coarser; on a wide plateau the point may move)
+        depth = ndimage.distance_transform_edt(np.pad(mask[::4, ::4], 1))[1:-1, 1:-1]
+        old_x, old_y = ref_mark.center
+        assert depth[y // 4, x // 4] >= 0.9 * depth[old_y // 4, old_x // 4] - 1, f"mark {mark.id}'s number is shallower"
+    covered, ref_covered = np.logical_or.reduce(masks), np.logical_or.reduce(ref_masks)
+    assert (covered == ref_covered).mean() > 0.99 and covered.mean() > 0.8  # the regions cover the image as before
+    # the boundary lines are the same pixels in the same colours: outside the numbers' boxes nothing differs
+    numbers = np.zeros(covered.shape, dtype=bool)
+    for mark in marks + ref_marks:
+        x0, y0, x1, y1 = mark.label_box
+        numbers[y0:y1 + 1, x0:x1 + 1] = True
+    differ = np.any(np.asarray(marked) != np.asarray(before), axis=-1) & ~numbers
+    assert differ.mean() < 0.001
+
+
+def test_set_of_mark_is_faster_than_the_method_before_the_speed_up():
+    from tests.tools import som_reference as reference
+
+    image = photo("chelsea", (2048, 1536))
+    set_of_mark(image), reference.set_of_mark(image)  # imports warm for both; both draw the same marks
+    old, new = [], []
+    for _ in range(3):  # alternating, so both see the same machine load
+        start = time.perf_counter()
+        reference.set_of_mark(image)
+        old.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        set_of_mark(image)
+        new.append(time.perf_counter() - start)
+    assert np.median(new) * 1.3 < np.median(old), f"{np.median(new):.3f} s vs {np.median(old):.3f} s before"
+
+
+def test_a_thin_region_the_depth_grid_misses_still_gets_its_number_on_it():
+    mask = np.zeros((1000, 1000), dtype=bool)
+    mask[3, :] = True  # a one-pixel cross whose row and column fall between the grid's points
+    mask[:, 5] = True
+    x, y = label_point(mask)
+    assert mask[y, x]

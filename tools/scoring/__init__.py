@@ -11,11 +11,13 @@ blurred; with ``ensemble=True`` the image embedding is the average over those re
 embeddings are averaged over prompt templates (CLIP's prompt ensembling).
 
 Embeddings are cached in an :class:`EmbeddingCache` owned by the caller (the assistant owns one), so a
-second set of labels for the same image never runs the vision encoder again. Scores are computed in
-float32 whatever the model's dtype.
+second set of labels for the same image never runs the vision encoder again; with CLIP the cache also keeps
+the prompt template's prefix ("<bos> a photo of a"), so a new label runs only its own tokens through the text
+encoder. Scores are computed in float32 whatever the model's dtype.
 
 One concern per module: :mod:`.schemas` (labels, input schema, result), :mod:`.cache` (the embedding cache),
-:mod:`.encoders` (embeddings and logits), :mod:`.renderings` (region renderings), :mod:`.core` (the tool,
+:mod:`.encoders` (embeddings and logits), :mod:`.text_prefix` (CLIP text with a reused template prefix),
+:mod:`.renderings` (region renderings), :mod:`.core` (the tool,
 ``score_labels``), :mod:`.chart` (the bar chart). The names below are the public API.
 """
 

@@ -11,48 +11,69 @@ from PIL import Image
 
 
 class EmbeddingCache:
-    """Bounded LRU caches of normalised float32 embeddings (CPU tensors).
+    """Bounded LRU caches of normalised float32 embeddings (CPU tensors), and of prompt-template prefixes.
 
     Image entries are keyed by ``(model id, image digest, rendering variant)``, text entries by
-    ``(model id, prompt)``. ``image_encodes`` / ``text_encodes`` count how many images / prompts were
-    actually run through an encoder (cache misses); ``hits`` counts lookups served from the cache.
-    ``max_entries=0`` keeps nothing (``cache.embedding_entries: 0`` in the config: no cache). Thread-safe.
+    ``(model id, prompt)``, prefix entries by ``(model id, prefix token ids)``: the per-layer keys and values of
+    a template's text before its label (CLIP, see :mod:`tools.scoring.text_prefix`; on the model's device, a few
+    hundred KiB each, at most ``max_prefixes`` of them). ``image_encodes`` / ``text_encodes`` /
+    ``prefix_encodes`` count how many images / prompts / prefixes were actually run through an encoder (cache
+    misses); ``hits`` counts lookups served from the cache. ``max_entries=0`` keeps nothing
+    (``cache.embedding_entries: 0`` in the config: no cache). Thread-safe.
     """
 
-    def __init__(self, max_entries: int = 256, max_texts: int | None = None):
-        if max_entries < 0 or (max_texts is not None and max_texts < 0):
-            raise ValueError("max_entries and max_texts must be 0 (no cache) or more")
+    def __init__(self, max_entries: int = 256, max_texts: int | None = None, max_prefixes: int | None = None):
+        if min(max_entries, max_texts or 0, max_prefixes or 0) < 0:
+            raise ValueError("max_entries, max_texts and max_prefixes must be 0 (no cache) or more")
         self.max_images = max_entries
         # text vectors are small and label sets are many: 16 texts per image unless told
         self.max_texts = max_entries * 16 if max_texts is None else max_texts
+        # a few templates per model are ever used
+        self.max_prefixes = min(max_entries, 8) if max_prefixes is None else max_prefixes
         self._images: OrderedDict[Hashable, Any] = OrderedDict()
         self._texts: OrderedDict[Hashable, Any] = OrderedDict()
+        self._prefixes: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.RLock()
         self.image_encodes = 0
         self.text_encodes = 0
+        self.prefix_encodes = 0
         self.hits = 0
 
     def __len__(self) -> int:
-        return len(self._images) + len(self._texts)
+        return len(self._images) + len(self._texts) + len(self._prefixes)
 
     def clear(self) -> None:
         with self._lock:
             self._images.clear()
             self._texts.clear()
+            self._prefixes.clear()
 
     def stats(self) -> dict[str, int]:
         return {
             "images": len(self._images),
             "texts": len(self._texts),
+            "prefixes": len(self._prefixes),
             "image_encodes": self.image_encodes,
             "text_encodes": self.text_encodes,
+            "prefix_encodes": self.prefix_encodes,
             "hits": self.hits,
         }
 
+    def nbytes(self) -> int:
+        """Bytes held by the cached tensors (embeddings and prefix keys/values), wherever they live."""
+        def size(value) -> int:
+            if isinstance(value, (list, tuple)):
+                return sum(size(v) for v in value)
+            return value.numel() * value.element_size() if hasattr(value, "element_size") else 0
+
+        with self._lock:
+            return sum(size(v) for store in (self._images, self._texts, self._prefixes) for v in store.values())
+
     @staticmethod
     def image_digest(image: Image.Image) -> str:
-        """sha1 of the pixels, mode and size: equal images share embeddings whatever object holds them."""
-        h = hashlib.sha1()
+        """sha256 of the pixels, mode and size: equal images share embeddings whatever object holds them (sha256
+        rather than sha1: several times faster where the CPU hashes it in hardware)."""
+        h = hashlib.sha256()
         h.update(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
         h.update(image.tobytes())
         return h.hexdigest()
@@ -102,4 +123,11 @@ class EmbeddingCache:
         found, encoded = self._get(self._texts, self.max_texts, keys, compute)
         with self._lock:
             self.text_encodes += encoded
+        return found
+
+    def prefix(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """A template prefix's per-layer keys and values for ``key``; ``compute()`` runs it on a miss."""
+        (found,), encoded = self._get(self._prefixes, self.max_prefixes, [key], lambda missing: [compute()])
+        with self._lock:
+            self.prefix_encodes += encoded
         return found

@@ -109,11 +109,22 @@ def cached_image_embeddings(bundle, mid: str, items: Sequence[tuple[Hashable, Ca
     return torch.stack(values)
 
 
-def cached_text_embeddings(bundle, mid: str, prompts: Sequence[str], cache: EmbeddingCache):
+def cached_text_embeddings(bundle, mid: str, prompts: Sequence[str], cache: EmbeddingCache,
+                           prefixes: Sequence[str] | None = None):
+    """Embeddings [n, d] of ``prompts``; with ``prefixes`` (each prompt's template text before its label), a CLIP
+    model encodes that prefix once and only the rest of each new prompt (:mod:`tools.scoring.text_prefix`)."""
+    from tools.scoring.text_prefix import encode_with_prefixes, reuses_prefix
+
     torch = _torch()
     keys = [(mid, p) for p in prompts]
-    values = cache.texts(keys, lambda missing: list(encode_texts(bundle, [prompts[i] for i in missing])))
-    return torch.stack(values)
+    if prefixes is not None and reuses_prefix(bundle):
+        def encode(missing):
+            return list(encode_with_prefixes(bundle, mid, [prompts[i] for i in missing],
+                                             [prefixes[i] for i in missing], cache, batch=_BATCH))
+    else:
+        def encode(missing):
+            return list(encode_texts(bundle, [prompts[i] for i in missing]))
+    return torch.stack(cache.texts(keys, encode))
 
 
 def check_templates(templates: Sequence[str]) -> list[str]:
@@ -130,7 +141,8 @@ def label_embeddings(bundle, mid: str, labels: Sequence[str], templates: Sequenc
     """One normalised embedding per label: the mean of its normalised template embeddings, renormalised."""
     templates = check_templates(templates)
     prompts = [t.replace("{}", label) for label in labels for t in templates]
-    emb = cached_text_embeddings(bundle, mid, prompts, cache)
+    prefixes = [t[: t.index("{}")] for _ in labels for t in templates]
+    emb = cached_text_embeddings(bundle, mid, prompts, cache, prefixes)
     emb = emb.view(len(labels), len(templates), -1).mean(dim=1)
     return normalise(emb)
 
