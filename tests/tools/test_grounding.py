@@ -183,10 +183,11 @@ def test_a_second_phrase_on_the_same_image_encodes_only_its_text(tiny, monkeypat
                          candidate_cache=candidates)
     assert calls["image"] >= 1 and cache.image_encodes == 3 * first.candidates  # every rendering, in batches
     assert calls["image"] == -(-cache.image_encodes // 16)  # batches of 16
-    before = dict(calls)
+    before, texts = dict(calls), cache.text_encodes
     second = find_regions(registry, image, {"phrase": "the green disk"}, sam=sam, cache=cache,
                           candidate_cache=candidates)
-    assert calls["image"] == before["image"] and calls["text"] == before["text"] + 1  # only the new phrase
+    assert calls["image"] == before["image"] and cache.image_encodes == 3 * first.candidates  # no image again
+    assert cache.text_encodes == texts + 1  # only the new phrase (whichever text path encodes it)
     assert candidates.proposals == 1 and second.candidates == first.candidates
 
 
