@@ -53,7 +53,11 @@ def photo():
 
 
 def models_own_scores(bundle, image, labels, template="a photo of a {}."):
-    """Softmax of transformers' CLIPModel forward over the whole prompts: what the scores must be."""
+    """Softmax of transformers' CLIPModel forward over the whole prompts: what the scores must be (the image padded
+    to square first, as every CLIP-style image is scored: see tools.aspect)."""
+    from tools.aspect import square_images
+
+    image = square_images([image], bundle.processor, "auto")[0]
     inputs = bundle.processor(images=image, text=[template.replace("{}", x) for x in labels], padding=True,
                               return_tensors="pt")
     with torch.inference_mode():
