@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from chat.errors import UserError
@@ -103,11 +103,14 @@ class CacheConfig(Strict):
 
 
 class OffloadConfig(Strict):
-    """What happens to the least recently used models when the budget is full (see chat/registry.py)."""
+    """Where each model waits when it is not running (see chat/registry/memory.py and the README's Memory)."""
 
+    resident: list[str] = []  # models that stay on the device once loaded (only out-of-memory recovery moves them)
     ram_gb: float = Field(0.0, ge=0)  # CPU RAM that holds models moved off the GPU; 0: unload them instead
+    pinned: bool = True  # models in CPU RAM sit in page-locked memory: they go back to the GPU about twice as fast
+    disk: list[str] = []  # models never kept in CPU RAM: unloaded when they leave the device, loaded from disk
     diffusers: Literal["auto", "always", "never"] = "auto"  # enable_model_cpu_offload for SD pipelines on a GPU;
-    # auto: only for a pipeline larger than the whole budget
+    # auto: only for a pipeline that would not fit beside the resident models
 
 
 class RemoteLLM(Strict):
@@ -156,7 +159,10 @@ class Config(Strict):
     profile: str = "default"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: DType = "auto"
-    memory_budget_gb: float = Field(22.0, gt=0)  # GiB of model weights on the device (see chat.bench.memory)
+    # GiB of the device for mmchat: weights, kept caches and each call's activations (chat/registry/budget.py);
+    # auto: on a GPU what is free once the CUDA context exists, less memory_margin_gb; on a CPU half the RAM
+    memory_budget_gb: PositiveFloat | Literal["auto"] = "auto"
+    memory_margin_gb: float = Field(0.25, ge=0)  # left free by auto: the allocator's fragmentation
     offload: OffloadConfig = OffloadConfig()
     data_dir: str = "~/.local/share/mmchat"
     tiny_dir: str | None = None  # set in the tiny profile: missing tiny checkpoints are built on use
@@ -218,4 +224,8 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> Config:
         raise UserError(f"Config file {p}: key '{key}': {err['msg']}.") from None
     if config.chat_model not in config.models:
         raise UserError(f"Config file {p}: key 'chat_model': '{config.chat_model}' is not under 'models'.")
+    for key in ("resident", "disk"):
+        unknown = [name for name in getattr(config.offload, key) if name not in config.models]
+        if unknown:
+            raise UserError(f"Config file {p}: key 'offload.{key}': '{unknown[0]}' is not under 'models'.")
     return _resolve_tiny(config)

@@ -31,6 +31,10 @@ class LoadSettings:
     revision: str | None = None
     progress: LoadProgress = field(default_factory=LoadProgress, compare=False)  # phases of this load
     notes: list[str] = field(default_factory=list, compare=False)  # one line each, shown when the load ends
+    shared: Any = field(default=None, compare=False)  # chat.registry.sharing.SharedParts: parts pipelines share
+    owner: str = ""  # the config key being loaded (named when another pipeline shares its parts)
+    placement: str = "device"  # device | offload (model CPU offload): parts are shared only within one placement
+    parts: dict[str, str] = field(default_factory=dict, compare=False)  # component -> identity of a shareable part
 
     def common(self) -> dict:
         return {"revision": self.revision, "trust_remote_code": False}
@@ -212,7 +216,8 @@ def _shares(path: str, names: list[str]) -> list[float]:
 
 def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
     """The pipeline's diffusers and transformers components (``model_index.json``), loaded one by one so each
-    is a step of the load; anything else (and the safety checker, never loaded) is left to the pipeline."""
+    is a step of the load; anything else (and the safety checker, never loaded) is left to the pipeline. A VAE,
+    text encoder or tokenizer that is the same as one a loaded pipeline holds (``settings.shared``) is that one."""
     import torch
 
     index = cls.load_config(path, revision=settings.revision)
@@ -223,12 +228,22 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
     components: dict[str, Any] = {}
     variants: list[str] = []
     start = WEIGHTS[0]
+    shared_from: list[str] = []
     for name, share in zip(names, shares):
         end, begin = start + share * (WEIGHTS[1] - WEIGHTS[0]), start
         start = end
         library, class_name = index[name]
         component_cls = getattr(importlib.import_module(library), class_name, None)
         if component_cls is None:
+            continue
+        identity = settings.shared.identity(path, settings.revision, name, class_name, settings.fp16,
+                                            f"{settings.placement}/{settings.dtype}") if settings.shared else None
+        found = settings.shared.find(identity) if identity is not None else None
+        if found is not None:  # the same part as one a loaded pipeline holds: that one, not a copy
+            components[name], owner = found
+            settings.parts[name] = identity
+            shared_from.append(f"{name} of {owner}")
+            settings.progress.phase(begin, end, f"{name} ({class_name}, the one {owner} loaded)")
             continue
         settings.progress.phase(begin, end, f"{name} ({class_name})")
         kwargs: dict[str, Any] = {"subfolder": name, "revision": settings.revision}
@@ -237,6 +252,11 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
             if kwargs.get("variant"):
                 variants.append(name)
         components[name] = component_cls.from_pretrained(path, **kwargs)
+        if identity is not None:
+            settings.shared.keep(identity, components[name], settings.owner)
+            settings.parts[name] = identity
+    if shared_from:
+        settings.notes.append(f"shares the {', '.join(shared_from)} (same architecture and weights)")
     if variants:
         settings.notes.append(f"{VARIANT} variant weights for {', '.join(variants)}")
     return components

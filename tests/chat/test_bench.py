@@ -152,15 +152,17 @@ class FakeGpuRegistry(ModelRegistry):
         super().__init__(*args, **kwargs)
         self.moves: list[tuple[str, str]] = []
         self._names: dict[int, str] = {}
+        # the device ("cpu") plays the GPU
+        self.memory.offload_device = "ram" if self.config.offload.ram_gb > 0 else None
+        self.memory.move = self._move
+        load = self.loader.load
 
-    @property
-    def offload_device(self):
-        return "ram" if self.config.offload.ram_gb > 0 else None  # the device ("cpu") plays the GPU
+        def named(name):
+            entry = load(name)
+            self._names[id(entry.obj)] = name
+            return entry
 
-    def _load(self, name):
-        entry = super()._load(name)
-        self._names[id(entry.obj)] = name
-        return entry
+        self.loader.load = named
 
     def _move(self, obj, device):
         self.moves.append((self._names[id(obj)], "gpu" if device == self.device else device))
@@ -205,17 +207,17 @@ def test_on_cpu_offloading_is_unloading(sizes):
 
 
 def test_diffusers_model_cpu_offload_only_on_gpu_and_where_it_helps():
-    gpu = ModelRegistry(_config(device="cuda", memory_budget_gb=2))
-    budget = gpu.budget_bytes
-    assert gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget + 1)
-    assert not gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget // 2)
-    assert not gpu._model_cpu_offload("CLIP model", budget * 2)
-    always = ModelRegistry(_config(device="cuda", offload={"diffusers": "always"}))
-    assert always._model_cpu_offload("instruct-pix2pix pipeline", 1)
-    never = ModelRegistry(_config(device="cuda", memory_budget_gb=1, offload={"diffusers": "never"}))
-    assert not never._model_cpu_offload("instruct-pix2pix pipeline", 2**40)
-    cpu = ModelRegistry(_config(memory_budget_gb=1, offload={"diffusers": "always"}))
-    assert not cpu._model_cpu_offload("instruct-pix2pix pipeline", 2**40)
+    gpu = ModelRegistry(_config(device="cuda", memory_budget_gb=2)).loader
+    budget = gpu.memory.budget_bytes - gpu.memory.reserved_bytes("inpaint")  # what its weights may take
+    assert gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget + 1, "inpaint")
+    assert not gpu._model_cpu_offload("Stable Diffusion inpainting pipeline", budget // 2, "inpaint")
+    assert not gpu._model_cpu_offload("CLIP model", budget * 2, "clip")
+    always = ModelRegistry(_config(device="cuda", offload={"diffusers": "always"})).loader
+    assert always._model_cpu_offload("instruct-pix2pix pipeline", 1, "pix2pix")
+    never = ModelRegistry(_config(device="cuda", memory_budget_gb=1, offload={"diffusers": "never"})).loader
+    assert not never._model_cpu_offload("instruct-pix2pix pipeline", 2**40, "pix2pix")
+    cpu = ModelRegistry(_config(memory_budget_gb=1, offload={"diffusers": "always"})).loader
+    assert not cpu._model_cpu_offload("instruct-pix2pix pipeline", 2**40, "pix2pix")
 
 
 def test_estimate_reads_headers_of_the_files_a_load_reads_at_the_load_dtype(tmp_path):

@@ -73,19 +73,16 @@ def test_unload_listeners_hear_their_model_leave_however_it_goes(tiny_dir):
     assert heard == ["clip", "siglip", "clip"] and registry.loaded() == ["siglip"]
 
 
-class _FakeGpu(ModelRegistry):
+def _fake_gpu(config) -> ModelRegistry:
     """Models 'run on a GPU', so the budget offloads them to CPU RAM (not moved for real here)."""
-
-    @property
-    def offload_device(self):
-        return "ram"
-
-    def _move(self, obj, device):
-        pass
+    registry = ModelRegistry(config)
+    registry.memory.offload_device = "ram"
+    registry.memory.move = lambda obj, device: None
+    return registry
 
 
 def test_unload_listeners_hear_an_offload_to_cpu_ram(tiny_dir):
-    registry = _FakeGpu(_config(memory_budget_gb=1e-6, offload={"ram_gb": 64}))
+    registry = _fake_gpu(_config(memory_budget_gb=1e-6, offload={"ram_gb": 64}))
     heard: list[str] = []
     registry.on_unload("clip", heard.append)
     registry.get("clip")
