@@ -228,7 +228,7 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
     components: dict[str, Any] = {}
     variants: list[str] = []
     start = WEIGHTS[0]
-    shared_from: list[str] = []
+    shared_from: dict[str, list[str]] = {}  # the model that loaded a shared part -> the parts
     for name, share in zip(names, shares):
         end, begin = start + share * (WEIGHTS[1] - WEIGHTS[0]), start
         start = end
@@ -242,7 +242,7 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
         if found is not None:  # the same part as one a loaded pipeline holds: that one, not a copy
             components[name], owner = found
             settings.parts[name] = identity
-            shared_from.append(f"{name} of {owner}")
+            shared_from.setdefault(owner, []).append(name)
             settings.progress.phase(begin, end, f"{name} ({class_name}, the one {owner} loaded)")
             continue
         settings.progress.phase(begin, end, f"{name} ({class_name})")
@@ -256,7 +256,8 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
             settings.shared.keep(identity, components[name], settings.owner)
             settings.parts[name] = identity
     if shared_from:
-        settings.notes.append(f"shares the {', '.join(shared_from)} (same architecture and weights)")
+        owners = "; ".join(f"{owner}'s {', '.join(parts)}" for owner, parts in shared_from.items())
+        settings.notes.append(f"uses {owners} (the same architecture and weights)")
     if variants:
         settings.notes.append(f"{VARIANT} variant weights for {', '.join(variants)}")
     return components

@@ -158,3 +158,18 @@ def test_tiny_profile_builds_missing_checkpoints_on_first_use(tmp_path, monkeypa
     registry = ModelRegistry(load_config(ROOT / "configs" / "tiny.yaml"))
     assert registry.get("blip_vqa").model is not None
     assert (tmp_path / "blip_vqa").is_dir() and not (tmp_path / "clip").exists()
+
+
+def test_progress_listeners_hear_every_load_until_removed_and_the_old_attribute_still_works(tiny_dir):
+    registry = ModelRegistry(_config())
+    first, second, old = [], [], []
+    remove_first = registry.add_progress_listener(lambda name, f, msg: first.append((name, f)))
+    registry.add_progress_listener(lambda name, f, msg: 1 / 0)  # a failing listener stops nobody
+    registry.add_progress_listener(lambda name, f, msg: second.append((name, f)))
+    registry.progress = lambda name, f, msg: old.append((name, f))  # as the page's ProgressRelay sets it today
+    registry.get("clip")
+    assert first == second == old and ("clip", 1.0) in first and first[0] == ("clip", 0.0)
+    remove_first()
+    remove_first()  # removing twice is harmless
+    registry.get("siglip")
+    assert ("siglip", 1.0) in second and ("siglip", 1.0) in old and ("siglip", 1.0) not in first
