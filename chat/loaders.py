@@ -237,7 +237,8 @@ def _components(cls, path: str, settings: LoadSettings) -> dict[str, Any]:
         if component_cls is None:
             continue
         identity = settings.shared.identity(path, settings.revision, name, class_name, settings.fp16,
-                                            f"{settings.placement}/{settings.dtype}") if settings.shared else None
+                                            str(settings.dtype).removeprefix("torch."),
+                                            settings.placement) if settings.shared else None
         found = settings.shared.find(identity) if identity is not None else None
         if found is not None:  # the same part as one a loaded pipeline holds: that one, not a copy
             components[name], owner = found

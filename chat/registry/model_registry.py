@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from chat.config import Config, ModelSpec
@@ -11,6 +13,11 @@ from chat.errors import OutOfMemory, describe, is_out_of_memory, out_of_memory_m
 from chat.registry.loading import ModelLoader
 from chat.registry.memory import Entry, ModelMemory, Progress, UnloadListener
 from chat.registry.sharing import SharedParts
+
+
+def digest_cache() -> Path:
+    """Where the shared parts' weight digests are kept between runs (chat.registry.sharing)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mmchat" / "part-digests.json"
 
 
 class ModelRegistry:
@@ -33,7 +40,7 @@ class ModelRegistry:
         self._listeners: list[Progress] = []
         self._listeners_lock = threading.Lock()
         self.memory = ModelMemory(config, self._report)
-        self.parts = SharedParts()
+        self.parts = SharedParts(digest_cache())
         self.loader = ModelLoader(config, self.memory, self._report, self.parts)
 
     # -- progress --------------------------------------------------------------------------

@@ -7,11 +7,13 @@ the two are the same part:
 
 - the same **architecture**: the class the pipeline names and the part's ``config.json``, without the fields
   that describe the file rather than the model (``_name_or_path``, library versions, the stored dtype);
-- the same **weights**: the SHA-256 of each weight file the load reads (the fp16 variant at float16). A file in
-  the Hugging Face cache is a link to a blob named by its SHA-256, so hub checkpoints cost nothing to compare;
-  files of a local folder are hashed once per process (about a second per GB), keyed by path, size and time;
-- loaded the same way: the same dtype and placement (a pipeline under model CPU offload never shares with one
-  on the device).
+- the same **weights**: a SHA-256 of the tensors of each weight file the load reads (the fp16 variant at
+  float16), as the load gets them: floats cast to the load's dtype, so an fp32 file and an fp16 copy of the same
+  weights agree. Each file is read once (about a second per GB); for files over 64 MiB the digest is kept in
+  ``~/.cache/mmchat/part-digests.json`` (``$XDG_CACHE_HOME``), keyed by the Hugging Face blob name (the file's
+  own SHA-256) or the path, size and modification time, so later starts read nothing;
+- loaded the same way: the same placement (a pipeline under model CPU offload never shares with one on the
+  device).
 
 Two parts that differ in any of these are both loaded, however alike their names. A part of a checkpoint that
 is not on this machine yet (a hub id still to download) is not compared: it is loaded as it is.
@@ -33,6 +35,7 @@ _FILE_FIELDS = {"_name_or_path", "_commit_hash", "_diffusers_version", "transfor
                 "_use_default_values"}
 _BLOB = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 8 * 2**20
+_PERSIST = 64 * 2**20  # digests of files larger than this are kept on disk between runs
 
 
 def _normalised_json(path: Path) -> Any:
@@ -42,38 +45,91 @@ def _normalised_json(path: Path) -> Any:
     return data
 
 
-class FileDigests:
-    """SHA-256 of files: a Hugging Face blob's own name, else read once per (path, size, mtime)."""
+class TensorDigests:
+    """SHA-256 of a weight file's tensors as a load gets them: each tensor by name, cast to the load's float dtype
+    (so an fp32 file and its fp16 variant agree at float16). Computed once per file and dtype: kept in this process,
+    and for files over 64 MiB in ``cache_file`` too, keyed by the Hugging Face blob name (itself the file's SHA-256)
+    or by path, size and modification time."""
 
-    def __init__(self):
-        self._known: dict[tuple[str, int, int], str] = {}
+    def __init__(self, cache_file: Path | None = None):
+        self.cache_file = cache_file
+        self._known: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.hashed_bytes = 0  # bytes read to hash (not counting blobs named by their digest)
+        self.hashed_bytes = 0  # bytes read to hash (not served from a cache)
+        self._loaded = False
 
-    def digest(self, path: Path) -> str:
-        real = path.resolve()
+    def _key(self, real: Path, dtype: str) -> str:
         if _BLOB.fullmatch(real.name) and real.parent.name == "blobs":
-            return real.name
+            return f"blob:{real.name}:{dtype}"
         stat = real.stat()
-        key = (str(real), stat.st_size, stat.st_mtime_ns)
+        return f"file:{real}:{stat.st_size}:{stat.st_mtime_ns}:{dtype}"
+
+    def _load_cache(self) -> None:
+        if self._loaded or self.cache_file is None:
+            return
+        self._loaded = True
+        try:
+            self._known.update(json.loads(self.cache_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+
+    def _save_cache(self) -> None:
+        if self.cache_file is None:
+            return
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._known, indent=0), encoding="utf-8")
+            tmp.replace(self.cache_file)
+        except OSError:
+            pass  # a cache that cannot be written is recomputed next time
+
+    def digest(self, path: Path, dtype: str) -> str:
+        real = path.resolve()
+        key = self._key(real, dtype)
         with self._lock:
+            self._load_cache()
             known = self._known.get(key)
         if known is not None:
             return known
-        h = hashlib.sha256()
-        with open(real, "rb") as handle:
+        value = _tensor_digest(real, dtype)
+        size = real.stat().st_size
+        with self._lock:
+            self._known[key] = value
+            self.hashed_bytes += size
+            if size > _PERSIST:
+                self._save_cache()
+        return value
+
+
+def _tensor_digest(path: Path, dtype: str) -> str:
+    """SHA-256 over (name, dtype, shape, bytes) of every tensor, floats cast to ``dtype``; a pickle (``.bin``)
+    is hashed as a file."""
+    import torch
+
+    h = hashlib.sha256()
+    if path.suffix != ".safetensors":
+        with open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 h.update(chunk)
-        with self._lock:
-            self._known[key] = h.hexdigest()
-            self.hashed_bytes += stat.st_size
         return h.hexdigest()
+    from safetensors import safe_open
+
+    cast = getattr(torch, dtype, None)
+    with safe_open(str(path), framework="pt") as handle:
+        for name in sorted(handle.keys()):
+            tensor = handle.get_tensor(name)
+            if cast is not None and tensor.is_floating_point():
+                tensor = tensor.to(cast)
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+            h.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
-def part_identity(folder: Path, component: str, class_name: str, fp16: bool, placement: str,
-                  digests: FileDigests) -> str | None:
-    """What makes a pipeline's part the same as another's (architecture, weights, dtype, placement), as one hex
-    string; None when its files are not all on this machine."""
+def part_identity(folder: Path, component: str, class_name: str, fp16: bool, dtype: str, placement: str,
+                  digests: TensorDigests) -> str | None:
+    """What makes a pipeline's part the same as another's (architecture, weights at the load's ``dtype``,
+    placement), as one hex string; None when its files are not all on this machine."""
     from chat.checkpoint_files import folder_choice
 
     where = folder / component
@@ -82,30 +138,30 @@ def part_identity(folder: Path, component: str, class_name: str, fp16: bool, pla
     try:
         if component == "tokenizer":  # no weights: every file of the folder, contents and all
             files = sorted(p for p in where.iterdir() if p.is_file())
-            described: list[Any] = [[p.name, digests.digest(p)] for p in files]
+            described: list[Any] = [[p.name, digests.digest(p, "")] for p in files]
         else:
             choice = folder_choice(where, fp16, variants=True)
             config = where / "config.json"
             if choice is None or not config.is_file():
                 return None
             weights = [where / name for name in choice.files if not name.endswith(".json")]
-            described = [_normalised_json(config), [digests.digest(p) for p in weights]]
+            described = [_normalised_json(config), [digests.digest(p, dtype) for p in weights]]
     except (OSError, ValueError):
         return None  # a dangling link (not downloaded) or an unreadable config: not compared
-    text = json.dumps([component, class_name, "fp16" if fp16 else "other", placement, described], sort_keys=True)
+    text = json.dumps([component, class_name, dtype, placement, described], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class SharedParts:
     """Parts of loaded pipelines by identity, held weakly: a part lives as long as a pipeline holds it."""
 
-    def __init__(self):
-        self.digests = FileDigests()
+    def __init__(self, cache_file: Path | None = None):
+        self.digests = TensorDigests(cache_file)
         self._parts: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self._owners: dict[str, str] = {}  # identity -> the config key that loaded it first
         self._lock = threading.Lock()
 
-    def identity(self, path: str, revision: str | None, component: str, class_name: str, fp16: bool,
+    def identity(self, path: str, revision: str | None, component: str, class_name: str, fp16: bool, dtype: str,
                  placement: str) -> str | None:
         from chat.registry.sizes import local_folder
 
@@ -114,7 +170,7 @@ class SharedParts:
         folder = local_folder(path, revision)
         if folder is None:
             return None
-        return part_identity(Path(folder), component, class_name, fp16, placement, self.digests)
+        return part_identity(Path(folder), component, class_name, fp16, dtype, placement, self.digests)
 
     def find(self, identity: str | None) -> tuple[Any, str] | None:
         """The live part with this identity and the model that loaded it; None when there is none."""

@@ -114,15 +114,32 @@ def test_a_pipeline_leaving_the_gpu_leaves_the_parts_another_one_uses(tiny_dir):
 
 @pytest.mark.parametrize("part", ["vae", "text_encoder"])
 def test_identity_needs_the_files_on_this_machine(tiny_dir, tmp_path, part):
-    from chat.registry.sharing import FileDigests, part_identity
+    from chat.registry.sharing import TensorDigests, part_identity
 
     folder = _copy(tiny_dir, tmp_path)
-    digests = FileDigests()
-    same = part_identity(folder, part, "X", False, "device", digests)
-    assert same == part_identity(tiny_dir / "pix2pix", part, "X", False, "device", digests)
-    assert same != part_identity(tiny_dir / "pix2pix", part, "X", True, "device", digests)  # another dtype
-    assert same != part_identity(tiny_dir / "pix2pix", part, "X", False, "offload", digests)  # model CPU offload
+    digests = TensorDigests()
+    same = part_identity(folder, part, "X", False, "float32", "device", digests)
+    assert same == part_identity(tiny_dir / "pix2pix", part, "X", False, "float32", "device", digests)
+    assert same != part_identity(tiny_dir / "pix2pix", part, "X", False, "float16", "device", digests)  # dtype
+    assert same != part_identity(tiny_dir / "pix2pix", part, "X", False, "float32", "offload", digests)
     for weights in (folder / part).glob("*.safetensors"):
         weights.unlink()
         weights.symlink_to(tmp_path / "not-downloaded")  # a dangling link, as a partial hub download leaves
-    assert part_identity(folder, part, "X", False, "device", digests) is None
+    assert part_identity(folder, part, "X", False, "float32", "device", digests) is None
+
+
+def test_an_fp32_file_and_its_fp16_copy_are_the_same_part_at_float16(tiny_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from chat.registry.sharing import TensorDigests, part_identity
+
+    folder = _copy(tiny_dir, tmp_path)
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    half = {k: v.to(torch.float16) for k, v in load_file(str(weights)).items()}
+    weights.unlink()
+    save_file(half, str(folder / "vae" / "diffusion_pytorch_model.fp16.safetensors"))  # only the fp16 variant
+    digests = TensorDigests(tmp_path / "digests.json")
+    at_fp16 = part_identity(tiny_dir / "pix2pix", "vae", "AutoencoderKL", True, "float16", "device", digests)
+    assert at_fp16 == part_identity(folder, "vae", "AutoencoderKL", True, "float16", "device", digests)
+    assert at_fp16 != part_identity(folder, "vae", "AutoencoderKL", False, "float32", "device", digests)
