@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="quantization of the benchmark LLaVA's language model (default none: float32)")
     cpu.add_argument("--json", action="store_true", help="print one JSON object")
 
-    memory = sub.add_parser("memory", help="the profile's model memory from the full-size architectures (meta)")
-    memory.add_argument("--config", default=None, help="profile YAML (default configs/default.yaml or $MMCHAT_CONFIG)")
+    memory = sub.add_parser("memory", help="each profile's weights, peaks and worst tool switch, from the "
+                                          "full-size architectures (meta)")
+    memory.add_argument("--config", default=None, help="profile YAML (default $MMCHAT_CONFIG, else every shipped profile: "
+                             "configs/gpu-8gb, -12gb, -16gb and default.yaml)")
     memory.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                         help="dtype the profile gets on this device when its dtype is auto (default cuda)")
     memory.add_argument("--json", action="store_true", help="print one JSON object")
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.bench is None:
         parser.print_help()
         return 2
-    if getattr(args, "config", "unset") is None:
+    if args.bench == "memory" and args.config is None:
+        args.config = os.environ.get("MMCHAT_CONFIG")  # None: every shipped profile
+    elif getattr(args, "config", "unset") is None:
         from chat.config import config_path
 
         args.config = str(config_path())

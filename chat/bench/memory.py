@@ -21,7 +21,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 GIB = 2**30
-GPU_GIB = 24  # the card the default budget is chosen for
+# Bytes per parameter in the files a float16 load reads (the hubs' file listings): the llava-hf checkpoints are
+# float16 shards, SD 1.5 and its inpainting model ship fp16 variants; the others are float32 files (and
+# instruct-pix2pix is counted as float32 too, the larger case).
+STORED_BYTES = {"llava": 2, "vip_llava": 2, "txt2img": 2, "inpaint": 2}
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Row:
     params: int
     bytes: int
     note: str = ""
+    component_bytes: dict[str, int] = field(default_factory=dict)  # bytes on the device, per component
+    disk_bytes: int = 0  # bytes of the weight files a load reads (as stored: STORED_BYTES per parameter)
 
     @property
     def gib(self) -> float:
@@ -130,14 +135,39 @@ def _skip(key: str) -> tuple[str, ...]:
     return LLAVA_SKIP if family(key) in ("llava", "vip_llava") else ()
 
 
-def compute(config_path: str = "configs/default.yaml", device: str = "cuda") -> Report:
-    """The memory table of a profile for ``device`` (cuda: the dtype a GPU gets)."""
+def _count(key: str, dtype_bytes: int, quantize: str) -> tuple[int, dict[str, int]]:
+    """(parameters, bytes per component) of config key ``key``'s full-size architecture."""
+    from chat.bench.architectures import build
+
+    params, sizes = 0, {}
+    for name, module in build(key).items():
+        p, b = module_bytes(module, dtype_bytes, quantize, _skip(key))
+        params += p
+        sizes[name] = b
+    return params, sizes
+
+
+def budget_bytes(config) -> int:
+    """The profile's budget on its card: ``memory_budget_gb``, or for ``auto`` the card less the CUDA context
+    (:data:`chat.bench.profiles.CONTEXT_GIB`) and ``memory_margin_gb``."""
+    from chat.bench.profiles import CONTEXT_GIB, card_gib
+
+    setting = config.memory_budget_gb
+    if setting == "auto":
+        return int((card_gib(config) - CONTEXT_GIB - config.memory_margin_gb) * GIB)
+    return int(setting * GIB)
+
+
+def compute(config_path: str = "configs/default.yaml", device: str = "cuda", counted: dict | None = None) -> Report:
+    """The memory table of a profile for ``device`` (cuda: the dtype a GPU gets). ``counted`` keeps the counts
+    of each (key, dtype, quantization) for the next profile."""
     import torch
 
-    from chat.bench.architectures import ARCHITECTURES, build, family
+    from chat.bench.architectures import ARCHITECTURES, family
     from chat.config import load_config
 
     config = load_config(config_path)
+    counted = {} if counted is None else counted
     rows: list[Row] = []
     per_component: dict[str, dict[str, int]] = {}
     for key, spec in config.models.items():
@@ -147,19 +177,16 @@ def compute(config_path: str = "configs/default.yaml", device: str = "cuda") -> 
             continue
         dtype = _dtype_name(config, spec, device)
         dtype_bytes = torch.empty((), dtype=getattr(torch, dtype)).element_size()
-        components = build(key)
-        params = nbytes = 0
-        per_component[key] = {}
-        for name, module in components.items():
-            p, b = module_bytes(module, dtype_bytes, spec.quantize, _skip(key))
-            params += p
-            nbytes += b
-            per_component[key][name] = b
+        if (key, dtype, spec.quantize) not in counted:
+            counted[key, dtype, spec.quantize] = _count(key, dtype_bytes, spec.quantize)
+        params, sizes = counted[key, dtype, spec.quantize]
+        per_component[key] = dict(sizes)
         checkpoint = ARCHITECTURES[arch][1]
         note = "" if spec.path == checkpoint else f"architecture of {checkpoint} assumed for {spec.path}"
-        rows.append(Row(key, checkpoint, list(components), dtype, spec.quantize, params, nbytes, note))
+        rows.append(Row(key, checkpoint, list(sizes), dtype, spec.quantize, params, sum(sizes.values()), note,
+                        dict(sizes), params * STORED_BYTES.get(arch, 4)))
 
-    report = Report(str(config_path), device, int(config.memory_budget_gb * GIB), rows)
+    report = Report(str(config_path), device, budget_bytes(config), rows)
     pipelines = [k for k in ("pix2pix", "inpaint", "txt2img") if k in per_component]
     if "controlnet" in per_component:
         report.notes.append(
@@ -170,8 +197,9 @@ def compute(config_path: str = "configs/default.yaml", device: str = "cuda") -> 
         shared = sum(per_component[k]["vae"] + per_component[k]["text_encoder"] for k in pipelines[1:])
         report.shareable_bytes = shared
         report.notes.append(
-            f"{', '.join(pipelines)} are separate checkpoints, each with its own VAE and CLIP text encoder of the same "
-            f"SD 1.5 architecture; sharing one pair would save {shared / GIB:.2f} GiB."
+            f"{', '.join(pipelines)} are separate checkpoints with a VAE and CLIP text encoder of the same SD 1.5 "
+            f"architecture: the registry loads one pair for all when their weights are the same, saving "
+            f"{shared / GIB:.2f} GiB (the total above counts every copy; the profiles below count one)."
         )
     return report
 
@@ -185,14 +213,11 @@ def render(report: Report) -> str:
     total, budget = report.total_bytes / GIB, report.budget_bytes / GIB
     lines.append(f"{'total':<82}{total:>17.2f}")
     lines.append("")
-    lines.append(f"memory_budget_gb {budget:.1f} GiB: total {total:.2f} GiB is {total / budget:.0%} of it; "
+    lines.append(f"budget {budget:.2f} GiB: the weights' total {total:.2f} GiB is {total / budget:.0%} of it; "
                  + ("every model can be co-resident." if total <= budget else
-                    f"co-resident together: {', '.join(report.co_resident())}; the least recently used are offloaded "
-                    "or unloaded for the rest."))
-    if report.device == "cuda":
-        lines.append(f"On a {GPU_GIB} GiB GPU that leaves {GPU_GIB - budget:.1f} GiB outside the budget for the CUDA "
-                     "context, activations (SD 1.5 UNet/VAE at 512 px, CLIP/SigLIP batches) and LLaVA's KV cache "
-                     "(0.5 MiB per token in float16).")
+                    f"co-resident together: {', '.join(report.co_resident())}.")
+                 + " On a GPU the budget also holds the caches at their limits and each call's activations, and a "
+                   "profile chooses what stays: the profiles below.")
     for r in report.rows:
         if r.note:
             lines.append(f"note: {r.key}: {r.note}")
@@ -200,7 +225,30 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def default_profiles() -> list[str]:
+    """The shipped GPU profiles, smallest card first: configs/gpu-8gb, -12gb, -16gb and the default (24 GB)."""
+    from pathlib import Path
+
+    from chat.config import DEFAULT_CONFIG
+
+    folder = Path(DEFAULT_CONFIG).parent
+    return [str(folder / f"gpu-{n}gb.yaml") for n in (8, 12, 16)] + [DEFAULT_CONFIG]
+
+
 def run(args) -> tuple[dict, str]:
-    """(JSON result, text) for ``python -m chat.bench memory``."""
-    report = compute(args.config, args.device)
-    return report.as_dict(), render(report)
+    """(JSON result, text) for ``python -m chat.bench memory``: the weights of ``--config`` (default: the default
+    profile) and the proof of that profile, or of every shipped profile when no ``--config`` is given."""
+    from chat.bench import profiles, speeds
+
+    paths = [args.config] if args.config else default_profiles()
+    counted: dict = {}
+    traced: dict = {}
+    report = compute(paths[-1], args.device, counted)
+    rates = speeds.measure()
+    proofs = profiles.prove_all(paths, rates, counted, traced)
+    result = report.as_dict()
+    result["speeds"] = rates
+    result["activations_mib"] = profiles.activations_mib(traced)
+    result["profiles"] = [p.as_dict() for p in proofs]
+    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates)])
+    return result, text

@@ -61,11 +61,18 @@ def family(key: str) -> str | None:
     return None
 
 
-def cache_bytes(config: Config) -> int:
-    """Device bytes the caches kept across turns may hold at their configured limits."""
+def cache_parts(config: Config) -> dict[str, int]:
+    """Device bytes of each cache kept across turns at its configured limit: the conversations' KV caches, the
+    images' projected features, the CLIP template prefixes."""
     cache = config.cache
     prefixes = min(cache.embedding_entries, 8)  # tools.scoring.EmbeddingCache keeps at most 8 template prefixes
-    return int(cache.prefix_gb * GIB) + cache.vision_entries * FEATURE_BYTES + prefixes * CLIP_PREFIX_BYTES
+    return {"kv_prefixes": int(cache.prefix_gb * GIB), "vision_features": cache.vision_entries * FEATURE_BYTES,
+            "clip_prefixes": prefixes * CLIP_PREFIX_BYTES}
+
+
+def cache_bytes(config: Config) -> int:
+    """Device bytes the caches kept across turns may hold at their configured limits."""
+    return sum(cache_parts(config).values())
 
 
 def llava_call_bytes(spec: ModelSpec, config: Config, prefill_mib: float) -> int:

@@ -66,8 +66,12 @@ def test_memory_command_prints_json(capsys):
 
     assert main(["memory", "--json", "--config", str(DEFAULT_CONFIG)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {"total_gib", "budget_gib", "co_resident", "models", "fits"} <= set(data) and data["fits"] is True
-    assert data["budget_gib"] == load_config(DEFAULT_CONFIG).memory_budget_gb
+    assert {"total_gib", "budget_gib", "co_resident", "models", "fits", "profiles", "speeds"} <= set(data)
+    assert data["fits"] is True
+    assert data["budget_gib"] == 24 - 0.5 - 0.25  # auto on a 24 GB card: less the CUDA context and the margin
+    (profile,) = data["profiles"]
+    assert profile["profile"] == "default" and profile["fits"] is True and profile["worst"]["from_disk"] == 0
+    assert data["speeds"]["disk"] > 0 and "no GPU here" in data["speeds"]["host_source"]
 
 
 # -- gpu ---------------------------------------------------------------------------------------
