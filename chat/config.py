@@ -200,8 +200,34 @@ def _resolve_tiny(config: Config) -> Config:
     return config
 
 
+def gpu_memory() -> int | None:
+    """Total bytes of the first CUDA GPU; None without one (torch is imported only where an NVIDIA driver is)."""
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")):
+        return None
+    try:
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - a broken driver is no GPU here
+        return None
+
+
+def profile_for_gpu(total_bytes: int | None) -> str:
+    """The shipped profile for a card of ``total_bytes``: configs/gpu-8gb, -12gb or -16gb.yaml for the largest of
+    those sizes it has (within 10%: an "8 GB" card may report 7.6 GiB; smaller cards get the 8 GB profile), the
+    default (24 GB) for larger cards and without a GPU."""
+    if total_bytes is None:
+        return DEFAULT_CONFIG
+    gib = total_bytes / 2**30
+    if gib >= 24 * 0.9:
+        return DEFAULT_CONFIG
+    card = max((n for n in (12, 16) if gib >= n * 0.9), default=8)
+    return str(Path(DEFAULT_CONFIG).parent / f"gpu-{card}gb.yaml")
+
+
 def config_path(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get("MMCHAT_CONFIG") or DEFAULT_CONFIG)
+    """``--config``, else ``$MMCHAT_CONFIG``, else the shipped profile for this machine's GPU."""
+    return Path(explicit or os.environ.get("MMCHAT_CONFIG") or profile_for_gpu(gpu_memory()))
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> Config:

@@ -62,3 +62,29 @@ def test_image_aspect_ratio_is_checked_and_defaults_to_auto(tmp_path):
     bad.write_text("models: {llava: {path: x}}\nremote_llm: {base_url: u, model: m, image_aspect_ratio: square}\n")
     with pytest.raises(UserError, match=r"remote_llm\.image_aspect_ratio"):
         load_config(bad)
+
+
+def test_without_a_config_a_gpu_gets_the_profile_of_its_size(monkeypatch):
+    from chat import config as config_module
+
+    monkeypatch.delenv("MMCHAT_CONFIG", raising=False)
+    monkeypatch.chdir(ROOT)
+    gib = 2**30
+    for total, profile in [(None, "default"), (int(7.6 * gib), "gpu-8gb"), (6 * gib, "gpu-8gb"),
+                           (10 * gib, "gpu-8gb"), (int(11.7 * gib), "gpu-12gb"), (int(15.6 * gib), "gpu-16gb"),
+                           (20 * gib, "gpu-16gb"), (int(23.6 * gib), "default"), (80 * gib, "default")]:
+        monkeypatch.setattr(config_module, "gpu_memory", lambda total=total: total)
+        assert load_config().profile == profile, total
+    monkeypatch.setenv("MMCHAT_CONFIG", str(ROOT / "configs" / "gpu-16gb.yaml"))  # the environment still wins
+    assert load_config().profile == "gpu-16gb"
+    assert load_config(ROOT / "configs" / "gpu-12gb.yaml").profile == "gpu-12gb"  # and --config over both
+
+
+def test_offload_lists_name_models_of_the_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: {llava: {path: x}}\noffload: {resident: [llava, lava]}\n")
+    with pytest.raises(UserError, match=r"offload\.resident.*'lava' is not under 'models'"):
+        load_config(bad)
+    bad.write_text("models: {llava: {path: x}}\nmemory_budget_gb: lots\n")
+    with pytest.raises(UserError, match="memory_budget_gb"):
+        load_config(bad)
