@@ -116,3 +116,55 @@ def test_an_answer_that_runs_out_of_memory_is_retried(assistant, monkeypatch):
     monkeypatch.setattr(model, "generate", lambda **kwargs: (_ for _ in ()).throw(_oom()))
     with pytest.raises(OutOfMemory, match="ran out of memory for the answer"):
         mllm.generate(turns, GenerationOptions(max_new_tokens=4))
+
+
+@pytest.mark.parametrize("profile", ["gpu-8gb", "gpu-12gb", "gpu-16gb", "default"])
+def test_each_gpu_profile_recovers_a_call_that_runs_out_of_memory(tiny_dir, profile):
+    """The profile's placement on a (simulated) GPU: the other models leave the device, resident ones included,
+    to CPU RAM, except those the profile keeps on disk, which are unloaded; the chat model's caches go with it;
+    the call is retried once and the recovery is told in one sentence; the models come back without reloading."""
+    from chat.config import load_config as load
+    from tests.conftest import ROOT
+
+    shipped = load(ROOT / "configs" / f"{profile}.yaml")
+    config = load(TINY_CONFIG, profile=profile, offload=shipped.offload.model_dump(),
+                  cache=shipped.cache.model_dump())
+    registry = ModelRegistry(config)
+    registry.memory.offload_device = "ram"  # the CPU plays the GPU: offloading moves nothing here
+    registry.memory.move = lambda obj, device: None
+    caches_dropped: list[str] = []
+    registry.on_unload("llava", caches_dropped.append)
+    before = ["llava", "clip", "siglip"]
+    for name in before:
+        registry.get(name)
+    told: list[str] = []
+    registry.add_progress_listener(lambda name, fraction, message: told.append(message))
+    calls = {"n": 0}
+
+    def caption():
+        calls["n"] += 1
+        model = registry.get("blip_caption")
+        if calls["n"] == 1:
+            raise _oom()
+        return model
+
+    assert registry.retry_on_oom(caption, "the caption tool") is not None and calls["n"] == 2
+    (sentence,) = [m for m in told if "ran out of memory" in m]
+    assert sentence.startswith("The device ran out of memory for the caption tool; it worked on the second try")
+    assert sentence.count(". ") == 0 and sentence.endswith(".") and "\n" not in sentence
+    assert registry.loaded() == ["blip_caption"] and caches_dropped == ["llava"]
+    waiting = [n for n in before if n not in shipped.offload.disk]
+    assert registry.offloaded() == waiting  # in CPU RAM; the profile's disk models were unloaded
+    assert ("siglip" in waiting) == (profile != "gpu-8gb")
+    for name in before:
+        registry.get(name)
+    assert all(registry.load_count[n] == (2 if n in shipped.offload.disk else 1) for n in before)
+
+    def never_fits():
+        registry.get("blip_caption")
+        raise _oom()
+
+    with pytest.raises(OutOfMemory) as info:
+        registry.retry_on_oom(never_fits, "the caption tool")
+    assert str(info.value).startswith("The device ran out of memory for the caption tool even after")
+    assert "\n" not in str(info.value) and registry.get("llava") is not None
