@@ -2,8 +2,8 @@
 documented PCIe figure), for the memory bench's tool-switch times.
 
 Disk: a file of ``size`` bytes is written beside the Hugging Face cache (where checkpoints are read from), flushed,
-dropped from the page cache (``posix_fadvise(DONTNEED)``) and read back in 8 MiB blocks: a cold read, as a model's
-first load after a reboot. Where the page cache cannot be dropped, the figure says so (it is then the cache's speed).
+dropped from the page cache (``posix_fadvise(DONTNEED)``) and read back in 8 MiB blocks, three times (the median): a
+cold read, as a model's first load after a reboot. Where the page cache cannot be dropped, the figure says so (it is then the cache's speed).
 
 Host to device without a GPU: PCIe 3.0 x16, the slowest link an 8 to 24 GB card of the last generations sits on
 (15.75 GB/s raw): 12 GB/s from page-locked (pinned) memory, about what NVIDIA's ``bandwidthTest`` reports on such a
@@ -31,30 +31,35 @@ def _disk_folder() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def disk_read(size: int = 256 * 2**20, folder: Path | None = None) -> dict:
-    """``{"bytes_per_s", "bytes", "folder", "cold"}``: a cold read of ``size`` bytes where checkpoints live."""
+def disk_read(size: int = 256 * 2**20, folder: Path | None = None, runs: int = 3) -> dict:
+    """``{"bytes_per_s", "bytes", "folder", "cold", "runs"}``: the median of ``runs`` cold reads of a ``size``-byte
+    file where checkpoints live."""
+    import statistics
+
     folder = folder or _disk_folder()
     block = os.urandom(_BLOCK)
     fd, name = tempfile.mkstemp(prefix="mmchat-disk-", dir=folder)
-    cold = False
+    cold = hasattr(os, "posix_fadvise")
+    speeds = []
     try:
         with os.fdopen(fd, "wb") as handle:
             for _ in range(max(size // _BLOCK, 1)):
                 handle.write(block)
             handle.flush()
             os.fsync(handle.fileno())
-        with open(name, "rb") as handle:
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-                cold = True
-            start = time.perf_counter()
-            read = 0
-            while chunk := handle.read(_BLOCK):
-                read += len(chunk)
-            seconds = time.perf_counter() - start
+        for _ in range(runs):
+            with open(name, "rb") as handle:
+                if cold:
+                    os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                start = time.perf_counter()
+                read = 0
+                while chunk := handle.read(_BLOCK):
+                    read += len(chunk)
+                speeds.append(read / max(time.perf_counter() - start, 1e-9))
     finally:
         os.unlink(name)
-    return {"bytes_per_s": read / max(seconds, 1e-9), "bytes": read, "folder": str(folder), "cold": cold}
+    return {"bytes_per_s": statistics.median(speeds), "bytes": read, "folder": str(folder), "cold": cold,
+            "runs": [round(s / 1e9, 3) for s in speeds]}
 
 
 def host_to_device(size: int = 256 * 2**20) -> dict:
@@ -86,5 +91,6 @@ def measure(disk_bytes: int = 256 * 2**20) -> dict:
     disk = disk_read(disk_bytes)
     how = "cold read (page cache dropped)" if disk["cold"] else "page cache not dropped: the cache's speed"
     return {"pinned": host["pinned"], "pageable": host["pageable"], "disk": disk["bytes_per_s"],
-            "host_source": host["source"],
-            "disk_source": f"measured here: {disk['bytes'] / 2**20:.0f} MiB from {disk['folder']}, {how}"}
+            "host_source": host["source"], "disk_runs_gb_s": disk["runs"],
+            "disk_source": f"measured here: median of {len(disk['runs'])} reads of {disk['bytes'] / 2**20:.0f} MiB "
+                           f"from {disk['folder']}, {how}"}
