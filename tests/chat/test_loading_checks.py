@@ -194,7 +194,10 @@ def test_sd_at_fp16_reads_the_fp16_variant_and_the_plain_files_without_it(tiny_d
     # The same pipeline without variant files: the plain files, cast to fp16, and no error.
     config.models["inpaint"].path = str(plain)
     other = registry.get("inpaint")
-    assert other.unet.dtype == torch.float16 and registry.entry("inpaint").notes == []
+    # no variant note; only the tokenizer is shared: the plain weights cast to fp16 are not the variant's values
+    assert other.unet.dtype == torch.float16
+    assert registry.entry("inpaint").notes == ["uses txt2img's tokenizer (the same architecture and weights)"]
+    assert other.vae is not pipe.vae and other.text_encoder is not pipe.text_encoder
 
 
 def test_sd_at_float32_reads_the_plain_files_even_beside_a_variant(tiny_dir, tmp_path):
