@@ -147,14 +147,15 @@ def _count(key: str, dtype_bytes: int, quantize: str) -> tuple[int, dict[str, in
     return params, sizes
 
 
-def budget_bytes(config) -> int:
+def budget_bytes(config, context_gib: float | None = None) -> int:
     """The profile's budget on its card: ``memory_budget_gb``, or for ``auto`` the card less the CUDA context
-    (:data:`chat.bench.profiles.CONTEXT_GIB`) and ``memory_margin_gb``."""
+    (``context_gib``, by default :data:`chat.bench.profiles.CONTEXT_GIB`) and ``memory_margin_gb``."""
     from chat.bench.profiles import CONTEXT_GIB, card_gib
 
     setting = config.memory_budget_gb
     if setting == "auto":
-        return int((card_gib(config) - CONTEXT_GIB - config.memory_margin_gb) * GIB)
+        context = CONTEXT_GIB if context_gib is None else context_gib
+        return int((card_gib(config) - context - config.memory_margin_gb) * GIB)
     return int(setting * GIB)
 
 
@@ -245,10 +246,14 @@ def run(args) -> tuple[dict, str]:
     traced: dict = {}
     report = compute(paths[-1], args.device, counted)
     rates = speeds.measure()
-    proofs = profiles.prove_all(paths, rates, counted, traced)
+    context = speeds.cuda_context_gib()
+    proofs = profiles.prove_all(paths, rates, counted, traced, context)
     result = report.as_dict()
+    source = ("measured on this GPU" if context is not None else
+              f"no GPU here: {profiles.CONTEXT_GIB} GiB assumed (a torch 2.x context with cuBLAS)")
+    result["cuda_context"] = {"gib": proofs[0].context_gib, "source": source}
     result["speeds"] = rates
     result["activations_mib"] = profiles.activations_mib(traced)
     result["profiles"] = [p.as_dict() for p in proofs]
-    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates)])
+    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates, source)])
     return result, text

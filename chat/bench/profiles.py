@@ -180,7 +180,7 @@ def activations_mib(traced: dict) -> dict[str, dict[str, float]]:
     return {key: {p.name: round(p.bytes / 2**20, 1) for p in phases} for key, phases in traced.items()}
 
 
-def prove(config_path: str, speeds: dict, context_gib: float = CONTEXT_GIB, traced: dict | None = None,
+def prove(config_path: str, speeds: dict, context_gib: float | None = None, traced: dict | None = None,
           counted: dict | None = None) -> Proof:
     """Run every tool of a profile through the registry's policy: peaks, resident set, worst switch. ``traced``
     (:func:`trace`) and ``counted`` (:func:`chat.bench.memory.compute`) may be shared between profiles."""
@@ -193,7 +193,8 @@ def prove(config_path: str, speeds: dict, context_gib: float = CONTEXT_GIB, trac
     traced = traced if traced is not None else {}
     traced.update(trace(k for k in rows if k not in traced))
     card = card_gib(config)
-    budget = budget_bytes(config)
+    context_gib = CONTEXT_GIB if context_gib is None else context_gib
+    budget = budget_bytes(config, context_gib)
     tools = [(t, m) for t, m in TOOLS if all(k in rows for k in m)]
 
     def warm() -> Simulation:
@@ -238,11 +239,12 @@ def prove(config_path: str, speeds: dict, context_gib: float = CONTEXT_GIB, trac
     return proof
 
 
-def prove_all(paths: list[str], speeds: dict, counted: dict | None = None, traced: dict | None = None) -> list[Proof]:
+def prove_all(paths: list[str], speeds: dict, counted: dict | None = None, traced: dict | None = None,
+              context_gib: float | None = None) -> list[Proof]:
     """:func:`prove` for each profile, the architectures counted and traced once."""
     counted = {} if counted is None else counted
     traced = {} if traced is None else traced
-    return [prove(path, speeds, traced=traced, counted=counted) for path in paths]
+    return [prove(path, speeds, context_gib, traced, counted) for path in paths]
 
 
 def render_activations(traced: dict) -> str:
@@ -259,9 +261,10 @@ def _gib(n: int) -> str:
     return f"{n / GIB:.2f}"
 
 
-def render(proofs: list[Proof], speeds: dict) -> str:
+def render(proofs: list[Proof], speeds: dict, context_source: str = "") -> str:
     """Each profile's resident set, the peak of each tool's call and the worst switch, as text."""
-    lines = [f"Tool switches at: host to GPU {speeds['pinned'] / 1e9:.1f} GB/s pinned, {speeds['pageable'] / 1e9:.1f} "
+    lines = [f"CUDA context: {context_source}."] if context_source else []
+    lines += [f"Tool switches at: host to GPU {speeds['pinned'] / 1e9:.1f} GB/s pinned, {speeds['pageable'] / 1e9:.1f} "
              f"GB/s pageable ({speeds.get('host_source', 'given')}); disk {speeds['disk'] / 1e9:.2f} GB/s "
              f"({speeds.get('disk_source', 'given')})."]
     for p in proofs:

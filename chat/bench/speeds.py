@@ -94,3 +94,12 @@ def measure(disk_bytes: int = 256 * 2**20) -> dict:
             "host_source": host["source"], "disk_runs_gb_s": disk["runs"],
             "disk_source": f"measured here: median of {len(disk['runs'])} reads of {disk['bytes'] / 2**20:.0f} MiB "
                            f"from {disk['folder']}, {how}"}
+
+
+def cuda_context_gib() -> float | None:
+    """GiB the CUDA context, the cuBLAS workspace and any other process hold on the GPU before mmchat loads
+    anything (:func:`chat.registry.budget.measure_gpu`); None without a GPU."""
+    from chat.registry.budget import measure_gpu
+
+    measured = measure_gpu()
+    return None if measured is None else measured["context"] / 2**30
