@@ -3,7 +3,8 @@ documented PCIe figure), for the memory bench's tool-switch times.
 
 Disk: a file of ``size`` bytes is written beside the Hugging Face cache (where checkpoints are read from), flushed,
 dropped from the page cache (``posix_fadvise(DONTNEED)``) and read back in 8 MiB blocks, three times (the median): a
-cold read, as a model's first load after a reboot. Where the page cache cannot be dropped, the figure says so (it is then the cache's speed).
+cold read, as a model's first load after a reboot. Where the page cache cannot be dropped, the figure says so (it
+is then the cache's speed).
 
 Host to device without a GPU: PCIe 3.0 x16, the slowest link an 8 to 24 GB card of the last generations sits on
 (15.75 GB/s raw): 12 GB/s from page-locked (pinned) memory, about what NVIDIA's ``bandwidthTest`` reports on such a
