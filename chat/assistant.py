@@ -35,6 +35,13 @@ class Assistant:
         return MultimodalChat(self.registry)
 
     @cached_property
+    def chat_model(self):
+        """The LangChain chat model the router and the tools talk to: the local one, or ``remote_llm``'s server."""
+        from chat.lc_model import make_chat_model
+
+        return make_chat_model(self)
+
+    @cached_property
     def router(self):
         """Routes chat messages to tools and the chat model (local, or ``remote_llm`` when configured)."""
         from chat.router import Router

@@ -14,13 +14,12 @@ text is ``"Error: <one sentence>"``.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from langchain_core.tools import StructuredTool
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from chat.errors import UserError, describe
 from tools.caption import CaptionInput, VqaInput
@@ -81,6 +80,16 @@ def explain(tool: str, exc: ValidationError, schema: type[BaseModel] | None = No
 # --------------------------------------------------------------------------------------------
 # Schemas of the tools that have none in tools/ with an image field
 # --------------------------------------------------------------------------------------------
+def with_image(schema: type[BaseModel], description: str = IMAGE_FIELD["description"]) -> type[BaseModel]:
+    """``schema`` plus the chat's ``image`` field (an image id of the session)."""
+    return create_model(schema.__name__, __base__=schema, __doc__=schema.__doc__,
+                        image=(str | None, Field(None, description=description)))
+
+
+SKETCH_FIELD = ("Id of the sketch image, e.g. 'img2' (dark lines on a light background or light lines on a dark "
+                "one); leave empty for the active image.")
+
+
 class MarkInput(BaseModel):
     """Draw the markers the person placed on an image (red circles, arrows, boxes) as an overlay, e.g. to
     show what a question refers to."""
@@ -152,7 +161,9 @@ class SessionTools:
         from tools.classify import classify
 
         _, vid, image = self._image(a.image)
-        result = classify(self.models, image, self.assistant.mllm, rounds=a.rounds,
+        from chat.toolbox.chat_model import ToolChat
+
+        result = classify(self.models, image, ToolChat(self.assistant.chat_model), rounds=a.rounds,
                           cache=self.assistant.embedding_cache, templates=self.config.tools.prompt_templates)
         return ToolOutput("classify", f"Classification of {vid}: {result.label}, {result.outline()}.",
                           result.summary(), {"image": vid, "rounds": a.rounds}, data={"result": result})
@@ -242,23 +253,21 @@ class SessionTools:
 
         _, vid, image = self._image(a.image)
         common = self._diffusion(a)
-        result = sketch_to_image(self.models, image, a.prompt, guidance_scale=self.config.tools.guidance_scale,
-                                 **common)
+        result = sketch_to_image(self.models, image, a.prompt, size=a.size,
+                                 guidance_scale=self.config.tools.guidance_scale, **common)
         used = {"prompt": a.prompt, "image": vid, "steps": common["steps"]}
         return self._new_image("sketch", result.image, f"sketch: {a.prompt} (from {vid})", used, result.seed)
 
 
 def schemas() -> dict[str, type[BaseModel]]:
     """Tool name -> argument schema, in the order tools are offered (generate/sketch when available)."""
-    out: dict[str, type[BaseModel]] = {
-        "caption": CaptionInput, "vqa": VqaInput, "score": ScoreInput, "classify": ClassifyInput,
-        "mark": MarkInput, "som": SomInput, "edit": EditInput, "remove": RemoveInput,
-    }
-    if importlib.util.find_spec("tools.generate") is not None:
-        from tools.generate import GenerateInput, SketchInput
+    from tools.generate import GenerateInput, SketchInput
 
-        out.update(generate=GenerateInput, sketch=SketchInput)
-    return out
+    return {
+        "caption": with_image(CaptionInput), "vqa": with_image(VqaInput), "score": with_image(ScoreInput),
+        "classify": with_image(ClassifyInput), "mark": MarkInput, "som": SomInput, "edit": with_image(EditInput),
+        "remove": with_image(RemoveInput), "generate": GenerateInput, "sketch": with_image(SketchInput, SKETCH_FIELD),
+    }
 
 
 def _adapter(name: str, schema: type[BaseModel], body: Callable[[Any], ToolOutput], models) -> Callable[..., ToolOutput]:

@@ -40,7 +40,7 @@ from chat.arguments import (COMMANDS, IMAGE_TOOLS, command_arguments, fill_argum
                             parse_labels)
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
-from chat.lc_model import LocalMultimodalChatModel, make_chat_model
+from chat.lc_model import LocalMultimodalChatModel
 from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool, schemas
 from chat.model_view import ModelView
 from chat.session import Session, TraceEntry, clean_text
@@ -65,7 +65,7 @@ class Router(ModelView):
 
     def __init__(self, assistant, chat_model: BaseChatModel | None = None):
         self.assistant = assistant
-        self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
+        self.chat_model = chat_model if chat_model is not None else assistant.chat_model
         self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
         self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # see ModelView
         self._shown: OrderedDict[tuple, tuple] = OrderedDict()  # see ModelView

@@ -35,7 +35,7 @@ from PIL import Image
 
 from chat.config import LimitsConfig
 from chat.errors import UserError
-from chat.imageio import EXTENSIONS
+from tools.imageio import EXTENSIONS
 from chat.session import Session
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -207,7 +207,7 @@ class SessionStore:
         """A new session (new id) from an export. Refused before anything is decompressed when the zip is
         too big or has too many files (a zip bomb); the session must keep the limits a live one keeps (images
         per session, length of what the person typed), and every image is re-validated like an upload."""
-        from chat.imageio import load_image_bytes
+        from tools.imageio import load_image_bytes
 
         limits = self.limits or LimitsConfig()
         try:

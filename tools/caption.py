@@ -22,12 +22,11 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.errors import UserError
+from tools.errors import UserError
 
 MAX_QUESTION_CHARS = 500
 MAX_PREFIX_CHARS = 200
 CAPTION_PROMPT = "a picture of"  # BLIP's trained caption prompt (cut from the caption it starts)
-IMAGE_FIELD = dict(description="Id of the image, e.g. 'img1' or 'img1.v2'; leave empty for the active image.")
 
 
 class CaptionInput(BaseModel):
@@ -40,7 +39,6 @@ class CaptionInput(BaseModel):
         description="Optional start of the caption for the model to continue, e.g. 'a painting of' or 'the man "
         "is holding'; leave empty for a free caption. Up to 200 characters.",
     )
-    image: str | None = Field(None, **IMAGE_FIELD)
 
     @field_validator("prefix", mode="before")
     @classmethod
@@ -64,7 +62,6 @@ class VqaInput(BaseModel):
         description="A short question about the image, e.g. 'how many people are there?' or 'what color is the "
         "car?'. Up to 500 characters.",
     )
-    image: str | None = Field(None, **IMAGE_FIELD)
 
     @field_validator("question", mode="before")
     @classmethod

@@ -4,7 +4,7 @@
     >>> result = sketch_to_image(registry, sketch, "a cat on a sofa")     # the sketch fixes the layout
     >>> result.image, result.seed
 
-Both return :class:`tools.edit.ImageResult` (the image and the seed that made it; ``seed=None`` picks a
+Both return :class:`tools.diffusion.ImageResult` (the image and the seed that made it; ``seed=None`` picks a
 random seed and reports it). Sketch-to-image builds a ``StableDiffusionControlNetPipeline`` on the fly
 with ``from_pipe``: it shares the text encoder, VAE, UNet and scheduler of the registry's loaded
 "txt2img" pipeline (no weights are copied) and adds the registry's "controlnet" model.
@@ -18,32 +18,30 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.errors import UserError
-from tools.edit import (
+from tools.diffusion import (
     SEED_FIELD,
     STEPS_FIELD,
     ImageResult,
     Progress,
-    _clean_text,
-    _resize,
     check_image,
     check_steps,
     check_text,
+    clean_text,
     make_generator,
     native_side,
+    resize,
     resolve_seed,
     round8,
     step_callback,
     working_size,
 )
+from tools.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 64, 1024
-SKETCH_FIELD = dict(description="Id of the sketch image, e.g. 'img2' (dark lines on a light background or light "
-                    "lines on a dark one); leave empty for the active image.")
 
 
 def _prompt(value):
-    return _clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
+    return clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
 
 
 class GenerateInput(BaseModel):
@@ -82,14 +80,27 @@ class SketchInput(BaseModel):
     prompt: str = Field(
         description="What the finished picture shows, e.g. 'a cat sitting on a sofa, photo'. Up to 1000 characters.",
     )
-    image: str | None = Field(None, **SKETCH_FIELD)
     steps: int | None = Field(None, **STEPS_FIELD)
     seed: int | None = Field(None, **SEED_FIELD)
+    width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
+                              description="Width in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
+    height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
+                               description="Height in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
 
     @field_validator("prompt", mode="before")
     @classmethod
     def _prompt(cls, value):
         return _prompt(value)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        return None if value is None else min(MAX_SIZE, max(MIN_SIZE, round8(value)))
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) when both are given; None: the sketch's own size."""
+        return (self.width, self.height) if self.width and self.height else None
 
 
 def check_size(size: Any) -> tuple[int, int]:
@@ -154,7 +165,7 @@ def generate_image(
         generator=make_generator(pipe, seed),
         callback_on_step_end=step_callback(progress),
     ).images[0]
-    return ImageResult(image=_resize(out.convert("RGB"), requested), seed=seed, working_size=work)
+    return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 
 
 def controlnet_pipeline(models):
@@ -219,7 +230,7 @@ def sketch_to_image(
         generator=make_generator(pipe, seed),
         callback_on_step_end=step_callback(progress),
     ).images[0]
-    return ImageResult(image=_resize(out.convert("RGB"), requested), seed=seed, working_size=work)
+    return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageStat
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.markers import COLORS, Color, draw_contour, font, stroke_width
 from tools.regions import mask_bbox, sam_masks
 

@@ -62,7 +62,7 @@ def size(text: str) -> tuple[int, int]:
 
 def open_image(path: str, config=None):
     """Open an image file for a verb; any problem becomes a UserError with one clear sentence."""
-    from chat.imageio import load_image_file
+    from tools.imageio import load_image_file
 
     return load_image_file(path, config.limits if config is not None else None)
 

@@ -55,6 +55,7 @@ def run_classify(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
     from chat.errors import UserError
+    from chat.toolbox.chat_model import ToolChat
     from tools.evaluation import eval_classify, read_classify_folders
 
     config = load(args)
@@ -64,7 +65,7 @@ def run_classify(args) -> int:
     read_classify_folders(args.dir)
     assistant = Assistant(config, progress=stderr_progress)
     table = eval_classify(
-        assistant.registry, assistant.mllm, args.dir, rounds=rounds,
+        assistant.registry, ToolChat(assistant.chat_model), args.dir, rounds=rounds,
         cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
         progress=_progress,
     )

@@ -62,12 +62,6 @@ def register(sub) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _user_error(exc: Exception):
-    from chat.errors import UserError
-
-    return UserError(str(exc))
-
-
 def _sam(assistant, no_sam: bool):
     """SAM when the config has it (and --no-sam is not given); a note on stderr otherwise."""
     if no_sam:
@@ -84,15 +78,13 @@ def run_find(args) -> int:
 
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
-    from chat.errors import UserError
-    from tools.grounding import (
-        CandidateCache, CandidateOptions, FindInput, GroundingError, draw_regions, find_regions, input_error,
-    )
+    from chat.errors import UserError, explain
+    from tools.grounding import PHRASE, CandidateCache, CandidateOptions, FindInput, draw_regions, find_regions
 
     try:
         request = FindInput(phrase=args.phrase, method=args.method, top_k=args.top, margin=args.margin)
     except ValidationError as exc:
-        raise UserError(input_error(exc)) from None
+        raise UserError(explain(exc, names=PHRASE)) from None
     if request.method == "llava":
         raise UserError("--method llava needs the chat model's box for the phrase, which 'mmchat find' does not "
                         "ask for yet; use auto, ensemble, circle, blur or grey.")
@@ -100,12 +92,9 @@ def run_find(args) -> int:
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
     sam = _sam(assistant, args.no_sam)
-    try:
-        result = find_regions(assistant.registry, image, request, model=args.model, sam=sam,
-                              cache=assistant.embedding_cache, candidate_cache=CandidateCache(1),
-                              options=CandidateOptions(sam_points=8 if sam is not None else 0))
-    except GroundingError as exc:
-        raise _user_error(exc) from None
+    result = find_regions(assistant.registry, image, request, model=args.model, sam=sam,
+                          cache=assistant.embedding_cache, candidate_cache=CandidateCache(1),
+                          options=CandidateOptions(sam_points=8 if sam is not None else 0))
     payload = result.to_json()
     text = result.summary()
     if args.output:
@@ -121,34 +110,30 @@ def _progress(done: int, total: int, message: str) -> None:
 
 def run_eval(args) -> int:
     from chat.errors import UserError
-    from tools.grounding import GroundingError
 
     if args.make_synthetic and args.from_refcoco:
         raise UserError("Give either --make-synthetic DIR or --from-refcoco, not both.")
-    try:
-        if args.make_synthetic:
-            from tools.eval_datasets import make_grounding_dataset
+    if args.make_synthetic:
+        from tools.eval_datasets import make_grounding_dataset
 
-            if not 1 <= args.n <= 100000:
-                raise UserError(f"--n must be between 1 and 100000, not {args.n}.")
-            root = make_grounding_dataset(args.make_synthetic, n=args.n, seed=args.seed)
-            emit(args, {"dir": str(root), "examples": args.n}, f"{root}: {args.n} expressions (refs.jsonl)")
-            return 0
-        if not args.dir:
-            raise UserError("Give the dataset folder DIR (with refs.jsonl), or --make-synthetic DIR to write one.")
-        if args.from_refcoco:
-            from tools.eval_grounding import convert_refcoco
+        if not 1 <= args.n <= 100000:
+            raise UserError(f"--n must be between 1 and 100000, not {args.n}.")
+        root = make_grounding_dataset(args.make_synthetic, n=args.n, seed=args.seed)
+        emit(args, {"dir": str(root), "examples": args.n}, f"{root}: {args.n} expressions (refs.jsonl)")
+        return 0
+    if not args.dir:
+        raise UserError("Give the dataset folder DIR (with refs.jsonl), or --make-synthetic DIR to write one.")
+    if args.from_refcoco:
+        from tools.eval_grounding import convert_refcoco
 
-            refs, instances, images = args.from_refcoco
-            try:
-                count = convert_refcoco(refs, instances, images, args.dir, split=args.split)
-            except (OSError, KeyError, ValueError, EOFError) as exc:
-                raise UserError(f"Cannot convert RefCOCO ({type(exc).__name__}: {exc}).") from None
-            emit(args, {"dir": args.dir, "examples": count}, f"{args.dir}: {count} expressions ({args.split})")
-            return 0
-        return _evaluate(args)
-    except GroundingError as exc:
-        raise _user_error(exc) from None
+        refs, instances, images = args.from_refcoco
+        try:
+            count = convert_refcoco(refs, instances, images, args.dir, split=args.split)
+        except (OSError, KeyError, ValueError, EOFError) as exc:
+            raise UserError(f"Cannot convert RefCOCO ({type(exc).__name__}: {exc}).") from None
+        emit(args, {"dir": args.dir, "examples": count}, f"{args.dir}: {count} expressions ({args.split})")
+        return 0
+    return _evaluate(args)
 
 
 def _evaluate(args) -> int:

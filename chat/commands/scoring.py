@@ -79,6 +79,7 @@ def run_classify(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
     from chat.errors import UserError
+    from chat.toolbox.chat_model import ToolChat
     from tools.classify import classify
 
     config = load(args)
@@ -88,7 +89,7 @@ def run_classify(args) -> int:
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
     result = classify(
-        assistant.registry, image, assistant.mllm, rounds=rounds,
+        assistant.registry, image, ToolChat(assistant.chat_model), rounds=rounds,
         cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
     )
     payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds],

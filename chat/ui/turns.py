@@ -23,7 +23,7 @@ from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
 from chat.ui.views import View
-from tools.edit import MAX_SEED
+from tools.diffusion import MAX_SEED
 
 SCORE_MODELS = ("clip", "siglip")
 VERSION_ID = re.compile(r"img\d+\.v\d+")

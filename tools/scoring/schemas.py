@@ -58,10 +58,6 @@ class ScoreInput(BaseModel):
         description="When the image has markers (clicked points, boxes), score the marked region only "
         "(a red ellipse is drawn around it). False scores the whole image.",
     )
-    image: str | None = Field(
-        None,
-        description="Id of the image to score, e.g. 'img1' or 'img1.v2'; leave empty for the active image.",
-    )
 
     @field_validator("labels", mode="before")
     @classmethod
