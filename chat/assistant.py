@@ -29,6 +29,13 @@ class Assistant:
         return EmbeddingCache(self.config.cache.embedding_entries)
 
     @cached_property
+    def candidate_cache(self):
+        """Candidate regions of recent images for ``find`` (a second phrase on an image proposes none)."""
+        from tools.grounding import CandidateCache
+
+        return CandidateCache(4)
+
+    @cached_property
     def mllm(self):
         from chat.mllm import MultimodalChat
 

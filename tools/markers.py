@@ -73,6 +73,15 @@ class Marker(BaseModel):
         return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
 
 
+class MarkInput(BaseModel):
+    """Draw the markers the person placed on an image (red circles, arrows, boxes) as an overlay, e.g. to
+    show what a question refers to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outside: Outside = Field("none", description="blur or grey everything outside the marked regions")
+
+
 # --------------------------------------------------------------------------------------------
 # Sizes
 # --------------------------------------------------------------------------------------------
@@ -367,7 +376,7 @@ def draw_markers(
 
 
 __all__ = [
-    "CLICK_SHAPES", "COLORS", "PROMPT_COLORS", "SHAPES", "Color", "Marker", "Outside", "Shape", "arrow_geometry", "default_radius", "draw_contour",
+    "CLICK_SHAPES", "COLORS", "PROMPT_COLORS", "SHAPES", "Color", "MarkInput", "Marker", "Outside", "Shape", "arrow_geometry", "default_radius", "draw_contour",
     "draw_label", "draw_markers",
     "marker_bbox", "marker_radius", "region_mask", "stroke_width", "treat_outside", "union_mask", "validate_point",
 ]

@@ -58,6 +58,13 @@ class SetOfMarkInput(BaseModel):
     boundaries: bool = Field(True, description="draw the region boundaries")
 
 
+class SomInput(SetOfMarkInput):
+    """Split an image into numbered regions (Set-of-Mark) so that regions can be referred to as [1], [2], ..."""
+
+    max_regions: int | None = Field(None, ge=1, le=200, description="at most this many regions; empty: default")
+    method: Method | None = Field(None, description="'slic' (fast, no model) or 'sam' (Segment Anything)")
+
+
 # --------------------------------------------------------------------------------------------
 # Proposals (on a small working copy)
 # --------------------------------------------------------------------------------------------
@@ -392,5 +399,5 @@ def highlight_marks(image: Image.Image, masks_or_marks: Sequence[Any] | Mapping[
 
 
 __all__ = [
-    "Mark", "SetOfMarkInput", "highlight_marks", "label_point", "parse_mark_refs", "propose_regions", "set_of_mark",
+    "Mark", "SetOfMarkInput", "SomInput", "highlight_marks", "label_point", "parse_mark_refs", "propose_regions", "set_of_mark",
 ]

@@ -62,43 +62,40 @@ def register(sub) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _sam(assistant, no_sam: bool):
-    """SAM when the config has it (and --no-sam is not given); a note on stderr otherwise."""
+def _sam(assistant, no_sam: bool) -> bool:
+    """Whether SAM proposes candidates: the config has it and --no-sam is not given (a note on stderr when it has
+    none)."""
     if no_sam:
-        return None
+        return False
     if "sam" not in assistant.registry.available():
         print("mmchat: note: the config has no 'sam' model; candidates come from Set-of-Mark only.",
               file=sys.stderr, flush=True)
-        return None
-    return assistant.registry.get("sam")
+        return False
+    return True
 
 
 def run_find(args) -> int:
-    from pydantic import ValidationError
-
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
-    from chat.errors import UserError, explain
-    from tools.grounding import PHRASE, CandidateCache, CandidateOptions, FindInput, draw_regions, find_regions
+    from chat.commands.common import checked, stderr_progress, tool_session
+    from chat.errors import UserError
+    from chat.toolbox import TOOLS, ToolContext
+    from tools.grounding import PHRASE
 
-    try:
-        request = FindInput(phrase=args.phrase, method=args.method, top_k=args.top, margin=args.margin)
-    except ValidationError as exc:
-        raise UserError(explain(exc, names=PHRASE)) from None
-    if request.method == "llava":
+    request = checked("find", {"phrase": args.phrase, "method": args.method, "top_k": args.top,
+                               "margin": args.margin}, None, PHRASE)
+    if request.method == "llava":  # before any model loads
         raise UserError("--method llava needs the chat model's box for the phrase, which 'mmchat find' does not "
                         "ask for yet; use auto, ensemble, circle, blur or grey.")
     config = load(args)
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
-    sam = _sam(assistant, args.no_sam)
-    result = find_regions(assistant.registry, image, request, model=args.model, sam=sam,
-                          cache=assistant.embedding_cache, candidate_cache=CandidateCache(1),
-                          options=CandidateOptions(sam_points=8 if sam is not None else 0))
+    ctx = ToolContext(assistant, tool_session(image), settings={"model": args.model, "sam": _sam(assistant, args.no_sam)})
+    out = TOOLS["find"].run(ctx, request)
+    result = out.data["result"]
     payload = result.to_json()
     text = result.summary()
     if args.output:
-        payload["image"] = save_image(draw_regions(image, result.regions), args.output)
+        payload["image"] = save_image(out.overlay if out.overlay is not None else image, args.output)
         text += f"\n{args.output}: the regions numbered by rank, the best tinted red"
     emit(args, payload, text)
     return 0
@@ -145,7 +142,7 @@ def _evaluate(args) -> int:
     config = load(args)
     read_ref_examples(args.dir)  # a bad dataset fails before any model loads
     assistant = Assistant(config, progress=stderr_progress)
-    sam = _sam(assistant, args.no_sam)
+    sam = assistant.registry.get("sam") if _sam(assistant, args.no_sam) else None
     table = eval_grounding(assistant.registry, args.dir, methods=args.methods, model=args.model, sam=sam,
                            options=CandidateOptions(sam_points=8 if sam is not None else 0), prior=args.prior,
                            progress=_progress)

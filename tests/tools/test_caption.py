@@ -126,14 +126,13 @@ def test_a_prefix_replaces_the_prompt_and_stays(registry, image, decoder_inputs)
 
 def test_the_configured_caption_prompt_reaches_blip(assistant, image, decoder_inputs):
     from chat.config import ToolsConfig
-    from chat.lc_tools import SessionTools, with_image
     from chat.session import Session
+    from chat.toolbox import TOOLS, ToolContext
 
     assert ToolsConfig().caption_prompt == CAPTION_PROMPT
     session = Session()
     session.add_image(image)
-    tools = SessionTools(assistant, session)
-    tools.config = assistant.config.model_copy(update={"tools": ToolsConfig(caption_prompt="a photograph of")})
-    tools.caption(with_image(CaptionInput)())
+    config = assistant.config.model_copy(update={"tools": ToolsConfig(caption_prompt="a photograph of")})
+    assert TOOLS["caption"].execute(ToolContext(assistant, session, config=config), {}).ok
     tokenizer = assistant.registry.get("blip_caption").processor.tokenizer
     assert tokenizer.decode(decoder_inputs[0][0][0], skip_special_tokens=True) == "a photograph of"
