@@ -156,7 +156,8 @@ class Router:
         out = yield from self._call(session, tool, args, decision, turn, cancel)
         if decision in EXPLICIT:  # what ran, the image pinned to the version it worked on: Regenerate replays it
             message.action = tool
-            message.arguments = args | ({"image": out.arguments["image"]} if "image" in out.arguments else {})
+            pinned = out.arguments.get("image") or (image if spec is not None and spec.image else None)
+            message.arguments = args | ({"image": pinned} if pinned else {})
         if out.ok and spec is not None and not spec.final and decision not in EXPLICIT:
             yield from self._answer(session, text, about, turn, cancel, context=out, decision=f"after {tool}")
         elif not cancel.is_set():

@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from PIL import Image
 
+from chat.errors import UserError
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.lc_model import LocalMultimodalChatModel
 from chat.router import Router
@@ -406,3 +407,30 @@ def test_follow_ups_reuse_the_image_and_sessions_get_their_own_answers(assistant
         assert ask(session_with((20, 40, 220)), "What is in the red circle?")[0] == blue_answer
     finally:
         del mllm.choice_logprobs
+
+
+def test_regenerate_replays_what_the_last_message_ran(assistant, session, calls):
+    """The user message keeps the tool and arguments that ran (the image pinned to its version): Regenerate runs
+    them again, after the image moved on; free text is routed again; the answer is replaced, not added."""
+    router = Router(assistant, local(FakeMLLM(answer="A green square.")))
+    run(router, session, "/edit make it snowy --steps 4")
+    asked = session.messages[-2]
+    assert asked.action == "edit" and asked.arguments == {"image": "img1.v1", "instruction": "make it snowy",
+                                                         "steps": 4}
+    session.add_version("img1", Image.new("RGB", (80, 60), "white"), note="another edit")  # the image moved on
+    events = list(router.regenerate(session))
+    assert calls == [("edit", {"instruction": "make it snowy", "steps": 4, "region": True}),
+                     ("edit", {"image": "img1.v1", "instruction": "make it snowy", "steps": 4, "region": True})]
+    assert of(events, ToolStarted)[0].decision == "slash command" and isinstance(events[-1], Done)
+    assert [m.role for m in session.messages] == ["user", "assistant"] and session.messages[-1].content == "edit done"
+
+    run(router, session, "what is it?")
+    assert session.messages[-2].action is None and session.messages[-2].arguments == {"image": "img1.v2"}
+    list(router.regenerate(session))
+    assert [m.content for m in session.messages] == ["/edit make it snowy --steps 4", "edit done", "what is it?",
+                                                     "A green square."]
+
+
+def test_regenerate_with_nothing_asked_says_so(assistant):
+    with pytest.raises(UserError, match="nothing to regenerate"):
+        list(Router(assistant, local(FakeMLLM())).regenerate(Session()))
