@@ -40,62 +40,50 @@ from tools.errors import UserError
 MIN_SIZE, MAX_SIZE = 64, 1024
 
 
-def _prompt(value):
-    return clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
-
-
-class GenerateInput(BaseModel):
-    """Create a new image from a text description (Stable Diffusion text-to-image)."""
+class _PromptInput(BaseModel):
+    """What both pictures from a prompt take: the prompt, the steps, the seed; sizes rounded to multiples of 8."""
 
     model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    steps: int | None = Field(None, **STEPS_FIELD)
+    seed: int | None = Field(None, **SEED_FIELD)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value):
+        return clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
+
+    @field_validator("width", "height", check_fields=False)
+    @classmethod
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        return None if value is None else min(MAX_SIZE, max(MIN_SIZE, round8(value)))
+
+
+class GenerateInput(_PromptInput):
+    """Create a new image from a text description (Stable Diffusion text-to-image)."""
 
     prompt: str = Field(
         description="What the image should show, as a short description with style words, e.g. 'a lighthouse at "
         "dusk, oil painting'. Up to 1000 characters.",
     )
-    steps: int | None = Field(None, **STEPS_FIELD)
-    seed: int | None = Field(None, **SEED_FIELD)
     width: int = Field(512, ge=MIN_SIZE, le=MAX_SIZE,
                        description="Width in pixels, 64 to 1024 (rounded to a multiple of 8); default 512.")
     height: int = Field(512, ge=MIN_SIZE, le=MAX_SIZE,
                         description="Height in pixels, 64 to 1024 (rounded to a multiple of 8); default 512.")
 
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value):
-        return _prompt(value)
 
-    @field_validator("width", "height")
-    @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        return min(MAX_SIZE, max(MIN_SIZE, round8(value)))
-
-
-class SketchInput(BaseModel):
+class SketchInput(_PromptInput):
     """Turn a sketch into a picture: the drawing fixes the layout, the prompt says what it shows
     (ControlNet scribble)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(
         description="What the finished picture shows, e.g. 'a cat sitting on a sofa, photo'. Up to 1000 characters.",
     )
-    steps: int | None = Field(None, **STEPS_FIELD)
-    seed: int | None = Field(None, **SEED_FIELD)
     width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
                               description="Width in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
     height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
                                description="Height in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
-
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value):
-        return _prompt(value)
-
-    @field_validator("width", "height")
-    @classmethod
-    def _multiple_of_8(cls, value: int | None) -> int | None:
-        return None if value is None else min(MAX_SIZE, max(MIN_SIZE, round8(value)))
 
     @property
     def size(self) -> tuple[int, int] | None:
