@@ -7,7 +7,8 @@
   observe streaming, for the page's tests.
 - ``run``/``of``: one turn through a router, and its events of a kind.
 - The served app: ``launch``, ``free_port``, ``sid_of``, ``text`` and the page's output order (``IMAGE``, ...);
-  ``sample_image``; Chromium's path and arguments and two image helpers for the browser tests.
+  ``sample_image``; Chromium's path and arguments and two image helpers for the browser tests; VICUNA_V1 (the
+  system sentence LLaVA-1.5 was trained with).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from chat.toolbox import ToolOutput
 
 # Output order of every page endpoint (the session State is not an API value).
 IMAGE, THUMBS, VERSIONS, CHAT, STATUS, TRACE, PLOT, SCORES, EXPORT, CHAT_INPUT = range(10)
+
+
+# The system sentence LLaVA-1.5 was fine-tuned with (haotian-liu/LLaVA llava/conversation.py, conv_vicuna_v1),
+# written here independently of chat/prompt_format.py.
+VICUNA_V1 = ("A chat between a curious user and an artificial intelligence assistant. "
+             "The assistant gives helpful, detailed, and polite answers to the user's questions.")
 
 
 # -- chat models ---------------------------------------------------------------------------------------------------
@@ -227,5 +234,5 @@ def wait_src_change(page, old: str, selector: str = "#image img") -> str:
 
 
 __all__ = ["ARGS", "CHAT", "CHAT_INPUT", "CHROMIUM", "EXPORT", "IMAGE", "PLOT", "SCORES", "SHOTS", "STATUS", "THUMBS",
-           "TRACE", "VERSIONS", "ScriptedChat", "ScriptedRouter", "free_port", "image_src", "launch", "local", "of",
+           "TRACE", "VERSIONS", "VICUNA_V1", "ScriptedChat", "ScriptedRouter", "free_port", "image_src", "launch", "local", "of",
            "run", "sample_image", "sid_of", "text", "wait_src_change"]

@@ -27,22 +27,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tools.diffusion import (
-    SEED_FIELD,
-    STEPS_FIELD,
-    ImageResult,
-    Progress,
-    check_image,
-    check_steps,
-    check_text,
-    clean_text,
-    make_generator,
-    native_side,
-    resize,
-    resolve_seed,
-    step_callback,
-    working_size,
-)
+from tools.diffusion import (SEED_FIELD, STEPS_FIELD, ImageResult, Progress, check_image, check_steps, check_text,
+                             clean_text, make_generator, native_side, resize, resolve_seed, step_callback, working_size)
 from tools.errors import UserError
 from tools.keep_detail import apply_change, vae_roundtrip
 

@@ -18,23 +18,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tools.diffusion import (
-    SEED_FIELD,
-    STEPS_FIELD,
-    ImageResult,
-    Progress,
-    check_image,
-    check_steps,
-    check_text,
-    clean_text,
-    make_generator,
-    native_side,
-    resize,
-    resolve_seed,
-    round8,
-    step_callback,
-    working_size,
-)
+from tools.diffusion import (SEED_FIELD, STEPS_FIELD, ImageResult, Progress, check_image, check_steps, check_text,
+                             clean_text, make_generator, native_side, resize, resolve_seed, round8, step_callback,
+                             working_size)
 from tools.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 64, 1024

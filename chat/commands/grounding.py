@@ -89,7 +89,8 @@ def run_find(args) -> int:
     config = load(args)
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
-    ctx = ToolContext(assistant, tool_session(image), settings={"model": args.model, "sam": _sam(assistant, args.no_sam)})
+    settings = {"model": args.model, "sam": _sam(assistant, args.no_sam)}
+    ctx = ToolContext(assistant, tool_session(image), settings=settings)
     out = TOOLS["find"].run(ctx, request)
     result = out.data["result"]
     payload = result.to_json()

@@ -13,8 +13,7 @@ from chat.events import Done
 from chat.router import Router
 from chat.session import Session
 from chat.store import SessionStore
-from tests.chat.test_prompt_format import VICUNA_V1
-from tests.fakes import ScriptedChat, local, run
+from tests.fakes import VICUNA_V1, ScriptedChat, local, run
 from tools.markers import Marker
 
 
