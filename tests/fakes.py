@@ -5,7 +5,7 @@
   :class:`chat.lc_model.LocalMultimodalChatModel` (``local(chat)``) and a :class:`tools.classify.ChatModel`.
 - :class:`ScriptedRouter`: a router with the real interface (``respond``), deterministic and slow enough to
   observe streaming, for the page's tests.
-- ``run``/``of``: one turn through a router, and its events of a kind.
+- ``run``/``of``: one turn through a router, and its events of a kind; ``cli``: one ``mmchat`` command.
 - The served app: ``launch``, ``free_port``, ``sid_of``, ``text`` and the page's output order (``IMAGE``, ...);
   ``sample_image``; Chromium's path and arguments and two image helpers for the browser tests; VICUNA_V1 (the
   system sentence LLaVA-1.5 was trained with).
@@ -177,6 +177,20 @@ class ScriptedRouter:
         yield Done(message, cancelled=bool(cancel is not None and cancel.is_set()))
 
 
+# -- the CLI ---------------------------------------------------------------------------------------------------------
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """``mmchat ARGV`` run in this process as a person runs it: (exit code, stdout, stderr), argparse's own errors
+    included."""
+    from chat.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 # -- images and the served app ---------------------------------------------------------------------------------------
 def sample_image(path: Path, size=(320, 240)) -> Path:
     image = Image.new("RGB", size, (200, 220, 240))
@@ -234,5 +248,5 @@ def wait_src_change(page, old: str, selector: str = "#image img") -> str:
 
 
 __all__ = ["ARGS", "CHAT", "CHAT_INPUT", "CHROMIUM", "EXPORT", "IMAGE", "PLOT", "SCORES", "SHOTS", "STATUS", "THUMBS",
-           "TRACE", "VERSIONS", "VICUNA_V1", "ScriptedChat", "ScriptedRouter", "free_port", "image_src", "launch", "local", "of",
+           "TRACE", "VERSIONS", "VICUNA_V1", "ScriptedChat", "ScriptedRouter", "cli", "free_port", "image_src", "launch", "local", "of",
            "run", "sample_image", "sid_of", "text", "wait_src_change"]
