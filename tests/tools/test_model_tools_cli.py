@@ -14,9 +14,7 @@ from tests.fakes import cli
 CONFIG = ["--config", str(ROOT / "configs" / "tiny.yaml")]
 
 
-@pytest.fixture(autouse=True)
-def _tiny(tiny_dir, monkeypatch):
-    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tiny_dir))
+pytestmark = pytest.mark.usefixtures("tiny_env")
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ["--config", str(ROOT / "configs" / "tiny.yaml")]
 
 
-@pytest.fixture(autouse=True)
-def _tiny(tiny_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tiny_dir))
+pytestmark = pytest.mark.usefixtures("tiny_env")
 
 
 @pytest.fixture(scope="module")
