@@ -23,6 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools.errors import UserError
+from tools.text import clean_text
 
 MAX_QUESTION_CHARS = 500
 MAX_PREFIX_CHARS = 200
@@ -71,14 +72,8 @@ class VqaInput(BaseModel):
 
 def _clean_question(value: Any) -> str:
     """The question with whitespace tidied; ValueError (one clause, lower case) when unusable."""
-    if not isinstance(value, str):
-        raise ValueError("the question must be text, e.g. 'what color is the car?'")
-    text = " ".join(value.split())
-    if not text:
-        raise ValueError("the question is empty; ask something about the image, e.g. 'what color is the car?'")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValueError(f"the question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    return text
+    return clean_text(value, "question", "'what color is the car?'", MAX_QUESTION_CHARS,
+                      ask="ask something about the image")
 
 
 def _inputs(bundle, image: Image.Image, text: str | None) -> dict:

@@ -26,12 +26,12 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import UserError
+from tools.text import MAX_PROMPT_CHARS, clean_text
 
 Progress = Callable[[int, int], None]  # progress(step, total), step counts from 1
 
 MAX_STEPS = 150  # diffusion steps at most: the limit of every diffusion tool and of tools.edit_steps
 MAX_SEED = 2**32 - 1
-MAX_PROMPT_CHARS = 1000
 MIN_SIDE = 64  # no working side below this (the VAE and UNet need a few latent pixels)
 
 STEPS_FIELD = dict(ge=1, le=MAX_STEPS, description=f"Denoising steps, 1 to {MAX_STEPS}; more is slower and finer. "
@@ -57,18 +57,6 @@ class ImageResult(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Inputs: what a person typed, and the checks before any compute
 # --------------------------------------------------------------------------------------------
-def clean_text(value: Any, what: str, example: str, limit: int = MAX_PROMPT_CHARS) -> str:
-    """A prompt, instruction or target with its whitespace tidied; ValueError (one clause) when unusable."""
-    if not isinstance(value, str):
-        raise ValueError(f"the {what} must be text, e.g. {example}")
-    text = " ".join(value.split())
-    if not text:
-        raise ValueError(f"the {what} is empty; say what to do, e.g. {example}")
-    if len(text) > limit:
-        raise ValueError(f"the {what} is {len(text)} characters long; the limit is {limit}")
-    return text
-
-
 def parse_seed(value: Any) -> int | None:
     """A seed as typed (a box, ``--seed S``): empty means None (a new random seed), else a whole number from 0
     to MAX_SEED; UserError otherwise."""

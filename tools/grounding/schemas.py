@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools.errors import UserError
+from tools.text import clean_text
 
 MAX_PHRASE_CHARS = 200
 MAX_TOP_K = 32
@@ -48,14 +49,7 @@ class FindInput(BaseModel):
     @field_validator("phrase", mode="before")
     @classmethod
     def _phrase(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError("the phrase must be text, e.g. 'the red cup'")
-        text = " ".join(value.split())
-        if not text:
-            raise ValueError("the phrase is empty; say what to find, e.g. 'the red cup'")
-        if len(text) > MAX_PHRASE_CHARS:
-            raise ValueError(f"the phrase is {len(text)} characters long; the limit is {MAX_PHRASE_CHARS}")
-        return text
+        return clean_text(value, "phrase", "'the red cup'", MAX_PHRASE_CHARS, ask="say what to find")
 
 
 class Region(BaseModel):
