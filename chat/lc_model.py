@@ -170,9 +170,10 @@ class LocalMultimodalChatModel(BaseChatModel):
         if self.chat is None:
             from chat.assistant import Assistant
             from chat.config import load_config
+            from chat.mllm import MultimodalChat
 
             assistant = Assistant(load_config(self.config))
-            self.chat = assistant.mllm
+            self.chat = MultimodalChat(assistant.registry)  # the local model, even where remote_llm is set
             self.options = self.options if self.options is not None else assistant.generation_options()
         return self
 
