@@ -7,9 +7,9 @@ through ``MultimodalChat.stream``, the assistant's own path:
    with ``minLength``, vs free text with the end-of-sequence token banned), with and without the grammar's mask:
    decode milliseconds per token, and the mask's own time per step (llguidance computing the allowed tokens,
    plus applying them to the logits);
-2. per turn: ``LocalMultimodalChatModel.bind_tools(<the project's tools>, tool_choice="score")`` asked "is it a
-   cat or a dog?" about an image (first turn: nothing cached), the arguments generated under the tool's
-   schema, vs the same turn answered in words (``tool_choice="none"``);
+2. per turn: ``LocalMultimodalChatModel.bind_tools(<the project's tools>)`` asked "is it a cat or a dog?" about
+   an image (first turn: nothing cached): answered in words with no tool offered, with the constrained choice
+   made first, and a score call with its arguments generated under the tool's schema;
 3. the mask alone on a vocabulary of Llama's size (32,000 tokens: a byte-level BPE trained here on Python's
    own sources, since no real tokenizer can be downloaded), per step of a 40-token document.
 """
@@ -43,16 +43,19 @@ def _decode_per_token(chat, turns, tokens: int, runs: int) -> dict:
             return scores
 
     def timed(constrained: bool) -> tuple[float, dict]:
+        """Both ways through the same machinery: the free text has no stop strings either (a document has
+        none), and the end-of-sequence token banned."""
         stats: dict = {}
-        original = chat._generate_kwargs
+        original, stops = chat._generate_kwargs, chat._stop_criteria
         if not constrained:
             chat._generate_kwargs = lambda o: {**original(o), "logits_processor": [NoEnd()]}
+            chat._stop_criteria = lambda: ([], None)
         try:
             start = time.perf_counter()
             "".join(chat.stream(turns, options, constraint=constraint if constrained else None, stats=stats))
             return time.perf_counter() - start, stats
         finally:
-            chat._generate_kwargs = original
+            chat._generate_kwargs, chat._stop_criteria = original, stops
 
     timed(True), timed(False)  # warm-up: the prompt's KV cache is kept, so each run prefills one token
     free, masked, mask_s, counts = [], [], [], []
@@ -70,7 +73,9 @@ def _decode_per_token(chat, turns, tokens: int, runs: int) -> dict:
 
 
 def _turns(assistant, image, runs: int) -> dict:
-    """A tool-call turn (choice + arguments under the schema) vs a plain answer, nothing cached."""
+    """One question about an image, nothing cached, three ways: answered in words with no tool offered; the
+    tools offered and the constrained choice made (answered in words: the margin is infinite); a score call (no
+    choice: the tool is named), its arguments generated under the schema."""
     from langchain_core.messages import HumanMessage
 
     from chat.lc_model import make_chat_model
@@ -81,22 +86,29 @@ def _turns(assistant, image, runs: int) -> dict:
     tools = make_tools(assistant, Session())
     chat = assistant.mllm
     message = [HumanMessage(content=[model.image_part(image), {"type": "text", "text": QUESTION}])]
+    ways = {"answer": {"tool_choice": "none"}, "choice": {"tool_margin": float("inf")}, "call": {"tool_choice": "score"}}
 
-    def turn(**bound) -> tuple[float, object]:
+    def turn(way: str) -> tuple[float, object]:
         chat.forget()
         start = time.perf_counter()
-        reply = model.bind_tools(tools, **bound).invoke(message)
+        reply = model.bind_tools(tools, **ways[way]).invoke(message)
         return time.perf_counter() - start, reply
 
-    turn(tool_choice="score"), turn(tool_choice="none")  # warm-up
-    calls, answers = [], []
+    for way in ways:  # warm-up
+        turn(way)
+    times: dict = {way: [] for way in ways}
+    replies: dict = {}
     for _ in range(runs):
-        calls.append(turn(tool_choice="score"))
-        answers.append(turn(tool_choice="none"))
-    reply = calls[-1][1]
-    return {"tool_turn_ms": ms(median(s for s, _ in calls)), "answer_turn_ms": ms(median(s for s, _ in answers)),
-            "tool_call": reply.tool_calls[0] if reply.tool_calls else None,
-            "tool_usage": reply.usage_metadata, "answer_usage": answers[-1][1].usage_metadata}
+        for way in ways:
+            seconds, replies[way] = turn(way)
+            times[way].append(seconds)
+    call = replies["call"]
+    out = {f"{way}_turn_ms": ms(median(times[way])) for way in ways}
+    out.update(choice_ms=ms(median(times["choice"]) - median(times["answer"])),
+               argument_tokens=call.usage_metadata["output_tokens"],
+               answer_tokens=replies["answer"].usage_metadata["output_tokens"],
+               tool_call=call.tool_calls[0] if call.tool_calls else None)
+    return out
 
 
 def _llama_sized_vocabulary():
@@ -106,12 +118,14 @@ def _llama_sized_vocabulary():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    files = sorted(str(p) for p in Path(sysconfig.get_paths()["stdlib"]).rglob("*.py"))[:1500]
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py"))[:1500]
+    texts = (path.read_text(encoding="utf-8", errors="ignore") for path in files)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train(files, trainers.BpeTrainer(vocab_size=32_000, special_tokens=["<s>", "</s>"], show_progress=False,
-                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=32_000, special_tokens=["<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>")
 
 
@@ -168,11 +182,12 @@ def render(s: dict) -> list[str]:
     d, t, m = s["decode"], s["turn"], s["mask_32k"]
     lines = [f"constrained decoding (llguidance) on {s['model']}, vocabulary {s['vocab']}:",
              f"  per token ({d['tokens']} new tokens): {d['constrained_ms_per_token']} ms with the mask vs "
-             f"{d['free_ms_per_token']} ms without: +{d['overhead_ms_per_token']} ms ({d['overhead_ratio']}x); "
+             f"{d['free_ms_per_token']} ms without: {d['overhead_ms_per_token']:+} ms ({d['overhead_ratio']}x); "
              f"the mask itself {d['mask_ms_per_token']} ms per token",
-             f"  a turn about an image, nothing cached: a score call (choice + arguments under its schema) "
-             f"{t['tool_turn_ms']} ms ({t['tool_usage']['output_tokens']} argument tokens), the same turn answered "
-             f"in words {t['answer_turn_ms']} ms ({t['answer_usage']['output_tokens']} tokens)"]
+             f"  one question about an image, nothing cached: answered in words {t['answer_turn_ms']} ms "
+             f"({t['answer_tokens']} tokens); with the tools offered and the constrained choice {t['choice_turn_ms']} ms "
+             f"(the choice {t['choice_ms']} ms); a score call {t['call_turn_ms']} ms ({t['argument_tokens']} argument "
+             f"tokens under its schema)"]
     if "skipped" not in m:
         lines.append(f"  the mask alone on a {m['vocab']}-token vocabulary: {m['mask_ms_per_step']} ms per step "
                      f"(its view of the vocabulary built once in {m['vocabulary_build_ms']} ms)")
