@@ -10,7 +10,7 @@ import pytest
 from chat.cli import main
 from chat.errors import UserError
 from chat.eval_router import (ANSWER, BUNDLED, Request, argument_matches, evaluate, read_requests,
-                              router_decide)
+                              router_decide, tool_call_decide)
 from chat.lc_tools import schemas
 
 from tests.conftest import TINY_CONFIG
@@ -155,3 +155,23 @@ def test_eval_router_problems_are_one_line(tiny_dir, tmp_path, capsys):
     assert err.count("\n") == 1 and "is not a file" in err and "[llava]" not in err  # fails before loading
     assert main(["eval-router", "--limit", "0", "--config", str(TINY_CONFIG)]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_tool_call_decide_takes_the_models_call_with_arguments_valid_for_its_tool(assistant):
+    from chat.router import Router
+
+    router = Router(assistant)  # the tiny local LLaVA (random weights)
+    router.choice_margin = -1e9  # any tool beats answering, so every request gets a generated call
+    sessions = []
+
+    def decide(session, text):
+        sessions.append(session)
+        return tool_call_decide(router)(session, text)
+
+    requests = [Request("Is it a cat or a dog?", "score"), Request("この写真を説明して。", "caption", lang="ja")]
+    table = evaluate(decide, requests)
+    assert [o.error for o in table.outcomes] == [None, None]
+    for outcome, session in zip(table.outcomes, sessions):
+        assert outcome.chosen in schemas()  # a call, its arguments generated under the tool's schema
+        schemas()[outcome.chosen].model_validate(outcome.args)
+        assert not session.trace and len(session.record().versions) == 1  # the call did not run
