@@ -29,6 +29,13 @@ class Assistant:
         return EmbeddingCache(self.config.cache.embedding_entries)
 
     @cached_property
+    def candidate_cache(self):
+        """Candidate regions of recent images for ``find`` (a second phrase on an image proposes none)."""
+        from tools.grounding import CandidateCache
+
+        return CandidateCache(4)
+
+    @cached_property
     def mllm(self):
         """The multimodal chat model in turns (stream/generate): the local one, or the ``remote_llm`` server."""
         if self.config.remote_llm is not None:
@@ -38,6 +45,13 @@ class Assistant:
         from chat.mllm import MultimodalChat
 
         return MultimodalChat(self.registry)
+
+    @cached_property
+    def chat_model(self):
+        """The LangChain chat model the router and the tools talk to: the local one, or ``remote_llm``'s server."""
+        from chat.lc_model import make_chat_model
+
+        return make_chat_model(self)
 
     @cached_property
     def router(self):

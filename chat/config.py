@@ -15,13 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from chat.errors import UserError
+from chat.errors import UserError, explain
+from tools.diffusion import MAX_STEPS  # diffusion steps at most: the limit of tools.edit_steps too
 
 DEFAULT_CONFIG = "configs/default.yaml"
 QuantMode = Literal["none", "nf4", "int8"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 AspectRatio = Literal["auto", "pad", "processor"]  # how a non-square image reaches a vision tower (tools/aspect.py)
-MAX_STEPS = 150  # diffusion steps at most: the limit of tools.edit_steps and of every diffusion tool
 
 
 class Strict(BaseModel):
@@ -213,9 +213,7 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise UserError(f"Config file {p}: key '{key}': {err['msg']}.") from None
+        raise UserError(explain(e, prefix=f"Config file {p}: ", default="key '{}'")) from None
     if config.chat_model not in config.models:
         raise UserError(f"Config file {p}: key 'chat_model': '{config.chat_model}' is not under 'models'.")
     return _resolve_tiny(config)

@@ -81,7 +81,7 @@ def _photo():
 
 
 def _small_side(pipe) -> int:
-    from tools.edit import native_side
+    from tools.diffusion import native_side
 
     return max(64, native_side(pipe) // 4 // 8 * 8)  # 128 px for SD 1.5 (512) and the tiny ones shaped like it
 

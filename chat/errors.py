@@ -1,10 +1,12 @@
-"""Errors whose message is meant for a person: one clear sentence, no traceback."""
+"""Errors whose message is meant for a person: one clear sentence, no traceback.
+
+:class:`UserError` and :func:`explain` (a validation error as one sentence) live in :mod:`tools.errors`, the
+ground floor, so the tools raise the same class without importing the chat; they are re-exported here.
+"""
 
 from __future__ import annotations
 
-
-class UserError(Exception):
-    """Something the user can fix (bad argument, bad image, bad config). The message is shown as is."""
+from tools.errors import UserError, explain
 
 
 class ModelLoadError(UserError):
@@ -43,3 +45,7 @@ def describe(exc: BaseException) -> str:
         return "The device ran out of memory; try a smaller image, fewer steps, or free a model."
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     return f"Something went wrong ({name}): {text[:300]}"
+
+
+__all__ = ["ModelLoadError", "OutOfMemory", "UserError", "describe", "explain", "is_out_of_memory",
+           "out_of_memory_message"]

@@ -1,6 +1,6 @@
 """How well the chat model routes: ``mmchat eval-router [FILE]`` over a JSONL of requests with the expected tool.
 
-One request per line (``chat/data/router_requests.jsonl`` is bundled: 155 requests, English and Japanese, every
+One request per line (``chat/data/router_requests.jsonl`` is bundled: 162 requests, English and Japanese, every
 tool, plain questions and ambiguous ones)::
 
     {"text": "Is it a cat or a dog?", "lang": "en", "tool": "score", "args": {"labels": ["cat", "dog"]}, "kind": "tool"}
@@ -187,7 +187,7 @@ def tool_call_decide(router) -> Callable[[Any, str], tuple[str, dict]]:
     def decide(session, text: str) -> tuple[str, dict]:
         about = [session.version().id]
         session.add_message("user", text, images=about)
-        messages = router._messages(session, text, about)
+        messages = router.prompts.messages(session, text, about)
         extra = {"tool_margin": router.choice_margin} if router.local else {}
         bound = router.chat_model.bind_tools(make_tools(router.assistant, session), **extra)
         reply = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from chat.session import Message, TraceEntry
+from chat.toolbox.spec import ToolOutput
 
 
 @dataclass
@@ -34,19 +35,38 @@ class ToolStarted:
 
 @dataclass
 class ToolFinished:
+    """A tool call ended: its trace record and everything it made (``output``: text, images, data, error)."""
+
     trace_index: int
     entry: TraceEntry
-    new_versions: list[str] = field(default_factory=list)  # version ids the tool created
-    plot: Image.Image | None = None  # e.g. a bar chart of scores
-    overlay: Image.Image | None = None  # e.g. markers / Set-of-Mark drawn on the image (not a version)
-    data: dict[str, Any] = field(default_factory=dict)  # the tool's structured data (score: {"result": ScoreResult})
+    output: ToolOutput
+
+    @property
+    def error(self) -> str | None:
+        return self.output.error
+
+    @property
+    def new_versions(self) -> list[str]:  # version ids the tool created
+        return self.output.new_versions
+
+    @property
+    def plot(self) -> Image.Image | None:  # e.g. a bar chart of scores
+        return self.output.plot
+
+    @property
+    def overlay(self) -> Image.Image | None:  # e.g. markers / Set-of-Mark drawn on the image (not a version)
+        return self.output.overlay
+
+    @property
+    def data(self) -> dict[str, Any]:  # the tool's structured result (score: {"result": ScoreResult})
+        return self.output.data
 
 
 @dataclass
 class Done:
     message: Message  # the assistant message as stored in the session
     cancelled: bool = False
-    error: str | None = None  # the problem the reply reports (its last "Error: ..." line), if any
+    error: str | None = None  # the turn's problem (a tool's or the model's error, as its event said), if any
 
 
 Event = Delta | Status | ToolStarted | ToolFinished | Done

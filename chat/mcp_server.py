@@ -2,7 +2,7 @@
 
     {"mcpServers": {"mmchat": {"command": "mmchat", "args": ["mcp", "--config", "/path/to/config.yaml"]}}}
 
-Every tool of the router is offered with its own arguments (from its schema), except that an MCP client has no
+Every tool of the table (:data:`chat.toolbox.TOOLS`) is offered with its own arguments (from its schema), except that an MCP client has no
 session: instead of an image id, an image tool takes ``image_path`` (a file on this machine) or ``image_base64``
 (PNG or JPEG, a ``data:`` URL works too), and ``points`` ([[x, y], ...] in pixels) to mark before it runs, as
 clicks in the app do (circles, or one object when ``tools.click_region: sam``). Each call works on a fresh
@@ -29,17 +29,17 @@ IMAGE_INPUTS = {
 
 
 def tool_schemas() -> dict[str, tuple[str, dict, bool]]:
-    """Tool name -> (description, MCP input schema, whether it works on an image)."""
-    from chat.lc_tools import schemas
+    """Tool name -> (description, MCP input schema, whether it works on an image), from the tool table."""
+    from chat.toolbox import TOOLS
 
     out = {}
-    for name, schema in schemas().items():
-        json_schema = schema.model_json_schema()
+    for name, spec in TOOLS.items():
+        json_schema = spec.input.model_json_schema()  # the tool's own arguments (no chat image id)
         properties = dict(json_schema.get("properties") or {})
-        takes_image = properties.pop("image", None) is not None
+        takes_image = spec.image
         json_schema["properties"] = {**properties, **(IMAGE_INPUTS if takes_image else {})}
         json_schema.pop("title", None)
-        description = " ".join((schema.__doc__ or name).split())
+        description = spec.help
         if takes_image:
             description += " Give the image as image_path or image_base64."
         out[name] = (description, json_schema, takes_image)

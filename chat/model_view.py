@@ -1,99 +1,86 @@
-"""What the chat model sees of a session: the prompt the router sends for a turn.
+"""What the chat model sees of a session: the prompt the router sends for a turn (:class:`PromptBuilder`).
 
-The image a message is about is shown with its markers drawn (its Set-of-Mark overlay if one was made), and
-each user turn is prefixed with its image id (``[img2.v1] ...``). A prompt carries at most ``max_images``
-images (``models.<name>.max_images``; 1 for LLaVA-1.5 and ViP-LLaVA, fine-tuned with one image per prompt):
-the ones this message is about first; other turns keep their text, which names their image by id. The recent
-turns of the conversation are replayed exactly as they were sent (an image stays in the turn that first
-showed it), so a follow-up about the same image starts with the previous prompt and the local model continues
-its KV cache; a new image (or view) starts a new prefix. The window of earlier turns moves in steps, by count
-and by the context (``models.<name>.context_tokens``), so the prompt's start stays the same for several turns.
-The local model's system prompt lists the tools once, after the trained system sentence its chat template
-writes first (see :mod:`chat.prompt_format`).
-
-A mixin of :class:`chat.router.Router`, which provides ``chat_model``, ``local``, ``_lock``, ``_som`` (version
--> Set-of-Mark overlay), ``_sent`` (user turns as the model saw them) and ``_shown`` (recent image parts).
+The image a message is about is shown as :meth:`chat.session.Session.view` gives it (its Set-of-Mark overlay if
+it has one, with its markers drawn), and each user turn is prefixed with its image id (``[img2.v1] ...``). A prompt
+carries at most ``max_images`` images (``models.<name>.max_images``; 1 for LLaVA-1.5 and ViP-LLaVA, fine-tuned
+with one image per prompt): the ones this message is about first; other turns keep their text, which names their
+image by id. The recent turns of the conversation are replayed exactly as they were sent (an image stays in the
+turn that first showed it), so a follow-up about the same image starts with the previous prompt and the local
+model continues its KV cache; a new image (or view) starts a new prefix. The window of earlier turns moves in
+steps, by count and by the context (``models.<name>.context_tokens``), so the prompt's start stays the same for
+several turns. The local model's system prompt lists the tools of :data:`chat.toolbox.TOOLS` once, after the
+trained system sentence its chat template writes first (see :mod:`chat.prompt_format`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from chat.arguments import TOOL_HELP
-from chat.errors import UserError
-from chat.lc_model import image_part
-from chat.lc_tools import schemas
 from chat.session import Session
+from chat.toolbox import TOOLS
+from chat.toolbox.chat_model import IMAGE_SIDE, image_content
 
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
           "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
           "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n].")
 TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
-
-
 DEFAULT_MAX_IMAGES = 3  # a chat model without models.<name>.max_images: this turn's image and 2 earlier ones
 
 
-class ModelView:
+def _urls(messages) -> set[str]:
+    return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
+            for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
+
+
+def _request(text: str, image: str | None) -> str:
+    return f"[{image}] {text}" if image else text
+
+
+class PromptBuilder:
+    """Builds a turn's messages for one chat model; keeps, across turns, the user turns as the model saw them
+    (so they are replayed exactly) and the last few image parts (so a turn's choice and answer encode an image
+    once). Thread-safe."""
+
     history_turns = 12  # earlier messages given to the model at most (fewer if the context is short)
     sent_entries = 128
-    image_side = 672  # images are downscaled to this longest side before they reach the model
-    chat_model: Any
-    _sent: Any
-    _som: Any
-    _shown: Any  # (session, version, markers, id of the overlay) -> (the overlay, its content part)
+    shown_entries = 8
+    image_side = IMAGE_SIDE
 
-    def view(self, session: Session, version_id: str):
-        """The image as the model sees it: the version (its Set-of-Mark overlay if any) with its markers drawn."""
-        from tools.markers import draw_markers
+    def __init__(self, chat_model: Any, local: bool):
+        self.chat_model = chat_model
+        self.local = local
+        self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # (session, index, text)
+        self._shown: OrderedDict[tuple, tuple] = OrderedDict()  # what an image part shows -> (overlay, part)
+        self._lock = threading.Lock()
 
-        with self._lock:
-            cached = self._som.get((session.id, version_id))
-        image = cached[0] if cached else session.pixels(version_id)
-        markers = session.record(version_id).markers
-        try:
-            return draw_markers(image, markers) if markers else image
-        except UserError:  # markers placed on another version that do not fit this one
-            return image
-
-    @staticmethod
-    def _request(text, image) -> str:
-        return f"[{image}] {text}" if image else text
-
-    def _parts(self, session, images) -> list[dict]:
-        """The content parts of ``images`` as the model sees them. The last few are kept, keyed by what they
-        show (version, markers, Set-of-Mark overlay), so the choice and the answer of a turn encode them once."""
+    # -- images -----------------------------------------------------------------------------------
+    def _parts(self, session: Session, images: list[str]) -> list[dict]:
+        """The content parts of ``images`` as the model sees them, kept by what they show (version, markers,
+        Set-of-Mark overlay)."""
         parts = []
         for version_id in images:
-            with self._lock:
-                som = self._som.get((session.id, version_id))
+            overlay = session.overlay(version_id)
             markers = tuple(m.model_dump_json() for m in session.record(version_id).markers)
-            key = (session.id, version_id, markers, id(som[0]) if som else None)
+            key = (session.id, version_id, markers, id(overlay) if overlay is not None else None)
             with self._lock:
                 part = self._shown.get(key, (None, None))[1]
             if part is None:
-                image = self.view(session, version_id)
-                prepare = getattr(self.chat_model, "prepare_image", None)  # a remote server's: padded to square
-                if prepare is not None:
-                    image = prepare(image, self.image_side)
-                part = image_part(image, self.image_side)
+                part = image_content(self.chat_model, session.view(version_id), self.image_side)
                 with self._lock:  # the overlay is kept with the part, so its id() is not reused meanwhile
-                    self._shown[key] = (som[0] if som else None, part)
-                    while len(self._shown) > 8:
+                    self._shown[key] = (overlay, part)
+                    while len(self._shown) > self.shown_entries:
                         self._shown.popitem(last=False)
             parts.append(part)
         return parts
 
-    @staticmethod
-    def _urls(messages) -> set[str]:
-        return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
-                for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
-
-    def _history(self, session) -> list[BaseMessage]:
+    # -- history ----------------------------------------------------------------------------------
+    def _history(self, session: Session) -> list[BaseMessage]:
         """Earlier turns: user turns exactly as the model saw them when known, else rebuilt as text; the window
-        moves in steps so the prompt's start stays stable (:meth:`_one_view_each` decides which keep pixels)."""
+        moves in steps so the prompt's start stays stable (:func:`_one_view_each` decides which keep pixels)."""
         earlier = session.messages[:-1]
         start, step = 0, max(2, self.history_turns // 2)
         if len(earlier) > self.history_turns:
@@ -105,7 +92,7 @@ class ModelView:
                 sent = self._sent.get((session.id, index, m.content))
             if m.role == "user":
                 out.append(sent if sent is not None else
-                           HumanMessage(self._request(m.content, m.images[0] if m.images else None)[:800]))
+                           HumanMessage(_request(m.content, m.images[0] if m.images else None)[:800]))
             else:
                 replayed = bool(out) and isinstance(out[-1].content, list)  # its tool results are in that turn
                 tools = [] if replayed else [session.trace[i] for i in m.trace if i < len(session.trace)]
@@ -127,13 +114,13 @@ class ModelView:
         image replays the earlier prompt unchanged. The other turns keep their text (the image id)."""
         allowed = list(dict.fromkeys(wanted))[:limit]
         for message in reversed(history):
-            for url in ModelView._urls([message]):
+            for url in _urls([message]):
                 if len(allowed) < limit and url not in allowed:
                     allowed.append(url)
         seen: set[str] = set()
         out = []
         for message in history:
-            if isinstance(message, HumanMessage) and ModelView._urls([message]):
+            if isinstance(message, HumanMessage) and _urls([message]):
                 content = []
                 for part in message.content:
                     url = part["image_url"]["url"] if isinstance(part, dict) and part.get("type") == "image_url" else None
@@ -144,21 +131,22 @@ class ModelView:
             out.append(message)
         return out
 
-    def _system(self) -> SystemMessage:
+    # -- the prompt -------------------------------------------------------------------------------
+    def system(self) -> SystemMessage:
         """The system prompt; the local model's lists the tools (once, at the start of every prompt, so the
         constrained choice after a user turn is a short question that reuses the cached prefix)."""
         if not self.local:
             return SystemMessage(SYSTEM)
-        tools = "\n".join(f"- {name}: {TOOL_HELP.get(name, name)}" for name in schemas())
+        tools = "\n".join(f"- {name}: {spec.summary}" for name, spec in TOOLS.items())
         return SystemMessage(SYSTEM + TOOLS_PROMPT.format(tools=tools))
 
-    def _messages(self, session, text, about, suffix: str = "") -> list[BaseMessage]:
+    def messages(self, session: Session, text: str, about: list[str], suffix: str = "") -> list[BaseMessage]:
         """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
         which is not remembered) and the images it is about that the history does not already show, at most
         :meth:`max_images` images in all (the others are named by their id in the text)."""
         limit = self.max_images()
         parts = self._parts(session, about[:limit])
-        request = self._request(text, about[0] if about else None)
+        request = _request(text, about[0] if about else None)
         earlier = self._history(session)
         window = self.chat_model.context_window() if self.local else None
         options = getattr(self.chat_model, "options", None)
@@ -169,9 +157,9 @@ class ModelView:
             while history and isinstance(history[0], AIMessage):
                 history = history[1:]
             history = self._one_view_each(history, [p["image_url"]["url"] for p in parts], limit)
-            shown = self._urls(history)
+            shown = _urls(history)
             current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
-            messages = [self._system(), *history, HumanMessage(content=current[:-1] + [
+            messages = [self.system(), *history, HumanMessage(content=current[:-1] + [
                 {"type": "text", "text": request + suffix}])]
             if window is None or not history:
                 break
@@ -184,3 +172,6 @@ class ModelView:
                 while len(self._sent) > self.sent_entries:
                     self._sent.popitem(last=False)
         return messages
+
+
+__all__ = ["DEFAULT_MAX_IMAGES", "SYSTEM", "TOOLS_PROMPT", "PromptBuilder"]

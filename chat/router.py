@@ -2,51 +2,47 @@
 
     >>> for event in assistant.router.respond(session, "is it a cat or a dog?"):
     ...     print(event)
+    >>> list(assistant.router.regenerate(session))     # the last message again, as it ran
 
 Routing, in order:
-1. A UI button (``action=`` + ``arguments=``) or a slash command (``/score cat | dog``) runs that tool
-   with those arguments; the tool's own text is the reply (no model call: fast and deterministic).
+1. A button (``action=`` + ``arguments=``) or a slash command (``/score cat | dog``, read by the tool's entry in
+   :data:`chat.toolbox.TOOLS`) runs that tool with those arguments; the tool's own text is the reply (no model
+   call: fast and deterministic).
 2. Free text: the chat model picks a tool or "answer". The local model makes a *constrained choice*:
-   ``choice_logprobs`` scores each tool name and "answer" after a prompt listing them; the best tool
-   wins only if it beats "answer" by ``choice_margin`` and its arguments can be filled from the message
-   (see :func:`fill_arguments`), else the model answers directly. A chat model with native tool calling
-   (e.g. a remote OpenAI-compatible server) gets the tools through ``bind_tools``.
+   ``choice_logprobs`` scores each tool name and "answer" after a prompt listing them; the best tool wins only
+   if it beats "answer" by ``choice_margin`` and its arguments can be filled from the message (the entry's
+   ``fill``), else the model answers directly. A chat model with native tool calling (e.g. a remote
+   OpenAI-compatible server) gets the tools through ``bind_tools``.
 3. After a tool that informs (caption, vqa, score, classify) the model answers with the tool's result as
-   context; tools that act (edit, remove, generate, sketch, som, mark) reply with a short confirmation.
+   context; a tool whose entry is ``final`` (edit, remove, generate, sketch, som, mark, find) replies with its
+   confirmation.
 
-The model sees the image the message is about (ids in the text such as ``img2``, else the active image)
-with its markers drawn, the recent turns of the conversation (trimmed to the context window), and each user
-turn prefixed with its image id (``[img2.v1] ...``); a prompt holds at most ``max_images`` images (see
-:mod:`chat.model_view`). An image stays in the turn where it was first shown and is not attached again while
-it is unchanged, and earlier turns are replayed exactly as they were sent: a follow-up's prompt then starts
-with the previous prompt, so the local model continues its KV cache instead of prefilling the conversation and
-the image again (the constrained choice shares that prefix too). Every decision and tool call goes into
-the session trace; tool failures become ``Error: ...`` replies and leave the session intact.
+What the model is shown is :class:`chat.model_view.PromptBuilder`'s. The user message keeps what ran
+(``Message.action`` and ``arguments``, the image pinned to its version) so :meth:`Router.regenerate` replays it.
+Every decision and tool call goes into the session trace; a failure is a result: :class:`ToolFinished` carries
+the tool's output and error, :class:`Done` the turn's error, and the session stays intact. A tool's progress
+goes straight to the caller's ``sink`` (else it follows the tool's end in the stream).
 """
 
 from __future__ import annotations
 
-import queue
 import re
 import threading
 import time
-from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
 
-from chat.arguments import (COMMANDS, IMAGE_TOOLS, command_arguments, fill_arguments, help_text,
-                            parse_labels)
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
-from chat.lc_model import LocalMultimodalChatModel, make_chat_model
-from chat.lc_tools import Cancelled, ToolOutput, failed, make_tools, run_tool, schemas
-from chat.model_view import ModelView
-from chat.session import Session, TraceEntry, clean_text
+from chat.lc_model import LocalMultimodalChatModel
+from chat.lc_tools import make_tools
+from chat.model_view import PromptBuilder
+from chat.session import Message, Session, TraceEntry, clean_text
+from chat.toolbox import TOOLS, Cancelled, ToolContext, ToolOutput, command, failed, help_text
 
 CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
-FINAL_TOOLS = {"edit", "remove", "generate", "sketch", "som", "mark"}  # their confirmation is the whole reply
+EXPLICIT = ("button", "slash command")  # decisions a person made: the tool's text is the reply; Regenerate replays
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
 
 
@@ -56,20 +52,13 @@ def _text(content: Any) -> str:
     return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
 
 
-# --------------------------------------------------------------------------------------------
-# The router
-# --------------------------------------------------------------------------------------------
-class Router(ModelView):
+class Router:
     choice_margin = 1.0  # a tool must beat "answer" by this mean log-probability to be chosen
-    som_entries = 32
 
     def __init__(self, assistant, chat_model: BaseChatModel | None = None):
         self.assistant = assistant
-        self.chat_model = chat_model if chat_model is not None else make_chat_model(assistant)
-        self._som: OrderedDict[tuple[str, str], tuple[Any, list]] = OrderedDict()  # (session, version) -> (image, masks)
-        self._sent: OrderedDict[tuple[str, int, str], HumanMessage] = OrderedDict()  # see ModelView
-        self._shown: OrderedDict[tuple, tuple] = OrderedDict()  # see ModelView
-        self._lock = threading.Lock()
+        self.chat_model = chat_model if chat_model is not None else assistant.chat_model
+        self.prompts = PromptBuilder(self.chat_model, self.local)
 
     @property
     def local(self) -> bool:
@@ -80,53 +69,77 @@ class Router(ModelView):
         return (not self.local and type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
                 and not getattr(self.chat_model, "tools_refused", False))  # a server that refused tools once
 
-    # -- entry point -------------------------------------------------------------------------
+    def view(self, session: Session, version_id: str):
+        """The image as the model sees it: :meth:`chat.session.Session.view` (the page should read the session)."""
+        return session.view(version_id)
+
+    # -- entry points ------------------------------------------------------------------------
     def respond(self, session: Session, text: str, *, action: str | None = None, arguments: dict | None = None,
-                cancel: threading.Event | None = None) -> Iterator[Event]:
+                cancel: threading.Event | None = None, sink: Callable[[Event], None] | None = None,
+                decision: str | None = None) -> Iterator[Event]:
         """Answer one message; yields Status/ToolStarted/ToolFinished/Delta events and exactly one Done.
 
-        ``arguments`` without an ``action`` (Regenerate: a message sent again) may hold ``image``, the version
-        the message was about the first time: the message is about it again, and its tool works on it when
-        the text names no image or names that image without a version."""
+        ``action`` runs that tool with ``arguments`` (``decision`` says why in the trace; default: a button).
+        ``arguments`` without an ``action`` (a message sent again) may hold ``image``, the version the message was
+        about the first time: the message is about it again, and its tool works on it when the text names no
+        image or names that image without a version. ``sink`` receives a running tool's progress as it happens."""
         cancel = cancel or threading.Event()
-        turn = _Turn(len(session.trace))
+        turn = _Turn(len(session.trace), sink)
         text = clean_text(text).strip()
         try:
             refs = [str((arguments or {}).get("image") or "")] + _IMAGE_REF.findall(text)
             refs = [r for r in dict.fromkeys(refs) if r and _exists(session, r)]
             about = list(dict.fromkeys(session.version(r).id for r in refs))[:3] or (
                 [session.version().id] if session.active else [])
-            session.add_message("user", text or f"/{action}", images=about)
-            yield from self._route(session, text, action, arguments, about, turn, cancel)
+            message = session.add_message("user", text or f"/{action}", images=about)
+            message.arguments = {"image": about[0]} if about else {}
+            yield from self._route(session, message, text, action, arguments, decision, about, turn, cancel)
         except GeneratorExit:
             cancel.set()
             raise
         except Exception as exc:  # noqa: BLE001 - nothing a user sends may crash the server
-            message = describe(exc)
-            session.add_trace(TraceEntry(tool="router", error=message, decision="error"))
-            yield Delta(turn.add(f"Error: {message}"))
-        message = session.add_message("assistant", turn.text.strip(), images=turn.versions)
-        message.trace = list(range(turn.first_trace, len(session.trace)))
-        yield Done(message=message, cancelled=cancel.is_set(), error=turn.error)
+            error = describe(exc)
+            session.add_trace(TraceEntry(tool="router", error=error, decision="error"))
+            yield Delta(turn.say(f"Error: {error}", error=error))
+        reply = session.add_message("assistant", turn.text.strip(), images=turn.versions)
+        reply.trace = list(range(turn.first_trace, len(session.trace)))
+        yield Done(message=reply, cancelled=cancel.is_set(), error=turn.error)
 
-    def _route(self, session, text, action, arguments, about, turn, cancel) -> Iterator[Event]:
+    def regenerate(self, session: Session, *, cancel: threading.Event | None = None,
+                   sink: Callable[[Event], None] | None = None) -> Iterator[Event]:
+        """The last user message again, its answer replaced: the tool and arguments it ran (a button or a slash
+        command), about the same image version (an edit is made again from the version the first one started
+        from), or its text routed again. A picture made without a seed gets a new one: another take."""
+        last = max((i for i, m in enumerate(session.messages) if m.role == "user"), default=None)
+        if last is None:
+            raise UserError("There is nothing to regenerate yet; ask something first.")
+        message = session.messages[last]
+        answer = session.messages[last + 1] if last + 1 < len(session.messages) else None
+        runs = [session.trace[i] for i in (answer.trace if answer else []) if 0 <= i < len(session.trace)]
+        decision = next((r.decision for r in runs if r.tool == message.action), None)
+        arguments = dict(message.arguments) or ({"image": message.images[0]} if message.images else {})
+        session.messages = session.messages[:last]
+        yield from self.respond(session, message.content, action=message.action, arguments=arguments,
+                                cancel=cancel, sink=sink, decision=decision)
+
+    def _route(self, session, message: Message, text, action, arguments, decision, about, turn, cancel):
         image = about[0] if about else None
         limit = self.assistant.config.limits.max_message_chars
         if len(text) > limit:
             raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
         if action is not None:
-            tool, args, decision = action, dict(arguments or {}), "button"
+            tool, args, decision = action, dict(arguments or {}), decision or "button"
         elif not text:
-            yield Delta(turn.add("Type a question, or a command such as /caption; /help lists them."))
+            yield Delta(turn.say("Type a question, or a command such as /caption; /help lists them."))
             return
         elif text.startswith("/"):
-            name, _, rest = text[1:].partition(" ")
-            command = COMMANDS.get(name.lower())
-            if command is None or command[0] is None:
-                known = "" if command else f"Unknown command /{name}. "
-                yield Delta(turn.add(known + help_text()))
+            word, _, rest = text[1:].partition(" ")
+            spec = command(word)
+            if spec is None:
+                known = "" if word.lower() == "help" else f"Unknown command /{word}. "
+                yield Delta(turn.say(known + help_text()))
                 return
-            tool, args, decision = command[0], command_arguments(command[0], rest), "slash command"
+            tool, args, decision = spec.name, spec.parse(rest), "slash command"
         elif self.native_tools:
             chosen = yield from self._native(session, text, about, turn, cancel)
             if chosen is None:
@@ -137,24 +150,27 @@ class Router(ModelView):
             if tool is None:
                 yield from self._answer(session, text, about, turn, cancel, decision=decision)
                 return
-        if action is None and tool in IMAGE_TOOLS and (arguments or {}).get("image"):
+        spec = TOOLS.get(tool)
+        if action is None and spec is not None and spec.image and (arguments or {}).get("image"):
             args["image"] = _pinned(session, args.get("image"), str(arguments["image"]))
-        if tool == "classify":
-            args.setdefault("rounds", self.assistant.config.tools.classify_rounds)
         out = yield from self._call(session, tool, args, decision, turn, cancel)
-        if out.ok and tool not in FINAL_TOOLS and decision not in ("button", "slash command"):
+        if decision in EXPLICIT:  # what ran, the image pinned to the version it worked on: Regenerate replays it
+            message.action = tool
+            pinned = out.arguments.get("image") or (image if spec is not None and spec.image else None)
+            message.arguments = args | ({"image": pinned} if pinned else {})
+        if out.ok and spec is not None and not spec.final and decision not in EXPLICIT:
             yield from self._answer(session, text, about, turn, cancel, context=out, decision=f"after {tool}")
         elif not cancel.is_set():
-            yield Delta(turn.add(out.text))
+            yield Delta(turn.say(out.text, error=out.error))
 
     # -- choosing a tool ---------------------------------------------------------------------
     def _choose(self, session, text, image):
         """(tool, arguments, decision) for free text by constrained choice; tool None means answer directly."""
         if not self.local:
             return None, {}, "answer directly (the model has no tool calling)"
-        names = list(schemas())
+        names = list(TOOLS)
         try:
-            messages = self._messages(session, text, [image] if image else [], suffix=CHOICE_PROMPT)
+            messages = self.prompts.messages(session, text, [image] if image else [], suffix=CHOICE_PROMPT)
             scores = self.chat_model.choice_logprobs(messages, names + ["answer"])
         except Exception as exc:  # noqa: BLE001
             return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
@@ -165,7 +181,7 @@ class Router(ModelView):
             return None, {}, "model choice: answer directly"
         if margin < self.choice_margin:
             return None, {}, f"fallback: answer directly ({best} margin {margin:.2f} < {self.choice_margin})"
-        args = fill_arguments(best, text, session, image)
+        args = TOOLS[best].from_text(text, session, image)
         if args is None:
             return None, {}, f"fallback: answer directly ({best}: its arguments are not in the message)"
         return best, args, f"model choice (logprob margin {margin:.2f})"
@@ -173,22 +189,21 @@ class Router(ModelView):
     def _native(self, session, text, about, turn, cancel) -> Iterator[Event]:
         """Native tool calling: the model's streamed reply is the answer, unless it calls a tool; then
         returns (tool, arguments, decision)."""
-        tools = self._tools(session, cancel)
         start = time.perf_counter()
-        bound = self.chat_model.bind_tools(tools)
-        message, answer, error = yield from self._stream(bound, self._messages(session, text, about), turn, cancel,
-                                                         quiet=True)
+        bound = self.chat_model.bind_tools(make_tools(self.assistant, session, chat_model=self.chat_model))
+        message, answer, error = yield from self._stream(bound, self.prompts.messages(session, text, about), turn,
+                                                         cancel, quiet=True)
         if error is not None and not answer and getattr(self.chat_model, "tools_refused", False):
             yield Status(error)  # the server refuses tools: said once, and this message is answered without them
             yield from self._answer(session, text, about, turn, cancel, decision="answer directly (the server refuses tools)")
             return None
         if error is not None:
-            yield Delta(turn.add(f"Error: {error}"))
+            yield Delta(turn.say(f"Error: {error}", error=error))
         asked = list(getattr(message, "tool_calls", None) or []) + list(getattr(message, "invalid_tool_calls", None) or [])
-        calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in schemas()]
+        calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in TOOLS]
         if calls and error is None and not cancel.is_set():
             args = dict(calls[0].get("args") or {})
-            if about and calls[0]["name"] in IMAGE_TOOLS:
+            if about and TOOLS[calls[0]["name"]].image:
                 args.setdefault("image", about[0])
             return calls[0]["name"], args, "model tool call"
         if asked and error is None and not answer.strip() and not cancel.is_set():
@@ -203,46 +218,30 @@ class Router(ModelView):
         return None
 
     # -- running a tool ----------------------------------------------------------------------
-    def _tools(self, session, cancel, events: queue.Queue | None = None, label: str = ""):
+    def _call(self, session, tool, args, decision, turn, cancel) -> Iterator[Event]:
+        """Run one tool in this thread; its progress goes to the turn's sink (else after it, in the stream)."""
+        yield ToolStarted(tool=tool, arguments=dict(args), decision=decision)
+        start = time.perf_counter()
+        later: list[Status] = []
+
         def progress(step: int, total: int) -> None:
             if cancel.is_set():
                 raise Cancelled()
-            if events is not None:
-                events.put(Status(f"{label}: step {step}/{total}", step / max(total, 1)))
+            (turn.sink or later.append)(Status(f"{tool}: step {step}/{total}", step / max(total, 1)))
 
-        return make_tools(self.assistant, session, progress=progress)
-
-    def _call(self, session, tool, args, decision, turn, cancel) -> Iterator[Event]:
-        events: queue.Queue = queue.Queue()
-        by_name = {t.name: t for t in self._tools(session, cancel, events, tool)}
-        yield ToolStarted(tool=tool, arguments=dict(args), decision=decision)
-        start = time.perf_counter()
-        result: list[ToolOutput] = []
         if cancel.is_set():
-            result.append(failed(tool, "Cancelled.", args))
-        elif tool not in by_name:
-            result.append(failed(tool, f"There is no tool '{tool}'; tools: {', '.join(by_name)}.", args))
+            out = failed(tool, "Cancelled.", args)
+        elif tool not in TOOLS:
+            out = failed(tool, f"There is no tool '{tool}'; tools: {', '.join(TOOLS)}.", args)
         else:
-            def work() -> None:
-                try:
-                    result.append(run_tool(by_name[tool], args))
-                finally:
-                    events.put(None)
-
-            worker = threading.Thread(target=work, name="mmchat-tool", daemon=True)
-            worker.start()
-            while (item := events.get()) is not None:
-                yield item
-            worker.join()
-        out = result[0] if result else failed(tool, "The tool stopped unexpectedly.", args)
-        entry = TraceEntry(tool=tool, arguments=out.arguments or dict(args), seconds=time.perf_counter() - start,
-                           summary=out.summary, error=out.error, decision=decision)
+            ctx = ToolContext(self.assistant, session, progress, chat_model=self.chat_model)
+            out = TOOLS[tool].execute(ctx, args)
+        yield from later
+        entry = out.entry(time.perf_counter() - start, decision)
+        entry.arguments = entry.arguments or dict(args)
         index = session.add_trace(entry)
-        if out.ok and "masks" in out.data:
-            self._remember_som(session, out.data["version"], out.data["image"], out.data["masks"])
         turn.versions.extend(out.new_versions)
-        yield ToolFinished(trace_index=index, entry=entry, new_versions=list(out.new_versions), plot=out.plot,
-                           overlay=out.overlay, data=out.data)
+        yield ToolFinished(trace_index=index, entry=entry, output=out)
         return out
 
     # -- answering ---------------------------------------------------------------------------
@@ -252,7 +251,7 @@ class Router(ModelView):
             text += f"\n\n(Result of the {context.tool} tool: {context.text})\nAnswer using this result."
         start = time.perf_counter()
         extra = {"cancel": cancel} if self.local else {}
-        messages = self._messages(session, text, about)
+        messages = self.prompts.messages(session, text, about)
         _, answer, error = yield from self._stream(self.chat_model, messages, turn, cancel, extra)
         self._trace_answer(session, about, start, answer, error, decision)
         if about and not cancel.is_set():
@@ -268,13 +267,13 @@ class Router(ModelView):
                 piece = _text(chunk.content)
                 if piece:
                     answer += piece
-                    yield Delta(turn.add(piece))
+                    yield Delta(turn.say(piece))
                 if cancel.is_set():
                     break
         except Exception as exc:  # noqa: BLE001 - a failing model is reported like a failing tool
             error = describe(exc)
             if not quiet:
-                yield Delta(turn.add(f"Error: {error}"))
+                yield Delta(turn.say(f"Error: {error}", error=error))
         return message, answer, error
 
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
@@ -285,40 +284,34 @@ class Router(ModelView):
         """If the answer cites Set-of-Mark regions ([n]) of the image, an overlay highlighting them."""
         from tools.som import highlight_marks, parse_mark_refs
 
-        with self._lock:
-            cached = self._som.get((session.id, version_id))
         refs = parse_mark_refs(answer)
-        if cached is None or not refs:
-            return
-        ids = [i for i in refs if 1 <= i <= len(cached[1])]
+        masks = session.overlay_masks(version_id) if refs else []
+        ids = [i for i in refs if 1 <= i <= len(masks)]
         if not ids:
             return
         start = time.perf_counter()
-        overlay = highlight_marks(session.pixels(version_id), cached[1], ids)
-        entry = TraceEntry(tool="highlight", arguments={"image": version_id, "marks": ids},
-                           seconds=time.perf_counter() - start, summary=f"marks {', '.join(map(str, ids))}",
-                           decision="the answer cites Set-of-Mark regions")
-        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, overlay=overlay)
-
-    def _remember_som(self, session, version_id, image, masks) -> None:
-        with self._lock:
-            self._som[(session.id, version_id)] = (image, masks)
-            while len(self._som) > self.som_entries:
-                self._som.popitem(last=False)
+        overlay = highlight_marks(session.pixels(version_id), masks, ids)
+        marks = f"marks {', '.join(map(str, ids))}"
+        out = ToolOutput("highlight", f"Highlighted {marks} of {version_id}.", marks,
+                         {"image": version_id, "marks": ids}, overlay=overlay)
+        entry = out.entry(time.perf_counter() - start, "the answer cites Set-of-Mark regions")
+        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
 
 
 class _Turn:
-    """What one respond() call has said and made so far."""
+    """What one respond() call has said and made so far, and where its progress goes."""
 
-    def __init__(self, first_trace: int):
+    def __init__(self, first_trace: int, sink: Callable[[Event], None] | None):
         self.first_trace = first_trace
+        self.sink = sink
         self.text = ""
         self.versions: list[str] = []
-        self.error: str | None = None  # the last problem said in the reply
+        self.error: str | None = None  # the last problem the turn reported
 
-    def add(self, piece: str) -> str:
-        if piece.startswith("Error:"):
-            self.error = piece.removeprefix("Error:").strip() or self.error
+    def say(self, piece: str, error: str | None = None) -> str:
+        """Add ``piece`` to the reply; ``error``: it reports that problem (on a line of its own)."""
+        if error is not None:
+            self.error = error
             if self.text and not self.text.endswith("\n"):
                 piece = "\n" + piece
         self.text += piece
@@ -342,4 +335,4 @@ def _exists(session: Session, ref: str) -> bool:
         return False
 
 
-__all__ = ["COMMANDS", "Router", "command_arguments", "fill_arguments", "help_text", "parse_labels"]
+__all__ = ["CHOICE_PROMPT", "Router"]

@@ -1,8 +1,10 @@
-"""A person's session: images with versions, markers per image, the conversation and the tool trace.
+"""A person's session: images with versions, markers per image, overlays, the conversation and the tool trace.
 
 Images are referred to by id only: ``img1`` is an image (its current version), ``img1.v2`` a version.
 Every edit adds a version whose parent is the version it was made from; reverting makes an older version
-current again without deleting anything. Pixels live in memory here; :mod:`chat.store` persists them.
+current again without deleting anything. A version may have a Set-of-Mark overlay (its numbered regions):
+the model and the page then see the version through it (:meth:`Session.view`). Pixels and overlays live in
+memory here; :mod:`chat.store` persists them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import time
 import uuid
 from typing import Any, Callable, Literal
 
+import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from chat.errors import UserError
-from tools.markers import Marker
+from tools.markers import Marker, draw_markers, validate_point
 
 _REF = re.compile(r"^img(\d+)(?:\.v(\d+))?$")
 
@@ -66,6 +69,16 @@ class Message(BaseModel):
     content: str
     images: list[str] = []  # version ids shown with / referred to by this message
     trace: list[int] = []  # indices into Session.trace
+    # A user message: what ran (Regenerate replays it). ``action``: the tool a button or slash command ran (None:
+    # free text, routed again); ``arguments``: its arguments, ``image`` pinned to the version it was about.
+    action: str | None = None
+    arguments: dict[str, Any] = {}
+
+
+class Overlay(BaseModel):
+    """A version's Set-of-Mark overlay: its regions are numbered 1..regions (the pixels: see Session)."""
+
+    regions: int = Field(ge=0)
 
 
 class Session(BaseModel):
@@ -79,9 +92,14 @@ class Session(BaseModel):
     messages: list[Message] = []
     trace: list[TraceEntry] = []
     next_image: int = 1
+    overlays: dict[str, Overlay] = {}  # version id -> its Set-of-Mark overlay
     _pixels: dict[str, Image.Image] = PrivateAttr(default_factory=dict)
     _originals: dict[str, bytes] = PrivateAttr(default_factory=dict)  # original file -> bytes not yet stored
     _loader: Callable[[str], Image.Image] | None = PrivateAttr(default=None)
+    # version id -> (the overlay drawn, its label map: region n where the value is n); unsaved: not on disk yet
+    _overlays: dict[str, tuple[Image.Image, np.ndarray]] = PrivateAttr(default_factory=dict)
+    _unsaved_overlays: set[str] = PrivateAttr(default_factory=set)
+    _overlay_loader: Callable[[str], tuple[Image.Image, np.ndarray]] | None = PrivateAttr(default=None)
 
     # -- images ---------------------------------------------------------------------------
     def add_image(self, image: Image.Image, name: str = "", limit: int | None = None,
@@ -145,9 +163,11 @@ class Session(BaseModel):
     def set_pixels(self, version_id: str, image: Image.Image) -> None:
         self._pixels[version_id] = image
 
-    def set_loader(self, loader: Callable[[str], Image.Image]) -> None:
-        """Where pixels not in memory come from (the store reads them from disk on first use)."""
+    def set_loader(self, loader: Callable[[str], Image.Image],
+                   overlays: Callable[[str], tuple[Image.Image, np.ndarray]] | None = None) -> None:
+        """Where pixels (and overlays) not in memory come from (the store reads them from disk on first use)."""
         self._loader = loader
+        self._overlay_loader = overlays
 
     def has_pixels(self, version_id: str) -> bool:
         return version_id in self._pixels
@@ -176,13 +196,74 @@ class Session(BaseModel):
             raise UserError("Pick two versions to compare, e.g. img1.v1 and img1.v2.")
         return self.version(left), self.version(right)
 
+    # -- overlays and what the model sees -----------------------------------------------------
+    def set_overlay(self, ref: str, image: Image.Image, labels: np.ndarray) -> Overlay:
+        """Number a version's regions: ``image`` is the version with the numbers drawn, ``labels`` the region
+        map at its size (0: no region, n: region n). Replaces an earlier overlay of that version."""
+        version_id = self.version(ref).id
+        size = self.pixels(version_id).size
+        labels = np.asarray(labels)
+        if image.size != size or labels.shape != (size[1], size[0]):
+            raise UserError(f"The overlay does not match the {size[0]}x{size[1]} image {version_id}.")
+        self._overlays[version_id] = (image.convert("RGB"), labels.astype(np.uint8))
+        self._unsaved_overlays.add(version_id)
+        self.overlays[version_id] = Overlay(regions=int(labels.max(initial=0)))
+        return self.overlays[version_id]
+
+    def _overlay(self, version_id: str) -> tuple[Image.Image, np.ndarray] | None:
+        if version_id not in self.overlays:
+            return None
+        if version_id not in self._overlays:
+            if self._overlay_loader is None:
+                return None
+            try:
+                self._overlays[version_id] = self._overlay_loader(version_id)
+            except (OSError, ValueError):  # its files are gone: the version is shown without it
+                return None
+        return self._overlays[version_id]
+
+    def overlay(self, ref: str | None = None) -> Image.Image | None:
+        """The Set-of-Mark overlay of a version (its numbered regions drawn), or None."""
+        found = self._overlay(self.version(ref).id)
+        return found[0] if found else None
+
+    def overlay_masks(self, ref: str | None = None) -> list[np.ndarray]:
+        """The overlay's regions as boolean masks, ``masks[n - 1]`` for region n; empty without an overlay."""
+        found = self._overlay(self.version(ref).id)
+        return [found[1] == n for n in range(1, int(found[1].max(initial=0)) + 1)] if found else []
+
+    def unsaved_overlays(self) -> dict[str, tuple[Image.Image, np.ndarray]]:
+        """Overlays (version id -> image, labels) the store has not written yet; call :meth:`saved_overlays`."""
+        return {v: self._overlays[v] for v in self._unsaved_overlays if v in self._overlays}
+
+    def saved_overlays(self, version_ids) -> None:
+        self._unsaved_overlays.difference_update(version_ids)
+
+    def view(self, ref: str | None = None) -> Image.Image:
+        """A version as the model sees it and the page shows it: its overlay if it has one, else its pixels,
+        with the image's markers drawn (markers placed on another version that do not fit this one are left out)."""
+        version_id = self.version(ref).id
+        image = self.overlay(version_id) or self.pixels(version_id)
+        markers = self.record(version_id).markers
+        try:
+            return draw_markers(image, markers) if markers else image
+        except UserError:
+            return image
+
     # -- markers --------------------------------------------------------------------------
     def add_marker(self, marker: Marker, ref: str | None = None) -> ImageRecord:
         record = self.record(ref)
-        w, h = self.pixels(record.id).size
-        if not (0 <= marker.x < w and 0 <= marker.y < h):
-            raise UserError(f"Point ({marker.x}, {marker.y}) is outside the image ({w}x{h}).")
+        validate_point(marker.x, marker.y, self.pixels(record.id).size)
         record.markers.append(marker)
+        return record
+
+    def replace_last_marker(self, marker: Marker, ref: str | None = None) -> ImageRecord:
+        """Put ``marker`` in place of the image's last marker (a SAM object refined by another click)."""
+        record = self.record(ref)
+        if not record.markers:
+            return self.add_marker(marker, ref)
+        validate_point(marker.x, marker.y, self.pixels(record.id).size)
+        record.markers[-1] = marker
         return record
 
     def undo_marker(self, ref: str | None = None) -> Marker | None:

@@ -6,13 +6,15 @@ Layout under the data directory::
     sessions/<id>/session.json         the Session (images, versions, markers, messages, trace)
     sessions/<id>/images/<img>.v<n>.png  pixels of every version (written once, never rewritten)
     sessions/<id>/originals/<img>.<ext>  the uploaded file, when v1 is a downscaled working copy of it
+    sessions/<id>/overlays/<img>.v<n>.png and .labels.png  a version's Set-of-Mark overlay and region map
     exports/<id>-<time>.zip            conversation exports
 
 Every file is written to a temporary name and renamed into place, so killing the server mid-write leaves
 either the old file or the new one, never a torn one (a killed write may leave its ``.*.tmp`` staging file,
 which nothing reads). Images are written before the session.json that lists them; an image file a killed save
-left unlisted is overwritten, never reused, when a version with its id is saved later. Pixels are read back
-lazily on first use.
+left unlisted is overwritten, never reused, when a version with its id is saved later. Pixels and overlays are
+read back lazily on first use. Exports carry the versions, not the overlays (a /som on the import makes them
+again).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from chat.config import LimitsConfig
 from chat.errors import UserError
-from chat.imageio import EXTENSIONS
 from chat.session import Session
+from tools.imageio import EXTENSIONS
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _VERSION_FILE = re.compile(r"^img\d+\.v\d+\.png$")
@@ -149,6 +152,11 @@ class SessionStore:
         originals = session.unsaved_originals()
         for name in list(originals):
             atomic_write(folder / "originals" / name, originals.pop(name))
+        overlays = session.unsaved_overlays()
+        for version_id, (image, labels) in overlays.items():
+            atomic_write(folder / "overlays" / f"{version_id}.png", png_bytes(image))
+            atomic_write(folder / "overlays" / f"{version_id}.labels.png", png_bytes(Image.fromarray(labels, "L")))
+        session.saved_overlays(overlays)
         atomic_write(folder / "session.json", session.model_dump_json().encode("utf-8"))
         title = session.title or next((m.content[:60] for m in session.messages if m.role == "user"), "")
         with self._db() as conn:
@@ -207,7 +215,7 @@ class SessionStore:
         """A new session (new id) from an export. Refused before anything is decompressed when the zip is
         too big or has too many files (a zip bomb); the session must keep the limits a live one keeps (images
         per session, length of what the person typed), and every image is re-validated like an upload."""
-        from chat.imageio import load_image_bytes
+        from tools.imageio import load_image_bytes
 
         limits = self.limits or LimitsConfig()
         try:
@@ -235,18 +243,24 @@ class SessionStore:
                     raise UserError(f"The export is missing the original file of {record.id}.")
                 session.unsaved_originals()[record.original] = originals[record.original]
         session.id = Session().id
+        session.overlays = {}  # not exported
         self.save(session)
         return session
 
     # -- internals ------------------------------------------------------------------------
     def _attach(self, session: Session) -> None:
-        folder = self._dir(session.id) / "images"
+        folder = self._dir(session.id)
 
         def load(version_id: str) -> Image.Image:
-            with Image.open(folder / f"{version_id}.png") as im:
+            with Image.open(folder / "images" / f"{version_id}.png") as im:
                 return im.convert("RGB")
 
-        session.set_loader(load)
+        def overlay(version_id: str) -> tuple[Image.Image, np.ndarray]:
+            with Image.open(folder / "overlays" / f"{version_id}.png") as im, \
+                    Image.open(folder / "overlays" / f"{version_id}.labels.png") as labels:
+                return im.convert("RGB"), np.asarray(labels.convert("L"))
+
+        session.set_loader(load, overlay)
 
     def _remember(self, session: Session) -> None:
         with self._guard:

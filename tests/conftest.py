@@ -56,6 +56,12 @@ def assistant(tiny_config):
 
 
 @pytest.fixture
+def tiny_env(tiny_dir, monkeypatch):
+    """The tiny checkpoints built and named by MMCHAT_TINY_DIR for this test (the CLI's tiny profile reads it)."""
+    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tiny_dir))
+
+
+@pytest.fixture
 def fresh_data_dir(tmp_path):
     d = tmp_path / "data"
     d.mkdir()

@@ -248,7 +248,7 @@ def test_sam_pads_to_1024_and_predicts_256_pixel_masks(built):
 def test_stable_diffusion_pipelines_have_the_hub_classes_schedulers_and_512_px(built, family):
     import diffusers
 
-    from tools.edit import native_side
+    from tools.diffusion import native_side
 
     repo = _repo(family)
     index = fixtures.load(repo, "model_index.json")

@@ -22,12 +22,12 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.errors import UserError
+from tools.errors import UserError
+from tools.text import clean_text
 
 MAX_QUESTION_CHARS = 500
 MAX_PREFIX_CHARS = 200
 CAPTION_PROMPT = "a picture of"  # BLIP's trained caption prompt (cut from the caption it starts)
-IMAGE_FIELD = dict(description="Id of the image, e.g. 'img1' or 'img1.v2'; leave empty for the active image.")
 
 
 class CaptionInput(BaseModel):
@@ -40,7 +40,6 @@ class CaptionInput(BaseModel):
         description="Optional start of the caption for the model to continue, e.g. 'a painting of' or 'the man "
         "is holding'; leave empty for a free caption. Up to 200 characters.",
     )
-    image: str | None = Field(None, **IMAGE_FIELD)
 
     @field_validator("prefix", mode="before")
     @classmethod
@@ -64,7 +63,6 @@ class VqaInput(BaseModel):
         description="A short question about the image, e.g. 'how many people are there?' or 'what color is the "
         "car?'. Up to 500 characters.",
     )
-    image: str | None = Field(None, **IMAGE_FIELD)
 
     @field_validator("question", mode="before")
     @classmethod
@@ -74,14 +72,8 @@ class VqaInput(BaseModel):
 
 def _clean_question(value: Any) -> str:
     """The question with whitespace tidied; ValueError (one clause, lower case) when unusable."""
-    if not isinstance(value, str):
-        raise ValueError("the question must be text, e.g. 'what color is the car?'")
-    text = " ".join(value.split())
-    if not text:
-        raise ValueError("the question is empty; ask something about the image, e.g. 'what color is the car?'")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValueError(f"the question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    return text
+    return clean_text(value, "question", "'what color is the car?'", MAX_QUESTION_CHARS,
+                      ask="ask something about the image")
 
 
 def _inputs(bundle, image: Image.Image, text: str | None) -> dict:

@@ -4,25 +4,27 @@ model answers one label.
 Round 1 asks the chat model for a few possible names of the main object; CLIP scores them against the
 image. Each later round tells the model the scores so far and asks for more specific names. At the end
 CLIP scores every name proposed (one softmax over all of them), the model is shown those scores and picks
-one name by constrained choice: ``chat.choice_logprobs(turns, names)`` scores each name as its answer and
-the most probable one is the label. Only when the chat model offers no ``choice_logprobs`` does the label
-fall back to the best CLIP score (``decision.by == "clip"``). Text and image embeddings go through the
-caller's cache, so the vision encoder runs once for the whole dialogue.
+one name by constrained choice: ``chat.choose(turns, names)`` scores each name as its answer and the most
+probable one is the label. Only when the chat model offers no ``choose`` does the label fall back to the best
+CLIP score (``decision.by == "clip"``). Text and image embeddings go through the caller's cache, so the vision
+encoder runs once for the whole dialogue.
 
-``chat`` is anything with ``generate(turns, options=None) -> str`` and, for the final choice,
-``choice_logprobs(turns, options) -> list[float]`` (:class:`chat.mllm.MultimodalChat`, or a scripted fake
-in tests). When the model's answer cannot be parsed into names (e.g. random tiny weights), words drawn
-from the answer, then a generic list, keep the machinery running.
+``chat`` is a :class:`ChatModel`: ``generate(turns) -> str`` over plain turns ``{"role", "text", "images"}``
+and, for the final choice, optionally ``choose(turns, options) -> list[float]`` (the chat's local LLaVA and a
+remote OpenAI-compatible server both are, through ``chat.toolbox.chat_model``; tests use scripted fakes).
+When the model's answer cannot be parsed into names (e.g. random tiny weights), words drawn from the answer,
+then a generic list, keep the machinery running.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Protocol, Sequence, TypedDict
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.errors import UserError
 from tools.scoring import DEFAULT_TEMPLATES, EmbeddingCache, score_labels
 
 GENERIC_LABELS: tuple[str, ...] = ("object", "animal", "person", "scene", "food")
@@ -45,6 +47,21 @@ FINAL_PROMPT = (
 )
 
 
+class Turn(TypedDict):
+    """One turn of a conversation with the chat model: who speaks, the text, and the images it shows."""
+
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: list[Image.Image]
+
+
+class ChatModel(Protocol):
+    """What classify needs of a chat model. ``choose(turns, options) -> list[float]`` (the mean log-probability of
+    each option as the answer) is optional: without it the final label is the best CLIP score."""
+
+    def generate(self, turns: list[Turn]) -> str: ...
+
+
 class ClassifyInput(BaseModel):
     """Name the main object of an image by asking the chat model for names and checking them with CLIP."""
 
@@ -53,9 +70,6 @@ class ClassifyInput(BaseModel):
     rounds: int = Field(
         2, ge=1, le=10,
         description="How many propose-and-score rounds to run (1 to 10); later rounds ask for more specific names.",
-    )
-    image: str | None = Field(
-        None, description="Id of the image to classify, e.g. 'img1' or 'img1.v2'; leave empty for the active image."
     )
 
 
@@ -182,28 +196,25 @@ def fallback_candidates(text: str, exclude: Sequence[str] = (), limit: int = CAN
 # --------------------------------------------------------------------------------------------
 # The tool
 # --------------------------------------------------------------------------------------------
-def _turn(role: str, text: str, images: list[Image.Image] | None = None):
-    from chat.mllm import Turn
-
-    return Turn(role, text, images or [])
+def _turn(role: str, text: str, images: list[Image.Image] | None = None) -> Turn:
+    return {"role": role, "text": text, "images": list(images or [])}
 
 
 def classify(
     models: Any,
     image: Image.Image,
-    chat: Any,
+    chat: ChatModel,
     *,
     rounds: int = 2,
     cache: EmbeddingCache | None = None,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     model: str = "clip",
-    options: Any = None,
     per_round: int = CANDIDATES_PER_ROUND,
 ) -> ClassifyResult:
     """Run ``rounds`` propose (chat model) / score (CLIP) rounds, then let the chat model pick the label among
     every name proposed, with their CLIP scores in its context (see the module doc)."""
     if not 1 <= rounds <= 10:
-        from chat.errors import UserError
+        from tools.errors import UserError
 
         raise UserError(f"rounds must be between 1 and 10, not {rounds}.")
     cache = cache if cache is not None else EmbeddingCache()
@@ -212,8 +223,7 @@ def classify(
     best: tuple[float, str] | None = None  # (logit, label): the leader so far, refined when answers run dry
     seen: list[str] = []
     for i in range(rounds):
-        answer = chat.generate(turns, options) if options is not None else chat.generate(turns)
-        answer = (answer or "").strip()
+        answer = (chat.generate(turns) or "").strip()
         candidates = [c for c in parse_candidates(answer, per_round) if c not in seen]
         fallback = len(candidates) < 2
         if fallback:
@@ -243,15 +253,15 @@ def _shown(result) -> str:
     return ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.scores))
 
 
-def decide(chat: Any, turns: list, options: list[str], clip_scores: list[float]) -> ClassifyDecision:
+def decide(chat: ChatModel, turns: list[Turn], options: list[str], clip_scores: list[float]) -> ClassifyDecision:
     """The chat model's constrained choice among ``options`` (best CLIP score first); the best CLIP score
-    only when the model has no ``choice_logprobs``."""
-    choose = getattr(chat, "choice_logprobs", None)
+    only when the model has no ``choose``."""
+    choose = getattr(chat, "choose", None)
     if not callable(choose):
         return ClassifyDecision(label=options[0], by="clip", options=options, clip_scores=clip_scores)
     logprobs = [float(v) for v in choose(turns, options)]
     if len(logprobs) != len(options):
-        raise ValueError(f"choice_logprobs gave {len(logprobs)} scores for {len(options)} options")
+        raise ValueError(f"choose gave {len(logprobs)} scores for {len(options)} options")
     pick = max(range(len(options)), key=lambda i: logprobs[i])  # ties: the better CLIP score
     return ClassifyDecision(label=options[pick], by="model", options=options, clip_scores=clip_scores,
                             model_logprobs=logprobs)

@@ -6,69 +6,40 @@
     >>> result = remove_object(registry, image, mask, target="the dog")           # fill with background
     >>> result.image, result.seed                                                 # PIL image, seed used
 
-Result convention (shared with :mod:`tools.generate`): every function that makes an image returns an
-:class:`ImageResult` with the image (always the size of the input, or the requested size) and the seed
-that produced it. ``seed=None`` picks a random seed and reports it, so any result can be reproduced by
-passing ``result.seed`` back with the same arguments.
+Every function returns a :class:`tools.diffusion.ImageResult` (the image, always the size of the input, and
+the seed that made it; ``seed=None`` picks a random one and reports it). Sizes, seeds, checks and progress follow
+:mod:`tools.diffusion`. A whole-image edit brings back the model's *change*, not its low-resolution picture
+(:mod:`tools.keep_detail`): a 12 MP photo keeps its detail wherever the model changed little. Inpainting crops a
+window around the region first (at least the native side, when the image is larger), so a small region of a
+large photo is repainted at full detail, and composites the result with a feathered mask: pixels outside the
+feathered mask are the input's, bit for bit.
 
-Sizes: Stable Diffusion works on multiples of 8 near its native resolution (``unet.sample_size * 8``:
-512 for SD 1.5, 64 for the tiny test checkpoints). Inputs are resized to a *working size* (longest side
-= native side, each side a multiple of 8) and the result comes back at the input's size, so a 333x517 input
-comes back 333x517. A whole-image edit brings back the model's *change*, not its low-resolution picture
-(:mod:`tools.keep_detail`): a 12 MP photo keeps its detail wherever the model changed little. Inpainting crops a window around the region first (at least the native side, when the image is
-larger), so a small region of a large photo is repainted at full detail, and composites the result with
-a feathered mask: pixels outside the feathered mask are the input's, bit for bit.
-
-Checks (empty instruction, bad steps, empty mask) raise :class:`chat.errors.UserError` before any model
-is loaded. Progress is reported as ``progress(step, total)`` after every denoising step; ``total`` is the
-number of scheduler steps actually run (PNDM runs one more than asked). A progress callback may raise to
-cancel. Models come from the registry (``models.get("pix2pix" | "inpaint")``), which owns device and dtype.
+Checks (empty instruction, bad steps, empty mask) raise :class:`tools.errors.UserError` before any model is
+loaded; ``total`` in ``progress(step, total)`` is the number of scheduler steps actually run (PNDM runs one more
+than asked). Models come from the registry (``models.get("pix2pix" | "inpaint")``), which owns device and dtype.
 """
 
 from __future__ import annotations
 
-import secrets
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.config import MAX_STEPS
-from chat.errors import UserError
+from tools.diffusion import (SEED_FIELD, STEPS_FIELD, ImageResult, Progress, check_image, check_steps, check_text,
+                             clean_text, make_generator, native_side, resize, resolve_seed, step_callback, working_size)
+from tools.errors import UserError
 from tools.keep_detail import apply_change, vae_roundtrip
 
-Progress = Callable[[int, int], None]  # progress(step, total), step counts from 1
-
-MAX_SEED = 2**32 - 1
-MAX_PROMPT_CHARS = 1000
-MIN_SIDE = 64  # no working side below this (the VAE and UNet need a few latent pixels)
 REMOVE_PROMPT = "background, empty scene, seamless, natural continuation of the surroundings"
 REMOVE_NEGATIVE = "{target}, object, person, animal, text, watermark, logo, frame, blurry, distorted, artifacts"
 EMPTY_MASK = "The marked region is empty; click on the image first."
 
 
 # --------------------------------------------------------------------------------------------
-# Inputs (the router's tool schemas) and results
+# Inputs (the tools' schemas)
 # --------------------------------------------------------------------------------------------
-def _clean_text(value: Any, what: str, example: str, limit: int = MAX_PROMPT_CHARS) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"the {what} must be text, e.g. {example}")
-    text = " ".join(value.split())
-    if not text:
-        raise ValueError(f"the {what} is empty; say what to do, e.g. {example}")
-    if len(text) > limit:
-        raise ValueError(f"the {what} is {len(text)} characters long; the limit is {limit}")
-    return text
-
-
-STEPS_FIELD = dict(ge=1, le=MAX_STEPS, description=f"Denoising steps, 1 to {MAX_STEPS}; more is slower and finer. "
-                   "Leave empty for the configured default (about 20).")
-SEED_FIELD = dict(ge=0, le=MAX_SEED, description="Random seed 0 to 4294967295 to reproduce an earlier result; "
-                  "leave empty for a new random seed (the seed used is reported).")
-IMAGE_FIELD = dict(description="Id of the image to edit, e.g. 'img1' or 'img1.v2'; leave empty for the active image.")
-
-
 class EditInput(BaseModel):
     """Edit an image as instructed. Without markers the whole image is changed (instruct-pix2pix, e.g.
     'make it winter'); with markers on the image only the marked region is repainted (inpainting)."""
@@ -86,7 +57,6 @@ class EditInput(BaseModel):
         None, ge=0.0, le=50.0,
         description="How strongly to follow the instruction (0 to 50, typically 5 to 10); leave empty for the default.",
     )
-    image: str | None = Field(None, **IMAGE_FIELD)
     region: bool = Field(
         True,
         description="When the image has markers (clicked points, boxes), repaint only the marked region "
@@ -96,7 +66,7 @@ class EditInput(BaseModel):
     @field_validator("instruction", mode="before")
     @classmethod
     def _instruction(cls, value):
-        return _clean_text(value, "instruction", "'make it winter'")
+        return clean_text(value, "instruction", "'make it winter'")
 
 
 class RemoveInput(BaseModel):
@@ -112,103 +82,11 @@ class RemoveInput(BaseModel):
     )
     steps: int | None = Field(None, **STEPS_FIELD)
     seed: int | None = Field(None, **SEED_FIELD)
-    image: str | None = Field(None, **IMAGE_FIELD)
 
     @field_validator("target", mode="before")
     @classmethod
     def _target(cls, value):
-        return _clean_text(value, "target", "'the dog'", limit=200)
-
-
-class ImageResult(BaseModel):
-    """An image made by a tool and the seed that made it (pass it back to reproduce the image)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    image: Image.Image
-    seed: int = Field(ge=0, le=MAX_SEED)
-    working_size: tuple[int, int] = Field(description="(width, height) the model actually ran at")
-
-    def summary(self) -> str:
-        w, h = self.image.size
-        return f"{w}x{h} image (seed {self.seed}, computed at {self.working_size[0]}x{self.working_size[1]})"
-
-
-# --------------------------------------------------------------------------------------------
-# Shared diffusion helpers (also used by tools.generate)
-# --------------------------------------------------------------------------------------------
-def resolve_seed(seed: int | None) -> int:
-    """``seed`` checked, or a fresh random one."""
-    if seed is None:
-        return secrets.randbelow(MAX_SEED + 1)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
-        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}.")
-    return int(seed)
-
-
-def check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= int(steps) <= MAX_STEPS:
-        raise UserError(f"The number of steps must be a whole number from 1 to {MAX_STEPS}, not {steps!r}.")
-    return int(steps)
-
-
-def check_text(value: Any, what: str, example: str, limit: int = MAX_PROMPT_CHARS) -> str:
-    """The cleaned prompt/instruction, or a UserError saying what is wrong with it."""
-    try:
-        return _clean_text(value, what, example, limit)
-    except ValueError as exc:
-        text = str(exc)
-        raise UserError(text[0].upper() + text[1:] + ".") from None
-
-
-def check_image(image: Any, what: str = "image") -> Image.Image:
-    if not isinstance(image, Image.Image):
-        raise UserError(f"The {what} must be an image, not {type(image).__name__}.")
-    if image.width < 1 or image.height < 1:
-        raise UserError(f"The {what} has no pixels.")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def native_side(pipe) -> int:
-    """The resolution a pipeline's UNet was trained at: 512 for SD 1.5 (and the tiny ones), 768 for SD 2."""
-    sample = getattr(pipe.unet.config, "sample_size", 64)
-    sample = max(sample) if isinstance(sample, (tuple, list)) else int(sample)
-    return int(sample) * int(getattr(pipe, "vae_scale_factor", 8))
-
-
-def round8(value: float, multiple: int = 8) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
-
-
-def working_size(size: tuple[int, int], side: int, multiple: int = 8) -> tuple[int, int]:
-    """``size`` scaled so its longest side is ``side``, each side a multiple of 8 and at least 64."""
-    w, h = size
-    scale = side / max(w, h)
-    return max(MIN_SIDE, round8(w * scale, multiple)), max(MIN_SIDE, round8(h * scale, multiple))
-
-
-def make_generator(pipe, seed: int):
-    import torch
-
-    device = getattr(pipe, "_execution_device", None) or pipe.device
-    device = torch.device(device)
-    return torch.Generator("cpu" if device.type == "mps" else device).manual_seed(seed)
-
-
-def step_callback(progress: Progress | None):
-    """A diffusers ``callback_on_step_end`` that reports ``progress(step, total)``; None without progress."""
-    if progress is None:
-        return None
-
-    def on_step_end(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
-        progress(step + 1, int(getattr(pipe, "num_timesteps", 0) or step + 1))
-        return callback_kwargs
-
-    return on_step_end
-
-
-def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image if image.size == tuple(size) else image.resize(tuple(size), Image.Resampling.LANCZOS)
+        return clean_text(value, "target", "'the dog'", limit=200)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +182,7 @@ def edit_image(
     # 2. working copy at the model's resolution, and what the model's VAE keeps of it
     pipe = models.get("pix2pix")
     size = working_size(image.size, native_side(pipe))
-    working = _resize(image, size)
+    working = resize(image, size)
     reference = vae_roundtrip(pipe, working)
     # 3. denoise
     out = pipe(
@@ -357,7 +235,7 @@ def inpaint(
     out = pipe(
         prompt=prompt,
         negative_prompt=negative_prompt,
-        image=_resize(crop, size),
+        image=resize(crop, size),
         mask_image=region,
         height=size[1],
         width=size[0],
@@ -368,7 +246,7 @@ def inpaint(
         callback_on_step_end=step_callback(progress),
     ).images[0]
     # 4. composite: original * (1 - alpha) + result * alpha, exactly the original where alpha == 0
-    painted = np.asarray(_resize(out.convert("RGB"), crop.size), dtype=np.float32)
+    painted = np.asarray(resize(out.convert("RGB"), crop.size), dtype=np.float32)
     original = np.asarray(image, dtype=np.uint8).copy()
     window = original[box[1]:box[3], box[0]:box[2]]
     a = crop_alpha[..., None]
@@ -400,6 +278,6 @@ def remove_object(
 
 
 __all__: Sequence[str] = (
-    "EditInput", "RemoveInput", "ImageResult", "edit_image", "inpaint", "remove_object", "mask_from_markers",
-    "feather_mask", "working_size", "native_side", "resolve_seed",
+    "EditInput", "RemoveInput", "edit_image", "inpaint", "remove_object", "mask_from_markers", "feather_mask",
+    "check_mask",
 )

@@ -29,6 +29,7 @@ from typing import Any, Callable, Literal, Sequence
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from tools.errors import explain
 from tools.evaluation import EvalTable
 from tools.grounding import (
     PROMPTS, CandidateCache, CandidateOptions, FindInput, GroundingError, box_iou, find_regions, mask_box,
@@ -92,10 +93,7 @@ def read_ref_examples(dataset_dir: str | Path) -> tuple[Path, list[RefExample]]:
             except json.JSONDecodeError as exc:
                 raise GroundingError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
             except ValidationError as exc:
-                err = exc.errors()[0]
-                key = ".".join(str(x) for x in err["loc"]) or "example"
-                raise GroundingError(f"{path}, line {number}: '{key}': "
-                                     f"{err['msg'].removeprefix('Value error, ')}.") from None
+                raise GroundingError(explain(exc, prefix=f"{path}, line {number}: ", default="'{}'")) from None
             if not (root / example.image).is_file():
                 raise GroundingError(f"{path}, line {number}: image '{example.image}' does not exist.")
             examples.append(example)

@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chat.errors import UserError
+from tools.errors import UserError, explain
+from tools.markers import PROMPT_COLORS
+from tools.markers import SHAPES as MARKER_SHAPES
 from tools.scoring import (
     DEFAULT_TEMPLATES,
     EmbeddingCache,
@@ -39,8 +41,7 @@ from tools.scoring import (
     region_renderings,
 )
 
-SHAPES: tuple[str, ...] = ("circle", "ellipse", "box", "arrow", "cross", "point", "contour")
-COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple")
+SHAPES, COLORS = MARKER_SHAPES, PROMPT_COLORS  # every shape, in the colours offered for prompts
 VARIANTS: tuple[str, ...] = ("no marker", "crop", "blur outside", "grey outside")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 # progress(done, total, message)
@@ -132,10 +133,7 @@ def read_marker_examples(dataset_dir: str | Path) -> tuple[Path, list[MarkerExam
             try:
                 example = MarkerExample.model_validate(data)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                key = ".".join(str(x) for x in err["loc"]) or "example"
-                msg = err["msg"].removeprefix("Value error, ")
-                raise UserError(f"{path}, line {number}: '{key}': {msg}.") from None
+                raise UserError(explain(exc, prefix=f"{path}, line {number}: ", default="'{}'")) from None
             image_path = (root / example.image).resolve()
             if not image_path.is_relative_to(root.resolve()):
                 raise UserError(f"{path}, line {number}: image '{example.image}' is outside the dataset folder.")
@@ -148,7 +146,7 @@ def read_marker_examples(dataset_dir: str | Path) -> tuple[Path, list[MarkerExam
 
 
 def _open(path: Path, where: str) -> Image.Image:
-    from chat.imageio import load_image_file
+    from tools.imageio import load_image_file
 
     try:
         return load_image_file(path)

@@ -4,7 +4,7 @@
     >>> result = sketch_to_image(registry, sketch, "a cat on a sofa")     # the sketch fixes the layout
     >>> result.image, result.seed
 
-Both return :class:`tools.edit.ImageResult` (the image and the seed that made it; ``seed=None`` picks a
+Both return :class:`tools.diffusion.ImageResult` (the image and the seed that made it; ``seed=None`` picks a
 random seed and reports it). Sketch-to-image builds a ``StableDiffusionControlNetPipeline`` on the fly
 with ``from_pipe``: it shares the text encoder, VAE, UNet and scheduler of the registry's loaded
 "txt2img" pipeline (no weights are copied) and adds the registry's "controlnet" model.
@@ -18,78 +18,63 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chat.errors import UserError
-from tools.edit import (
-    SEED_FIELD,
-    STEPS_FIELD,
-    ImageResult,
-    Progress,
-    _clean_text,
-    _resize,
-    check_image,
-    check_steps,
-    check_text,
-    make_generator,
-    native_side,
-    resolve_seed,
-    round8,
-    step_callback,
-    working_size,
-)
+from tools.diffusion import (SEED_FIELD, STEPS_FIELD, ImageResult, Progress, check_image, check_steps, check_text,
+                             clean_text, make_generator, native_side, resize, resolve_seed, round8, step_callback,
+                             working_size)
+from tools.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 64, 1024
-SKETCH_FIELD = dict(description="Id of the sketch image, e.g. 'img2' (dark lines on a light background or light "
-                    "lines on a dark one); leave empty for the active image.")
 
 
-def _prompt(value):
-    return _clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
-
-
-class GenerateInput(BaseModel):
-    """Create a new image from a text description (Stable Diffusion text-to-image)."""
+class _PromptInput(BaseModel):
+    """What both pictures from a prompt take: the prompt, the steps, the seed; sizes rounded to multiples of 8."""
 
     model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    steps: int | None = Field(None, **STEPS_FIELD)
+    seed: int | None = Field(None, **SEED_FIELD)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value):
+        return clean_text(value, "prompt", "'a lighthouse at dusk, oil painting'")
+
+    @field_validator("width", "height", check_fields=False)
+    @classmethod
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        return None if value is None else min(MAX_SIZE, max(MIN_SIZE, round8(value)))
+
+
+class GenerateInput(_PromptInput):
+    """Create a new image from a text description (Stable Diffusion text-to-image)."""
 
     prompt: str = Field(
         description="What the image should show, as a short description with style words, e.g. 'a lighthouse at "
         "dusk, oil painting'. Up to 1000 characters.",
     )
-    steps: int | None = Field(None, **STEPS_FIELD)
-    seed: int | None = Field(None, **SEED_FIELD)
     width: int = Field(512, ge=MIN_SIZE, le=MAX_SIZE,
                        description="Width in pixels, 64 to 1024 (rounded to a multiple of 8); default 512.")
     height: int = Field(512, ge=MIN_SIZE, le=MAX_SIZE,
                         description="Height in pixels, 64 to 1024 (rounded to a multiple of 8); default 512.")
 
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value):
-        return _prompt(value)
 
-    @field_validator("width", "height")
-    @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        return min(MAX_SIZE, max(MIN_SIZE, round8(value)))
-
-
-class SketchInput(BaseModel):
+class SketchInput(_PromptInput):
     """Turn a sketch into a picture: the drawing fixes the layout, the prompt says what it shows
     (ControlNet scribble)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(
         description="What the finished picture shows, e.g. 'a cat sitting on a sofa, photo'. Up to 1000 characters.",
     )
-    image: str | None = Field(None, **SKETCH_FIELD)
-    steps: int | None = Field(None, **STEPS_FIELD)
-    seed: int | None = Field(None, **SEED_FIELD)
+    width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
+                              description="Width in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
+    height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE,
+                               description="Height in pixels, 64 to 1024 (a multiple of 8); default: the sketch's.")
 
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value):
-        return _prompt(value)
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) when both are given; None: the sketch's own size."""
+        return (self.width, self.height) if self.width and self.height else None
 
 
 def check_size(size: Any) -> tuple[int, int]:
@@ -154,7 +139,7 @@ def generate_image(
         generator=make_generator(pipe, seed),
         callback_on_step_end=step_callback(progress),
     ).images[0]
-    return ImageResult(image=_resize(out.convert("RGB"), requested), seed=seed, working_size=work)
+    return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 
 
 def controlnet_pipeline(models):
@@ -219,7 +204,7 @@ def sketch_to_image(
         generator=make_generator(pipe, seed),
         callback_on_step_end=step_callback(progress),
     ).images[0]
-    return ImageResult(image=_resize(out.convert("RGB"), requested), seed=seed, working_size=work)
+    return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 
 
 __all__ = [

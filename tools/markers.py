@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage
 
-from chat.errors import UserError
+from tools.errors import UserError
 
 Shape = Literal["circle", "ellipse", "box", "arrow", "cross", "point", "contour"]
 Color = Literal["red", "green", "blue", "yellow", "purple", "white", "black", "orange"]
@@ -42,7 +42,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "orange": (255, 165, 0),
 }
 SHAPES: tuple[str, ...] = Shape.__args__  # type: ignore[attr-defined]
-_BOX_SHAPES = ("ellipse", "box")
+CLICK_SHAPES: tuple[str, ...] = tuple(s for s in SHAPES if s != "contour")  # a click places these (contour: a mask)
+PROMPT_COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple")  # the colours offered for prompts
 
 
 class Marker(BaseModel):
@@ -72,14 +73,13 @@ class Marker(BaseModel):
         return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
 
 
-class DrawMarkersInput(BaseModel):
-    """Draw visual prompts on the image (the markers the person placed, or new ones)."""
+class MarkInput(BaseModel):
+    """Draw the markers the person placed on an image (red circles, arrows, boxes) as an overlay, e.g. to
+    show what a question refers to."""
 
     model_config = ConfigDict(extra="forbid")
 
-    markers: list[Marker] = Field(min_length=1, max_length=64)
     outside: Outside = Field("none", description="blur or grey everything outside the marked regions")
-    number: bool = Field(True, description="number the markers when there are several")
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def draw_markers(
 
 
 __all__ = [
-    "COLORS", "SHAPES", "Color", "DrawMarkersInput", "Marker", "Outside", "Shape", "arrow_geometry", "default_radius", "draw_contour",
+    "CLICK_SHAPES", "COLORS", "PROMPT_COLORS", "SHAPES", "Color", "MarkInput", "Marker", "Outside", "Shape", "arrow_geometry", "default_radius", "draw_contour",
     "draw_label", "draw_markers",
     "marker_bbox", "marker_radius", "region_mask", "stroke_width", "treat_outside", "union_mask", "validate_point",
 ]

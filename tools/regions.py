@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, Field
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.markers import Color, Marker, Shape, default_radius, validate_point
 
 Point = tuple[int, int]

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageStat
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.markers import COLORS, Color, draw_contour, font, stroke_width
 from tools.regions import mask_bbox, sam_masks
 
@@ -56,6 +56,13 @@ class SetOfMarkInput(BaseModel):
     method: Method = Field("slic", description="'slic' (fast, no model) or 'sam' (Segment Anything)")
     fill: bool = Field(False, description="tint each region with a translucent colour")
     boundaries: bool = Field(True, description="draw the region boundaries")
+
+
+class SomInput(SetOfMarkInput):
+    """Split an image into numbered regions (Set-of-Mark) so that regions can be referred to as [1], [2], ..."""
+
+    max_regions: int | None = Field(None, ge=1, le=200, description="at most this many regions; empty: default")
+    method: Method | None = Field(None, description="'slic' (fast, no model) or 'sam' (Segment Anything)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,5 +399,5 @@ def highlight_marks(image: Image.Image, masks_or_marks: Sequence[Any] | Mapping[
 
 
 __all__ = [
-    "Mark", "SetOfMarkInput", "highlight_marks", "label_point", "parse_mark_refs", "propose_regions", "set_of_mark",
+    "Mark", "SetOfMarkInput", "SomInput", "highlight_marks", "label_point", "parse_mark_refs", "propose_regions", "set_of_mark",
 ]

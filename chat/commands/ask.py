@@ -6,6 +6,7 @@ import sys
 from typing import Iterator
 
 from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point
+from tools.markers import PROMPT_COLORS, SHAPES
 
 
 def register(sub) -> None:
@@ -18,10 +19,8 @@ def register(sub) -> None:
     p.add_argument("question", help="the question, e.g. 'What is in the red circle?'")
     p.add_argument("--point", type=point, action="append", default=[], metavar="X,Y", help="mark this pixel")
     add_negative(p)
-    p.add_argument("--shape", default="circle", choices=["circle", "ellipse", "box", "arrow", "cross", "point", "contour"],
-                   help="marker shape (default circle)")
-    p.add_argument("--color", default="red", choices=["red", "green", "blue", "yellow", "purple"],
-                   help="marker colour (default red)")
+    p.add_argument("--shape", default="circle", choices=SHAPES, help="marker shape (default circle)")
+    p.add_argument("--color", default="red", choices=PROMPT_COLORS, help="marker colour (default red)")
     p.add_argument("--max-new-tokens", type=int, help="answer length limit")
     p.add_argument("--temperature", type=float, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
@@ -34,8 +33,8 @@ def run(args) -> int:
 
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
-    from chat.errors import UserError
-    from chat.mllm import Turn
+    from chat.errors import UserError, explain
+    from chat.mllm import GenerationOptions, Turn
 
     config = load(args)
     image = open_image(args.image, config)
@@ -52,8 +51,8 @@ def run(args) -> int:
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}.") from None
+        flags = {name: "--" + name.replace("_", "-") for name in GenerationOptions.model_fields}
+        raise UserError(explain(exc, names=flags, schema=GenerationOptions)) from None
     turns = [Turn("user", args.question, [image])]
     pieces: list[str] = []
     stream = _recorded(assistant.mllm.stream(turns, options), pieces)

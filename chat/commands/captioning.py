@@ -21,28 +21,23 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
-    from chat.commands.editing import validated
-    from tools.caption import CaptionInput, VqaInput, answer_question, caption
-
+    from chat.commands.common import run_tool, stderr_progress, tool_session
     from chat.errors import UserError
+    from chat.toolbox import ToolContext
 
     config = load(args)
     if args.question is not None and args.prefix is not None:
         raise UserError("--prefix applies to captions only; drop it when asking a --question.")
     if not 1 <= args.max_new_tokens <= 512:
         raise UserError(f"--max-new-tokens must be between 1 and 512, not {args.max_new_tokens}.")
-    if args.question is not None:
-        request = validated(VqaInput, question=args.question)
-    else:
-        request = validated(CaptionInput, prefix=args.prefix)
     image = open_image(args.image, config)
-    registry = Assistant(config, progress=stderr_progress).registry
+    ctx = ToolContext(Assistant(config, progress=stderr_progress), tool_session(image),
+                      settings={"max_new_tokens": args.max_new_tokens})
+    names = {"question": "", "prefix": ""}
     if args.question is not None:
-        answer = answer_question(registry, image, request.question)
-        emit(args, {"answer": answer}, answer)
+        out = run_tool("vqa", {"question": args.question}, ctx, names)
+        emit(args, {"answer": out.summary}, out.summary)
     else:
-        text = caption(registry, image, prefix=request.prefix, max_new_tokens=args.max_new_tokens,
-                       prompt=config.tools.caption_prompt)
-        emit(args, {"caption": text}, text)
+        out = run_tool("caption", {"prefix": args.prefix}, ctx, names)
+        emit(args, {"caption": out.summary}, out.summary)
     return 0

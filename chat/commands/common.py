@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI verbs: common flags, argument types, image loading, output."""
+"""Helpers shared by the CLI verbs: common flags, argument types, image loading, output, and running a tool of
+the table (:data:`chat.toolbox.TOOLS`) the way the chat runs it, on a one-image session."""
 
 from __future__ import annotations
 
@@ -50,19 +51,80 @@ def place(args, config, image, shape: str = "circle", color: str = "red", radius
 
 
 def size(text: str) -> tuple[int, int]:
-    """argparse type for ``WxH``."""
+    """argparse type for ``WxH`` (:func:`tools.diffusion.parse_size`; the tool's schema checks the range)."""
+    from tools.diffusion import parse_size
+
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
+        return parse_size(text)
+    except UserError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a size; write it as WIDTHxHEIGHT, e.g. 512x512") from None
-    if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise argparse.ArgumentTypeError(f"size {w}x{h} is out of range; each side must be 8..4096")
-    return w, h
+
+
+def tool_session(image=None, markers=()):
+    """A one-image session (``img1`` is ``image``) with ``markers`` on it: what a tool of the table works on
+    (without an image: an empty one, where generate adds its picture)."""
+    from chat.session import Session
+
+    session = Session()
+    if image is not None:
+        session.add_image(image)
+    for marker in markers:
+        session.add_marker(marker)
+    return session
+
+
+def with_tools(config, names: dict[str, str], **settings):
+    """``config`` with these ``tools`` settings given by flags (None: not given), checked by the config's schema:
+    ``with_tools(config, {"guidance_scale": "--guidance"}, guidance_scale=9.0)``."""
+    from pydantic import ValidationError
+
+    from chat.errors import explain
+
+    given = {k: v for k, v in settings.items() if v not in (None, [])}
+    if not given:
+        return config
+    try:
+        tools = type(config.tools).model_validate(config.tools.model_dump() | given)
+    except ValidationError as exc:
+        raise UserError(explain(exc, names=names, schema=type(config.tools))) from None
+    return config.model_copy(update={"tools": tools})
+
+
+def checked(name: str, arguments: dict[str, Any], config, names: dict[str, str]):
+    """``arguments`` (None values left out) of the table's tool ``name``, checked once by its schema; a problem is
+    a UserError naming the flag. ``names``: field -> the flag a person typed for it (``{"steps": "--steps"}``;
+    ``""`` for a positional argument, whose own messages name it)."""
+    from pydantic import ValidationError
+
+    from chat.errors import explain
+    from chat.toolbox import TOOLS
+
+    spec = TOOLS[name]
+    try:
+        return spec.validate({k: v for k, v in arguments.items() if v is not None}, config)
+    except ValidationError as exc:
+        raise UserError(explain(exc, names=names, schema=spec.schema)) from None
+
+
+def run_tool(name: str, arguments: dict[str, Any], ctx, names: dict[str, str]):
+    """The table's tool ``name`` run as the chat runs it, on ``ctx`` (:func:`tool_session`): its arguments
+    :func:`checked`, then its ``run``; its errors are raised (exit 2)."""
+    from chat.toolbox import TOOLS
+
+    return TOOLS[name].run(ctx, checked(name, arguments, ctx.config, names))
+
+
+def step_printer(label: str):
+    """``progress(step, total)`` that prints one line per denoising step on stderr."""
+    def progress(step: int, total: int) -> None:
+        print(f"[{label}] step {step}/{total}", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def open_image(path: str, config=None):
     """Open an image file for a verb; any problem becomes a UserError with one clear sentence."""
-    from chat.imageio import load_image_file
+    from tools.imageio import load_image_file
 
     return load_image_file(path, config.limits if config is not None else None)
 

@@ -3,8 +3,6 @@ inside the region given by ``--point``s (circles, or a SAM object) or by a ``--m
 
 from __future__ import annotations
 
-import sys
-
 from chat.commands.common import add_common, add_negative, emit, load, open_image, place, point, save_image
 
 
@@ -36,32 +34,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def validated(schema, **values):
-    """``schema(**values)`` (None values left out), or a UserError naming the flag and the problem."""
-    from pydantic import ValidationError
-
-    from chat.errors import UserError
-
-    try:
-        return schema(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "arguments"
-        message = err["msg"].removeprefix("Value error, ").rstrip(".")
-        if field in ("instruction", "prompt", "question", "target", "prefix"):  # positional or self-naming
-            raise UserError(message[0].upper() + message[1:] + ".") from None
-        message = message[0].lower() + message[1:]
-        raise UserError(f"--{field.replace('_', '-')}: {message}.") from None
-
-
-def step_printer(label: str):
-    """``progress(step, total)`` that prints one line per denoising step on stderr."""
-    def progress(step: int, total: int) -> None:
-        print(f"[{label}] step {step}/{total}", file=sys.stderr, flush=True)
-
-    return progress
-
-
 def mask_file(path: str, image, config):
     """The region a mask image marks (white = edit) as a bool array, checked against the image."""
     import numpy as np
@@ -80,47 +52,41 @@ def mask_file(path: str, image, config):
 
 def run(args) -> int:
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
+    from chat.commands.common import run_tool, stderr_progress, step_printer, tool_session, with_tools
     from chat.errors import UserError
-    from tools.edit import EditInput, RemoveInput, edit_image, inpaint, mask_from_markers, remove_object
+    from chat.toolbox import ToolContext
+    from tools.markers import Marker
 
     config = load(args)
-    tools = config.tools
     if args.mask and (args.point or args.negative):
         raise UserError("Give the region either as --point X,Y or as --mask MASK.png, not both.")
-    if args.remove:
-        if not (args.point or args.mask):
-            raise UserError("--remove needs at least one --point X,Y (or a --mask) on the object to remove.")
-        request = validated(RemoveInput, target=args.instruction, steps=args.steps, seed=args.seed)
-    else:
-        request = validated(EditInput, instruction=args.instruction, steps=args.steps, seed=args.seed)
-    guidance = tools.guidance_scale if args.guidance is None else args.guidance
-    if not 0.0 <= guidance <= 50.0:  # NaN fails too
-        raise UserError(f"--guidance must be between 0 and 50, not {args.guidance}.")
-    steps = request.steps or tools.edit_steps
+    if args.remove and not (args.point or args.mask):
+        raise UserError("--remove needs at least one --point X,Y (or a --mask) on the object to remove.")
     image = open_image(args.image, config)
-    registry = Assistant(config, progress=stderr_progress).registry
-    mask = None
-    if args.mask:
+    assistant = Assistant(config, progress=stderr_progress)
+    markers, masks = [], None
+    if args.mask:  # the white region, as a contour marker whose mask it is
         mask = mask_file(args.mask, image, config)
+        ys, xs = mask.nonzero()
+        markers, masks = [Marker(x=int(xs[0]), y=int(ys[0]), shape="contour")], {0: mask}
     elif args.point or args.negative:
-        shape = "contour" if tools.click_region == "sam" else "circle"  # a SAM object is repainted by its mask
-        placed = place(args, config, image, shape, registry=registry)
-        mask = mask_from_markers(placed.markers, image.size, placed.contour_masks)
-    diffusion = {"steps": steps, "seed": request.seed, "guidance_scale": guidance}
+        shape = "contour" if config.tools.click_region == "sam" else "circle"  # a SAM object is repainted by its mask
+        placed = place(args, config, image, shape, registry=assistant.registry)
+        markers, masks = placed.markers, placed.contour_masks
+    mode = "remove" if args.remove else "inpaint" if markers else "pix2pix"
+    names = {"instruction": "", "target": "", "steps": "--steps", "seed": "--seed", "guidance_scale": "--guidance"}
+    if args.remove:  # remove takes the configured guidance
+        config = with_tools(config, names, guidance_scale=args.guidance)
+    ctx = ToolContext(assistant, tool_session(image, markers), step_printer(mode), config=config, masks=masks)
     if args.remove:
-        mode = "remove"
-        result = remove_object(registry, image, mask, target=request.target, dilate=tools.mask_dilate,
-                               feather=tools.mask_feather, progress=step_printer("remove"), **diffusion)
-    elif mask is not None:
-        mode = "inpaint"
-        result = inpaint(registry, image, mask, request.instruction, dilate=tools.mask_dilate,
-                         feather=tools.mask_feather, progress=step_printer("inpaint"), **diffusion)
+        out = run_tool("remove", {"target": args.instruction, "steps": args.steps, "seed": args.seed}, ctx, names)
     else:
-        mode = "pix2pix"
-        result = edit_image(registry, image, request.instruction, image_guidance_scale=tools.image_guidance_scale,
-                            progress=step_printer("pix2pix"), **diffusion)
-    out = save_image(result.image, args.output)
-    emit(args, {"image": out, "seed": result.seed, "mode": mode, "size": list(result.image.size),
-                "guidance": guidance}, f"{out} ({mode}, seed {result.seed}, guidance {guidance:g})")
+        out = run_tool("edit", {"instruction": args.instruction, "steps": args.steps, "seed": args.seed,
+                                "guidance_scale": args.guidance}, ctx, names)
+    result = ctx.session.pixels(out.new_versions[0])
+    guidance = out.arguments.get("guidance_scale", config.tools.guidance_scale)
+    seed = out.arguments["seed"]
+    path = save_image(result, args.output)
+    emit(args, {"image": path, "seed": seed, "mode": mode, "size": list(result.size), "guidance": guidance},
+         f"{path} ({mode}, seed {seed}, guidance {guidance:g})")
     return 0

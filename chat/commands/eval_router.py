@@ -12,7 +12,7 @@ def register(sub) -> None:
         "eval-router", help="routing accuracy: the tool the chat model picks for each request, and its arguments",
         description="FILE is a JSONL of requests, one per line: {\"text\": ..., \"tool\": ... (or \"answer\"), "
                     "\"args\": {key arguments}, \"also\": [other right tools], \"lang\": \"en\", \"kind\": "
-                    "\"tool\"|\"plain\"|\"ambiguous\", \"markers\": N}; default: the bundled set (155 requests, "
+                    "\"tool\"|\"plain\"|\"ambiguous\", \"markers\": N}; default: the bundled set (162 requests, "
                     "English and Japanese, every tool). Each request goes through the router on a new session "
                     "holding one photo, and stops at the router's first step (no tool runs). Reports tool "
                     "accuracy (per language and kind), argument accuracy, a confusion table and the time per "

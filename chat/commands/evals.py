@@ -44,7 +44,7 @@ def run_markers(args) -> int:
     read_marker_examples(args.dir)  # bad datasets fail before any model loads
     assistant = Assistant(config, progress=stderr_progress)
     table = eval_markers(
-        assistant.registry, args.dir, model=args.model, cache=getattr(assistant, "embedding_cache", None),
+        assistant.registry, args.dir, model=args.model, cache=assistant.embedding_cache,
         templates=config.tools.prompt_templates, progress=_progress,
     )
     emit(args, table.to_dict(), table.markdown())
@@ -53,19 +53,17 @@ def run_markers(args) -> int:
 
 def run_classify(args) -> int:
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
-    from chat.errors import UserError
+    from chat.commands.common import checked, stderr_progress
+    from chat.toolbox.chat_model import ToolChat
     from tools.evaluation import eval_classify, read_classify_folders
 
     config = load(args)
-    rounds = config.tools.classify_rounds if args.rounds is None else args.rounds
-    if not 1 <= rounds <= 10:
-        raise UserError(f"--rounds must be between 1 and 10, not {rounds}.")
+    rounds = checked("classify", {"rounds": args.rounds}, config, {"rounds": "--rounds"}).rounds
     read_classify_folders(args.dir)
     assistant = Assistant(config, progress=stderr_progress)
     table = eval_classify(
-        assistant.registry, assistant.mllm, args.dir, rounds=rounds,
-        cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
+        assistant.registry, ToolChat(assistant.chat_model), args.dir, rounds=rounds,
+        cache=assistant.embedding_cache, templates=config.tools.prompt_templates,
         progress=_progress,
     )
     emit(args, table.to_dict(), table.markdown())

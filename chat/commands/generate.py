@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="denoising steps, 1..150 (default tools.edit_steps)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed to reproduce a result (default: random)")
     p.add_argument("--size", type=size, metavar="WxH",
-                   help="output size, each side 64..1024 (default: the model's native size, 512x512 for SD 1.5)")
+                   help="output size, each side 64..1024, rounded to multiples of 8 (default 512x512, SD 1.5's native "
+                        "size; with --sketch, the sketch's)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the image")
     add_common(p)
     p.set_defaults(func=run)
@@ -26,28 +27,23 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
-    from chat.commands.editing import step_printer, validated
-    from tools.generate import GenerateInput, SketchInput, check_size, generate_image, sketch_to_image
+    from chat.commands.common import run_tool, stderr_progress, step_printer, tool_session
+    from chat.toolbox import ToolContext
+    from tools.generate import check_size
 
     config = load(args)
-    if args.size:
+    if args.size:  # before any model loads: 'The size 32x32 is out of range; each side must be 64 to 1024 pixels.'
         check_size(args.size)
-    schema = SketchInput if args.sketch else GenerateInput
-    request = validated(schema, prompt=args.prompt, steps=args.steps, seed=args.seed)
-    steps = request.steps or config.tools.edit_steps
     sketch = open_image(args.sketch, config) if args.sketch else None
-    registry = Assistant(config, progress=stderr_progress).registry
-    if sketch is not None:
-        mode = "sketch"
-        result = sketch_to_image(registry, sketch, request.prompt, steps=steps, seed=request.seed,
-                                 size=args.size, guidance_scale=config.tools.guidance_scale,
-                                 progress=step_printer("sketch"))
-    else:
-        mode = "txt2img"
-        result = generate_image(registry, request.prompt, steps=steps, seed=request.seed, size=args.size,
-                                guidance_scale=config.tools.guidance_scale, progress=step_printer("txt2img"))
-    out = save_image(result.image, args.output)
-    emit(args, {"image": out, "seed": result.seed, "mode": mode, "size": list(result.image.size)},
-         f"{out} ({mode}, seed {result.seed})")
+    mode = "sketch" if sketch is not None else "txt2img"
+    assistant = Assistant(config, progress=stderr_progress)
+    ctx = ToolContext(assistant, tool_session(sketch), step_printer(mode))
+    width, height = args.size or (None, None)
+    request = {"prompt": args.prompt, "steps": args.steps, "seed": args.seed, "width": width, "height": height}
+    names = {"prompt": "", "steps": "--steps", "seed": "--seed", "width": "--size", "height": "--size"}
+    out = run_tool("sketch" if sketch is not None else "generate", request, ctx, names)
+    result = ctx.session.pixels(out.new_versions[0])
+    path = save_image(result, args.output)
+    seed = out.arguments["seed"]
+    emit(args, {"image": path, "seed": seed, "mode": mode, "size": list(result.size)}, f"{path} ({mode}, seed {seed})")
     return 0

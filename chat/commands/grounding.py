@@ -62,54 +62,41 @@ def register(sub) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _user_error(exc: Exception):
-    from chat.errors import UserError
-
-    return UserError(str(exc))
-
-
-def _sam(assistant, no_sam: bool):
-    """SAM when the config has it (and --no-sam is not given); a note on stderr otherwise."""
+def _sam(assistant, no_sam: bool) -> bool:
+    """Whether SAM proposes candidates: the config has it and --no-sam is not given (a note on stderr when it has
+    none)."""
     if no_sam:
-        return None
+        return False
     if "sam" not in assistant.registry.available():
         print("mmchat: note: the config has no 'sam' model; candidates come from Set-of-Mark only.",
               file=sys.stderr, flush=True)
-        return None
-    return assistant.registry.get("sam")
+        return False
+    return True
 
 
 def run_find(args) -> int:
-    from pydantic import ValidationError
-
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
+    from chat.commands.common import checked, stderr_progress, tool_session
     from chat.errors import UserError
-    from tools.grounding import (
-        CandidateCache, CandidateOptions, FindInput, GroundingError, draw_regions, find_regions, input_error,
-    )
+    from chat.toolbox import TOOLS, ToolContext
+    from tools.grounding import PHRASE
 
-    try:
-        request = FindInput(phrase=args.phrase, method=args.method, top_k=args.top, margin=args.margin)
-    except ValidationError as exc:
-        raise UserError(input_error(exc)) from None
-    if request.method == "llava":
+    request = checked("find", {"phrase": args.phrase, "method": args.method, "top_k": args.top,
+                               "margin": args.margin}, None, PHRASE)
+    if request.method == "llava":  # before any model loads
         raise UserError("--method llava needs the chat model's box for the phrase, which 'mmchat find' does not "
                         "ask for yet; use auto, ensemble, circle, blur or grey.")
     config = load(args)
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
-    sam = _sam(assistant, args.no_sam)
-    try:
-        result = find_regions(assistant.registry, image, request, model=args.model, sam=sam,
-                              cache=assistant.embedding_cache, candidate_cache=CandidateCache(1),
-                              options=CandidateOptions(sam_points=8 if sam is not None else 0))
-    except GroundingError as exc:
-        raise _user_error(exc) from None
+    settings = {"model": args.model, "sam": _sam(assistant, args.no_sam)}
+    ctx = ToolContext(assistant, tool_session(image), settings=settings)
+    out = TOOLS["find"].run(ctx, request)
+    result = out.data["result"]
     payload = result.to_json()
     text = result.summary()
     if args.output:
-        payload["image"] = save_image(draw_regions(image, result.regions), args.output)
+        payload["image"] = save_image(out.overlay if out.overlay is not None else image, args.output)
         text += f"\n{args.output}: the regions numbered by rank, the best tinted red"
     emit(args, payload, text)
     return 0
@@ -121,34 +108,30 @@ def _progress(done: int, total: int, message: str) -> None:
 
 def run_eval(args) -> int:
     from chat.errors import UserError
-    from tools.grounding import GroundingError
 
     if args.make_synthetic and args.from_refcoco:
         raise UserError("Give either --make-synthetic DIR or --from-refcoco, not both.")
-    try:
-        if args.make_synthetic:
-            from tools.eval_datasets import make_grounding_dataset
+    if args.make_synthetic:
+        from tools.eval_datasets import make_grounding_dataset
 
-            if not 1 <= args.n <= 100000:
-                raise UserError(f"--n must be between 1 and 100000, not {args.n}.")
-            root = make_grounding_dataset(args.make_synthetic, n=args.n, seed=args.seed)
-            emit(args, {"dir": str(root), "examples": args.n}, f"{root}: {args.n} expressions (refs.jsonl)")
-            return 0
-        if not args.dir:
-            raise UserError("Give the dataset folder DIR (with refs.jsonl), or --make-synthetic DIR to write one.")
-        if args.from_refcoco:
-            from tools.eval_grounding import convert_refcoco
+        if not 1 <= args.n <= 100000:
+            raise UserError(f"--n must be between 1 and 100000, not {args.n}.")
+        root = make_grounding_dataset(args.make_synthetic, n=args.n, seed=args.seed)
+        emit(args, {"dir": str(root), "examples": args.n}, f"{root}: {args.n} expressions (refs.jsonl)")
+        return 0
+    if not args.dir:
+        raise UserError("Give the dataset folder DIR (with refs.jsonl), or --make-synthetic DIR to write one.")
+    if args.from_refcoco:
+        from tools.eval_grounding import convert_refcoco
 
-            refs, instances, images = args.from_refcoco
-            try:
-                count = convert_refcoco(refs, instances, images, args.dir, split=args.split)
-            except (OSError, KeyError, ValueError, EOFError) as exc:
-                raise UserError(f"Cannot convert RefCOCO ({type(exc).__name__}: {exc}).") from None
-            emit(args, {"dir": args.dir, "examples": count}, f"{args.dir}: {count} expressions ({args.split})")
-            return 0
-        return _evaluate(args)
-    except GroundingError as exc:
-        raise _user_error(exc) from None
+        refs, instances, images = args.from_refcoco
+        try:
+            count = convert_refcoco(refs, instances, images, args.dir, split=args.split)
+        except (OSError, KeyError, ValueError, EOFError) as exc:
+            raise UserError(f"Cannot convert RefCOCO ({type(exc).__name__}: {exc}).") from None
+        emit(args, {"dir": args.dir, "examples": count}, f"{args.dir}: {count} expressions ({args.split})")
+        return 0
+    return _evaluate(args)
 
 
 def _evaluate(args) -> int:
@@ -160,7 +143,7 @@ def _evaluate(args) -> int:
     config = load(args)
     read_ref_examples(args.dir)  # a bad dataset fails before any model loads
     assistant = Assistant(config, progress=stderr_progress)
-    sam = _sam(assistant, args.no_sam)
+    sam = assistant.registry.get("sam") if _sam(assistant, args.no_sam) else None
     table = eval_grounding(assistant.registry, args.dir, methods=args.methods, model=args.model, sam=sam,
                            options=CandidateOptions(sam_points=8 if sam is not None else 0), prior=args.prior,
                            progress=_progress)

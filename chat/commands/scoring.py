@@ -40,57 +40,42 @@ def register(sub) -> None:
 
 
 def run_score(args) -> int:
-    from pydantic import ValidationError
-
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
+    from chat.commands.common import run_tool, stderr_progress, tool_session, with_tools
     from chat.errors import UserError
-    from tools.scoring import clean_labels, score_chart, score_labels
+    from chat.toolbox import ToolContext
 
-    config = load(args)
-    try:
-        labels = clean_labels(args.label, limit=config.limits.max_labels)
-    except (ValueError, ValidationError) as exc:
-        reason = str(exc)
-        if not args.label:
-            reason = "no labels given; pass at least one --label, e.g. --label cat --label dog"
-        raise UserError(f"--label: {reason}.") from None
+    if not args.label:
+        raise UserError("--label: no labels given; pass at least one --label, e.g. --label cat --label dog.")
+    config = with_tools(load(args), {"prompt_templates": "--template"}, prompt_templates=args.template)
     image = open_image(args.image, config)
-    templates = args.template or config.tools.prompt_templates
     assistant = Assistant(config, progress=stderr_progress)
     markers, masks = [], None
     if args.point or args.negative:  # SAM objects are scored by their mask (contour), circles by their disc
         shape = "contour" if config.tools.click_region == "sam" else "circle"
         placed = place(args, config, image, shape, registry=assistant.registry)
         markers, masks = placed.markers, placed.contour_masks
-    result = score_labels(
-        assistant.registry, image, labels, model=args.model, markers=markers, masks=masks, templates=templates,
-        cache=getattr(assistant, "embedding_cache", None),
-    )
+    ctx = ToolContext(assistant, tool_session(image, markers), config=config, masks=masks)
+    out = run_tool("score", {"labels": args.label, "model": args.model}, ctx, {"labels": "--label"})
+    result = out.data["result"]
     payload = {"labels": result.labels, "scores": result.scores, "mode": result.mode, "model": result.model,
                "region": result.region}
     if args.chart:
-        payload["chart"] = save_image(score_chart(result), args.chart)
+        payload["chart"] = save_image(out.plot, args.chart)
     emit(args, payload, result.table())
     return 0
 
 
 def run_classify(args) -> int:
     from chat.assistant import Assistant
-    from chat.commands.common import stderr_progress
-    from chat.errors import UserError
-    from tools.classify import classify
+    from chat.commands.common import run_tool, stderr_progress, tool_session
+    from chat.toolbox import ToolContext
 
     config = load(args)
-    rounds = config.tools.classify_rounds if args.rounds is None else args.rounds
-    if not 1 <= rounds <= 10:
-        raise UserError(f"--rounds must be between 1 and 10, not {rounds}.")
     image = open_image(args.image, config)
-    assistant = Assistant(config, progress=stderr_progress)
-    result = classify(
-        assistant.registry, image, assistant.mllm, rounds=rounds,
-        cache=getattr(assistant, "embedding_cache", None), templates=config.tools.prompt_templates,
-    )
+    ctx = ToolContext(Assistant(config, progress=stderr_progress), tool_session(image))
+    out = run_tool("classify", {"rounds": args.rounds}, ctx, {"rounds": "--rounds"})
+    result = out.data["result"]
     payload = {"label": result.label, "rounds": [r.model_dump() for r in result.rounds],
                "decision": result.decision.model_dump()}
     lines = [result.label]

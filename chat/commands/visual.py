@@ -7,11 +7,12 @@ $MMCHAT_CONFIG) the defaults come from its ``tools`` section.
 from __future__ import annotations
 
 from chat.commands.common import (
-    add_common, add_negative, emit, load, open_image, optional_config, place, point, save_image,
+    add_common, add_negative, checked, emit, load, open_image, optional_config, place, point, save_image,
 )
+from tools.markers import COLORS, SHAPES, Outside
 
-SHAPES = ["circle", "ellipse", "box", "arrow", "cross", "point", "contour"]
-COLORS = ["red", "green", "blue", "yellow", "purple", "white", "black", "orange"]
+OUTSIDE = list(Outside.__args__)
+
 
 
 def register(sub) -> None:
@@ -29,12 +30,12 @@ def register(sub) -> None:
                    help="where to draw a marker, in pixels (repeat for several)")
     add_negative(m)
     m.add_argument("--shape", default="circle", choices=SHAPES, help="marker shape (default circle)")
-    m.add_argument("--color", default="red", choices=COLORS, help="marker colour (default red)")
+    m.add_argument("--color", default="red", choices=list(COLORS), help="marker colour (default red)")
     m.add_argument("--radius", type=int, metavar="R",
                    help="size of the marked region in pixels (default tools.click_radius, scaled up on images over "
                         "1000 px, with --config; "
                         "else 8%% of the shorter side)")
-    m.add_argument("--outside", default="none", choices=["none", "blur", "grey"],
+    m.add_argument("--outside", default="none", choices=OUTSIDE,
                    help="what to do outside the marked regions (default none)")
     m.add_argument("--no-numbers", action="store_true", help="do not number the markers")
     m.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the marked image")
@@ -84,15 +85,14 @@ def run_mark(args) -> int:
 
 
 def run_som(args) -> int:
-    from chat.errors import UserError
     from tools.som import set_of_mark
 
     config = optional_config(args)
+    request = checked("som", {"max_regions": args.max_regions, "method": args.method}, None,
+                      {"max_regions": "--max-regions", "method": "--method"})
     tools = config.tools if config else None
-    max_regions = args.max_regions if args.max_regions is not None else (tools.som_max_regions if tools else 24)
-    if not 1 <= max_regions <= 200:
-        raise UserError(f"--max-regions must be between 1 and 200, not {max_regions}.")
-    method = args.method or (tools.som_method if tools else "slic")
+    max_regions = request.max_regions or (tools.som_max_regions if tools else 24)
+    method = request.method or (tools.som_method if tools else "slic")
     image = open_image(args.image, config)
     sam = None
     if method == "sam":

@@ -17,13 +17,15 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from chat.arguments import score_command
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
+from chat.toolbox import TOOLS
 from chat.ui import views
 from chat.ui.views import View
-from tools.edit import MAX_SEED
+from tools.diffusion import parse_seed
+from tools.diffusion import parse_size as shared_size
+from tools.scoring import parse_labels as shared_labels
 
 SCORE_MODELS = ("clip", "siglip")
 VERSION_ID = re.compile(r"img\d+\.v\d+")
@@ -32,47 +34,16 @@ _END = object()
 
 
 def parse_labels(text: str) -> list[str]:
-    """Labels from the score box: one per line or separated by '|'; commas only when neither is used.
-    Repeated labels (ignoring case) count once."""
-    text = clean_text(text).strip()
-    if not text:
-        raise UserError("Type some labels to score, e.g. 'cat | dog'.")
-    if "|" in text or "\n" in text:
-        parts = text.replace("\n", "|").split("|")
-    else:
-        parts = text.split(",")
-    labels, seen = [], set()
-    for label in (" ".join(p.split()) for p in parts if p.strip()):
-        if label.casefold() not in seen:
-            seen.add(label.casefold())
-            labels.append(label)
+    """Labels from the score box (:func:`tools.scoring.parse_labels`, shared with ``/score``)."""
+    labels = shared_labels(clean_text(text))
     if not labels:
         raise UserError("Type some labels to score, e.g. 'cat | dog'.")
     return labels
 
 
 def parse_size(text: str | None) -> tuple[int, int]:
-    """'640x448' -> (640, 448)."""
-    match = re.fullmatch(r"\s*(\d{1,5})\s*[x×*,]\s*(\d{1,5})\s*", str(text or "512x512"))
-    if not match:
-        raise UserError(f"The size must be WIDTHxHEIGHT in pixels, e.g. 640x448, not '{text}'.")
-    return int(match.group(1)), int(match.group(2))
-
-
-def parse_seed(value) -> int | None:
-    """The seed box: empty means None (a new random seed each time), else a whole number from 0 to MAX_SEED."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    problem = UserError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {value!r}.")
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise problem
-    try:
-        seed = int(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError, OverflowError):
-        raise problem from None
-    if not 0 <= seed <= MAX_SEED:
-        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {seed}.")
-    return seed
+    """'640x448' -> (640, 448) (:func:`tools.diffusion.parse_size`); empty: 512x512."""
+    return shared_size(text or "512x512")
 
 
 def repeated_image(session: Session, index: int) -> str | None:
@@ -190,7 +161,7 @@ class Answers:
         parsed = parse_labels(labels)
         if len(parsed) > self.limits.max_labels:
             raise UserError(f"{len(parsed)} labels given; at most {self.limits.max_labels} can be scored at once.")
-        yield from self.turn(session_id, score_command(parsed, model), action="score",
+        yield from self.turn(session_id, TOOLS["score"].command({"labels": parsed, "model": model}), action="score",
                              arguments={"labels": parsed, "model": model})
 
     def som(self, session_id: str | None) -> Iterator[View]:
@@ -268,7 +239,8 @@ class Answers:
             self._sinks.add(events)
             try:
                 router = self.router  # built on first use (it may load a model): after "Thinking…" is shown
-                for event in router.respond(session, text, action=action, arguments=arguments, cancel=cancel):
+                for event in router.respond(session, text, action=action, arguments=arguments, cancel=cancel,
+                                            sink=events.put):  # a tool's progress comes as it happens
                     if isinstance(event, ToolFinished) and event.new_versions:
                         self.store.save(session)
                     events.put(event)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeHub:
@@ -193,3 +196,10 @@ def with_decoys(files: dict[str, bytes], pipeline: bool) -> dict[str, bytes]:
     else:
         out["pytorch_model.bin"] = b"\0" * 64
     return out
+
+
+def hub_env(hub: FakeHub, home) -> dict:
+    """The environment of a fresh process that downloads from ``hub`` into an empty cache under ``home``."""
+    return dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"),
+                HF_HUB_OFFLINE="0", TRANSFORMERS_OFFLINE="0", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                PYTHONPATH=str(ROOT), DISABLE_SAFETENSORS_CONVERSION="1")

@@ -8,135 +8,19 @@ runs the real router over the tiny checkpoints when ``chat.router`` exists.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image
 
 from gradio_client.exceptions import AppError
 
 from chat.errors import UserError
-from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
-from chat.session import TraceEntry
-
-# Output order of every endpoint (the session State is not an API value).
-IMAGE, THUMBS, VERSIONS, CHAT, STATUS, TRACE, PLOT, SCORES, EXPORT, CHAT_INPUT = range(10)
-
-
-class ScriptedRouter:
-    """Router stand-in with the real interface: respond(session, text, *, action, arguments, cancel)."""
-
-    def __init__(self, delay: float = 0.05):
-        self.delay = delay
-        self.marks: dict[str, list] = {}
-        self.calls: list[tuple] = []
-
-    def _tool(self, session, tool, arguments, summary, started, **extra):
-        entry = TraceEntry(tool=tool, arguments=arguments, seconds=time.time() - started, summary=summary,
-                           decision="button" if extra.pop("button", False) else "slash command")
-        index = session.add_trace(entry)
-        return index, ToolFinished(trace_index=index, entry=entry, **extra)
-
-    def respond(self, session, text, *, action=None, arguments=None, cancel=None):
-        from tools.scoring import ScoreResult, score_chart
-        from tools.som import highlight_marks, parse_mark_refs, set_of_mark
-
-        self.calls.append((text, action, arguments))
-        arguments = arguments or {}
-        refs = [session.record().current_id] if session.active else []
-        session.add_message("user", text, images=refs)
-        used: list[int] = []
-        started = time.time()
-        answer = ""
-        if action == "score":
-            labels = arguments["labels"]
-            scores = list(np.linspace(1.0, 0.2, len(labels)) / np.linspace(1.0, 0.2, len(labels)).sum())
-            result = ScoreResult(labels=labels, scores=scores, mode="softmax", model=arguments.get("model", "clip"))
-            yield ToolStarted("score", arguments, decision="button")
-            index, event = self._tool(session, "score", arguments, result.summary(), started, plot=score_chart(result),
-                                      data={"result": result}, button=True)
-            used.append(index)
-            yield event
-            answer = f"The best label is {result.best}."
-        elif action == "som":
-            image, marks, masks = set_of_mark(session.pixels(), max_regions=6)
-            self.marks[session.id] = masks
-            yield ToolStarted("som", {}, decision="button")
-            index, event = self._tool(session, "som", {}, f"{len(marks)} marks", started, overlay=image, button=True)
-            used.append(index)
-            yield event
-            answer = f"I numbered {len(marks)} regions."
-        elif action in ("edit", "remove"):
-            record = session.record()
-            yield ToolStarted(action, arguments, decision="button")
-            for step in range(1, 3):
-                yield Status(f"Diffusion step {step}/2", step / 2)
-                time.sleep(self.delay)
-            new = ImageOps.invert(session.pixels())
-            version = session.add_version(record.id, new, note=f"{action}: {arguments.get('instruction', '')}".strip())
-            index, event = self._tool(session, action, arguments, f"made {version.id}", started,
-                                      new_versions=[version.id], button=True)
-            used.append(index)
-            yield event
-            answer = f"Here is {version.id}."
-        else:
-            yield Status("Loading llava", 0.5)
-            words = f"You asked: {text}. This is a scripted answer with several words".split()
-            for word in words:
-                if cancel is not None and cancel.is_set():
-                    break
-                time.sleep(self.delay)
-                answer += word + " "
-                yield Delta(word + " ")
-            ids = parse_mark_refs(text)
-            if ids and session.id in self.marks:
-                overlay = highlight_marks(session.pixels(), self.marks[session.id], ids)
-                index, event = self._tool(session, "highlight", {"marks": ids}, f"highlighted {ids}", started,
-                                          overlay=overlay)
-                used.append(index)
-                yield event
-            answer = answer.strip()
-        if action is not None:
-            yield Delta(answer)
-        message = session.add_message("assistant", answer, images=refs)
-        message.trace = used
-        yield Done(message, cancelled=bool(cancel is not None and cancel.is_set()))
-
-
-def text(message: dict) -> str:
-    """The text of a chat message as the client returns it (Gradio 6: a list of parts)."""
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sample_image(path: Path, size=(320, 240)) -> Path:
-    image = Image.new("RGB", size, (200, 220, 240))
-    draw = ImageDraw.Draw(image)
-    w, h = size
-    draw.rectangle((w // 8, h // 6, w // 2, h // 2), fill=(40, 160, 60))
-    draw.ellipse((w // 2, h // 2, w - w // 8, h - h // 10), fill=(240, 200, 30))
-    image.save(path)
-    return path
-
-
-def launch(app):
-    port = free_port()
-    app.queue()
-    app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True,
-               enable_monitoring=False)
-    return f"http://127.0.0.1:{port}/"
+from chat.events import Delta, Done
+from tests.fakes import (CHAT, CHAT_INPUT, EXPORT, IMAGE, PLOT, SCORES, STATUS, THUMBS, TRACE, VERSIONS, ScriptedRouter,
+                         launch, sample_image, sid_of, text)
 
 
 @pytest.fixture(scope="module")
@@ -148,14 +32,6 @@ def served(assistant):
     url = launch(app)
     yield url, router, app
     app.close()
-
-
-def sid_of(app, client) -> str:
-    """The session id the server keeps for this client (the State is not an API value)."""
-    handlers = app.mmchat_handlers
-    store = handlers.store
-    ids = [s["id"] for s in store.list()]
-    return ids[0]
 
 
 def test_named_endpoints(served, client):
@@ -386,7 +262,7 @@ class LoadingRouter:
     def __init__(self, registry, fractions=(0.0, 0.42, 1.0)):
         self.registry, self.fractions = registry, fractions
 
-    def respond(self, session, text, *, action=None, arguments=None, cancel=None):
+    def respond(self, session, text, *, action=None, arguments=None, cancel=None, sink=None):
         session.add_message("user", text)
         for fraction in self.fractions:
             self.registry.progress("llava", fraction, "loading llava")

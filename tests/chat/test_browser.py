@@ -9,24 +9,18 @@ router of test_app_api (deterministic, slow enough to watch the text grow).
 from __future__ import annotations
 
 import io
-import shutil
 import time
 import urllib.request
-from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.chat.test_app_api import ScriptedRouter, launch, sample_image
+from tests.fakes import ARGS, CHROMIUM, SHOTS, ScriptedRouter, image_src, launch, sample_image, wait_src_change
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path("/tmp/mmchat-shots")
 ORIGINAL = (1600, 1000)  # displayed as a 1024x640 copy, then scaled again by the page
 
 if CHROMIUM is None:
@@ -62,17 +56,6 @@ def page(served, browser):
     page.wait_for_selector("#image")
     yield page
     page.close()
-
-
-def image_src(page, selector: str = "#image img") -> str:
-    return page.locator(selector).first.get_attribute("src") or ""
-
-
-def wait_src_change(page, old: str, selector: str = "#image img") -> str:
-    page.wait_for_function(
-        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src && i.src !== old && i.complete; }",
-        arg=[selector, old])
-    return image_src(page, selector)
 
 
 def fetch(page, src: str) -> Image.Image:

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.chat.test_app_api import ScriptedRouter, launch
-from tests.chat.test_browser import ARGS, CHROMIUM
+from tests.fakes import ARGS, CHROMIUM, ScriptedRouter, launch
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from tests.chat.test_app_api import launch
-from tests.chat.test_browser import ARGS, CHROMIUM, SHOTS, image_src, wait_src_change
+from tests.fakes import ARGS, CHROMIUM, SHOTS, image_src, launch, wait_src_change
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("tools.generate")

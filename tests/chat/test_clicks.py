@@ -217,7 +217,7 @@ def test_page_marker_keeps_its_size_on_a_phone_photo(assistant, tmp_path):
     """A click on a 4000x3000 photo marks 4x the radius of one on an 800x600 image: on the (downscaled)
     display the two rings look the same size, instead of a 4x smaller one on the photo."""
     from chat.ui.handlers import Handlers
-    from tests.chat.test_app_api import ScriptedRouter
+    from tests.fakes import ScriptedRouter
 
     h = Handlers(assistant, router=ScriptedRouter(delay=0))
     radius, shown = {}, {}

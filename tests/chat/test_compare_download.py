@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.chat.test_app_api import STATUS, ScriptedRouter, launch, sample_image
+from tests.fakes import STATUS, ScriptedRouter, launch, sample_image
 
 COMPARE_LEFT, COMPARE_RIGHT, COMPARE, DOWNLOAD = range(10, 14)  # after the ten outputs of test_app_api
 

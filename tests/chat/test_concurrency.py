@@ -21,7 +21,7 @@ from PIL import Image
 
 from chat.errors import UserError
 from chat.events import Delta, Done
-from tests.chat.test_app_api import (
+from tests.fakes import (
     CHAT,
     IMAGE,
     STATUS,
@@ -51,7 +51,7 @@ class FactsRouter(ScriptedRouter):
         self.spans: dict[str, tuple[float, float]] = {}  # session id -> (start, end) of its turn
         self._guard = threading.Lock()
 
-    def respond(self, session, text, *, action=None, arguments=None, cancel=None):
+    def respond(self, session, text, *, action=None, arguments=None, cancel=None, sink=None):
         started = time.monotonic()
         record = session.record()
         session.add_message("user", text, images=[record.current_id])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.chat.test_app_api import CHAT, STATUS, THUMBS, TRACE, launch, text
+from tests.fakes import CHAT, STATUS, THUMBS, TRACE, launch, text
 
 pytest.importorskip("tools.generate")
 

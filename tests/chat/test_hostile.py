@@ -20,7 +20,7 @@ from PIL import Image
 
 from chat.config import LimitsConfig
 from chat.errors import UserError
-from tests.chat.test_app_api import CHAT, IMAGE, STATUS, THUMBS, ScriptedRouter, launch, sample_image, sid_of, text
+from tests.fakes import CHAT, IMAGE, STATUS, THUMBS, ScriptedRouter, launch, sample_image, sid_of, text
 
 LIMITS = dict(max_upload_bytes=300_000, max_pixels=100_000, max_image_pixels_hard=4_000_000,
               max_images_per_session=3, max_message_chars=2000, max_labels=5)

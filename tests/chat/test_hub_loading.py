@@ -5,13 +5,12 @@ pipeline at float16 downloads and reads only its fp16 variant files."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.chat.fake_hub import FakeHub, with_decoys, with_fp16_variants
+from tests.chat.fake_hub import FakeHub, hub_env, with_decoys, with_fp16_variants
 from tests.conftest import ROOT, TINY_CONFIG
 
 SCRIPT = r"""
@@ -29,12 +28,6 @@ for name in sys.argv[2:]:
     except ModelLoadError as exc:
         print(json.dumps({"name": name, "kind": exc.kind, "message": str(exc)}))
 """
-
-
-def hub_env(hub: FakeHub, home) -> dict:
-    return dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"),
-                HF_HUB_OFFLINE="0", TRANSFORMERS_OFFLINE="0", HF_HUB_DISABLE_PROGRESS_BARS="1",
-                PYTHONPATH=str(ROOT), DISABLE_SAFETENSORS_CONVERSION="1")
 
 
 def write_config(path, models: dict[str, dict], **extra) -> str:

@@ -11,14 +11,14 @@ from chat.cli import main
 from chat.errors import UserError
 from chat.eval_router import (ANSWER, BUNDLED, Request, argument_matches, evaluate, read_requests,
                               router_decide, tool_call_decide)
-from chat.lc_tools import schemas
+from chat.toolbox import TOOLS
 
 from tests.conftest import TINY_CONFIG
 
 
 def test_the_bundled_set_covers_every_tool_both_languages_and_every_kind():
     requests = read_requests()
-    tools = schemas()
+    tools = {name: spec.schema for name, spec in TOOLS.items()}
     assert len(requests) >= 150
     assert Counter(r.tool for r in requests).keys() == set(tools) | {ANSWER}  # every tool, and replies in words
     assert all(n >= 5 for n in Counter(r.tool for r in requests).values())
@@ -142,7 +142,7 @@ def test_eval_router_on_the_tiny_model(tiny_dir, tmp_path, capsys):
     assert table["requests"] == 3 and table["errors"] == 0 and table["median_ms"] > 0
     slash = table["rows"][0]  # a slash command is routed without the model: always right
     assert slash["chosen"] == "score" and slash["tool_ok"] and slash["args_ok"]
-    assert all(r["chosen"] in set(schemas()) | {ANSWER} for r in table["rows"])
+    assert all(r["chosen"] in set(TOOLS) | {ANSWER} for r in table["rows"])
     assert "[clip]" not in captured.err  # no tool ran, so the scoring model never loaded
     assert main(["eval-router", str(path), "--config", str(TINY_CONFIG), "--limit", "1"]) == 0
     out = capsys.readouterr().out
@@ -172,6 +172,6 @@ def test_tool_call_decide_takes_the_models_call_with_arguments_valid_for_its_too
     table = evaluate(decide, requests)
     assert [o.error for o in table.outcomes] == [None, None]
     for outcome, session in zip(table.outcomes, sessions):
-        assert outcome.chosen in schemas()  # a call, its arguments generated under the tool's schema
-        schemas()[outcome.chosen].model_validate(outcome.args)
+        assert outcome.chosen in TOOLS  # a call, its arguments generated under the tool's schema
+        TOOLS[outcome.chosen].schema.model_validate(outcome.args)
         assert not session.trace and len(session.record().versions) == 1  # the call did not run

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import Annotated, TypedDict
 
 from chat.lc_model import CHOICE_PROMPT, TOOLS_HEADER, LocalMultimodalChatModel, make_chat_model
-from chat.lc_tools import schemas
+from chat.toolbox import TOOLS
 from chat.structured import closing_text
 
 
@@ -83,11 +83,11 @@ def test_every_project_tool_call_validates_against_its_schema(model, assistant, 
     from chat.session import Session
 
     tools = make_tools(assistant, Session())
-    for name, schema in schemas().items():
+    for name, spec in TOOLS.items():
         bound = model.bind_tools(tools, tool_choice=name, temperature=1.0, seed=seed)
         message = bound.invoke([HumanMessage(content=[model.image_part(red()), {"type": "text", "text": "go"}])])
         assert [c["name"] for c in message.tool_calls] == [name], message.content
-        jsonschema.validate(message.tool_calls[0]["args"], schema.model_json_schema())
+        jsonschema.validate(message.tool_calls[0]["args"], spec.schema.model_json_schema())
         assert message.tool_calls[0]["id"].startswith("call_") and message.usage_metadata["output_tokens"] > 0
 
 
@@ -234,4 +234,4 @@ def test_a_langchain_agent_with_the_project_tools_completes_a_turn(assistant):
     results = [m for m in messages if isinstance(m, ToolMessage)]
     assert calls and len(results) == len(calls) and all(r.content for r in results)
     ran = [r for r in results if "limit" not in r.content]
-    assert len(ran) == 2 and all(r.name in schemas() for r in ran)
+    assert len(ran) == 2 and all(r.name in TOOLS for r in ran)

@@ -24,7 +24,8 @@ def tools(assistant, session):
 
 
 def test_one_structured_tool_per_tool_with_the_typed_schema(tools):
-    assert list(tools) == ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch"]
+    assert list(tools) == ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch",
+                          "find"]
     assert all(isinstance(t, StructuredTool) for t in tools.values())
     assert set(tools["score"].args) == {"labels", "model", "region", "image"}
     assert "instruction" in tools["edit"].args and tools["edit"].description.startswith("Edit an image")

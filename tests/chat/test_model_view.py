@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.chat.test_app_api import ScriptedRouter, sample_image
+from tests.fakes import ScriptedRouter, sample_image
 
 
 def shown(view) -> np.ndarray:

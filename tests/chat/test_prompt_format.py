@@ -17,9 +17,8 @@ from PIL import Image
 
 from chat.mllm import GenerationOptions, MultimodalChat, Turn
 from chat.prompt_format import StopText
+from tests.fakes import VICUNA_V1
 
-VICUNA_V1 = ("A chat between a curious user and an artificial intelligence assistant. "
-             "The assistant gives helpful, detailed, and polite answers to the user's questions.")
 LLAVA_V1 = ("A chat between a curious human and an artificial intelligence assistant. "
             "The assistant gives helpful, detailed, and polite answers to the human's questions.")
 TRAINED = {"llava": ("vicuna_v1", VICUNA_V1), "vip_llava": ("llava_v1", LLAVA_V1)}

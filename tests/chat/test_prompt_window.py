@@ -13,8 +13,7 @@ from chat.events import Done
 from chat.router import Router
 from chat.session import Session
 from chat.store import SessionStore
-from tests.chat.test_prompt_format import VICUNA_V1
-from tests.chat.test_router import FakeMLLM, local, run
+from tests.fakes import VICUNA_V1, ScriptedChat, local, run
 from tools.markers import Marker
 
 
@@ -27,7 +26,7 @@ def picture(color) -> Image.Image:
 
 
 def test_one_image_per_prompt_the_others_by_id(assistant):
-    fake = FakeMLLM(choice={"answer": 0.0}, answer="ok")
+    fake = ScriptedChat("ok", choice={"answer": 0.0})
     fake.spec = ModelSpec(path="fake", max_images=1)  # a scripted model with the config key
     router = Router(assistant, local(fake))
     session = Session()
@@ -120,7 +119,7 @@ def test_the_trained_system_sentence_comes_first(assistant):
     session = Session()
     session.add_image(picture((40, 160, 60)))
     session.add_message("user", "what is this?", images=["img1.v1"])
-    messages = router._messages(session, "what is this?", ["img1.v1"])
+    messages = router.prompts.messages(session, "what is this?", ["img1.v1"])
     prompt, _ = assistant.mllm.render(messages_to_turns(messages))
     assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption: ")
     assert " USER: <image>\n[img1.v1] what is this? ASSISTANT:" in prompt

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chat.fake_hub import FakeHub, with_decoys, with_fp16_variants
-from tests.chat.test_hub_loading import hub_env
+from tests.chat.fake_hub import FakeHub, hub_env, with_decoys, with_fp16_variants
 from tests.conftest import ROOT, TINY_CONFIG
 
 DIFFUSERS = ("pix2pix", "inpaint", "txt2img", "controlnet")

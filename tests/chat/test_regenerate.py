@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chat.arguments import command_arguments, score_command
-from tests.chat.test_app_api import sample_image
+from chat.toolbox import TOOLS
+from tests.fakes import sample_image
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,11 @@ def test_regenerate_scores_with_the_model_the_button_used(h, sid):
     (["img2 sky", "--siglip"], "clip"),  # a first label that looks like an image id
 ])
 def test_the_score_chat_line_reads_back_as_the_same_request(labels, model):
-    line = score_command(labels, model)
+    line = TOOLS["score"].command({"labels": labels, "model": model})
     assert line.startswith("/score ")
-    parsed = command_arguments("score", line.removeprefix("/score "))
+    parsed = TOOLS["score"].parse(line.removeprefix("/score "))
     assert parsed.pop("labels") == labels and parsed.pop("model", "clip") == model and not parsed
-    assert score_command(["cat", "dog"]) == "/score cat | dog"  # plain CLIP lines stay as typed
+    assert TOOLS["score"].command({"labels": ["cat", "dog"]}) == "/score cat | dog"  # plain CLIP lines stay as typed
 
 
 def test_regenerate_redoes_an_edit_from_the_version_it_was_made_from(h, sid):

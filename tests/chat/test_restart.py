@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 
 from chat.errors import UserError
-from tests.chat.test_app_api import (
+from tests.fakes import (
     CHAT,
     STATUS,
     TRACE,

@@ -1,5 +1,6 @@
 """The router: explicit routes, constrained choice, argument filling, fallback, trace, errors, cancel."""
 
+import dataclasses
 import threading
 import time
 
@@ -10,41 +11,22 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from PIL import Image
 
+from chat.errors import UserError
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.lc_model import LocalMultimodalChatModel
-from chat.lc_tools import SessionTools, ToolOutput
-from chat.router import Router, fill_arguments, parse_labels
+from chat.router import Router
 from chat.session import Session
+from chat.toolbox import TOOLS as TABLE
+from chat.toolbox import ToolOutput
+from chat.toolbox.free_text import labels_in_question
+from tests.fakes import ScriptedChat, local, of, run
 from tools.markers import Marker
 
-TOOLS = ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch"]
+TOOLS = ["caption", "vqa", "score", "classify", "mark", "som", "edit", "remove", "generate", "sketch", "find"]
 
 
-class FakeMLLM:
-    """Scripted local model: choice_logprobs from a dict, stream() words of ``answer`` (endless: forever)."""
-
-    def __init__(self, choice=None, answer="It is a cat.", endless=False):
-        self.choice, self.answer, self.endless = choice or {}, answer, endless
-        self.choices, self.turns = [], []
-
-    def choice_logprobs(self, turns, options):
-        self.choices.append((turns, options))
-        return [self.choice.get(o, -9.0) for o in options]
-
-    def stream(self, turns, options=None, cancel=None):
-        self.turns.append(turns)
-        words = self.answer.split(" ")
-        i = 0
-        while self.endless or i < len(words):
-            if cancel is not None and cancel.is_set():
-                return
-            yield words[i % len(words)] + ("" if i == len(words) - 1 and not self.endless else " ")
-            i += 1
-            time.sleep(0.001 if self.endless else 0)
-
-
-def local(fake):
-    return LocalMultimodalChatModel(chat=fake)
+def FakeMLLM(choice=None, answer="It is a cat.", endless=False):  # noqa: N802 - the scripted chat of tests/fakes.py
+    return ScriptedChat(answer, choice=choice, endless=endless)
 
 
 @pytest.fixture
@@ -54,26 +36,21 @@ def session():
     return s
 
 
+def replace_run(monkeypatch, name, run):
+    """The tool's entry with another ``run(ctx, args)`` for this test."""
+    monkeypatch.setitem(TABLE, name, dataclasses.replace(TABLE[name], run=run))
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Replace every tool body with a recorder: (tool, validated arguments) per call."""
     seen = []
     for name in TOOLS:
-        def body(self, args, name=name):
+        def body(ctx, args, name=name):
             seen.append((name, args.model_dump(exclude_none=True)))
             return ToolOutput(name, f"{name} done", f"{name} summary", args.model_dump(exclude_none=True))
-        monkeypatch.setattr(SessionTools, name, body)
+        replace_run(monkeypatch, name, body)
     return seen
-
-
-def run(router, session, text="", **kwargs):
-    events = list(router.respond(session, text, **kwargs))
-    assert isinstance(events[-1], Done) and sum(isinstance(e, Done) for e in events) == 1
-    return events
-
-
-def of(events, kind):
-    return [e for e in events if isinstance(e, kind)]
 
 
 @pytest.mark.parametrize("text, tool, arguments", [
@@ -163,6 +140,11 @@ def test_unsure_or_unfillable_choices_answer_directly(assistant, session, calls,
 
 
 def test_argument_filling_rules(session):
+    parse_labels = labels_in_question
+
+    def fill_arguments(tool, text, session, image):
+        return TABLE[tool].from_text(text, session, image)
+
     assert parse_labels("is it a cat or a dog?") == ["cat", "dog"]
     assert parse_labels("Which is it: a golden retriever, a poodle or a beagle?") == ["golden retriever", "poodle", "beagle"]
     assert parse_labels('score "red car" and "blue bus"') == ["red car", "blue bus"]
@@ -175,6 +157,8 @@ def test_argument_filling_rules(session):
     session.add_marker(Marker(x=10, y=10))
     assert fill_arguments("remove", "please remove the dog from the photo", session, "img1.v1") == \
         {"image": "img1.v1", "target": "the dog"}
+    assert fill_arguments("find", "where is the red cup?", session, "img1.v1") == {"image": "img1.v1", "phrase": "the red cup"}
+    assert fill_arguments("find", "what is this?", session, "img1.v1") is None
 
 
 def test_the_trace_records_decision_arguments_duration_and_summary(assistant, session):
@@ -193,10 +177,10 @@ def test_the_trace_records_decision_arguments_duration_and_summary(assistant, se
 
 
 def test_a_failing_tool_becomes_an_error_reply_and_the_session_stays_intact(assistant, session, monkeypatch):
-    def broken(self, args):
+    def broken(ctx, args):
         raise RuntimeError("the GPU caught fire")
 
-    monkeypatch.setattr(SessionTools, "edit", broken)
+    replace_run(monkeypatch, "edit", broken)
     router = Router(assistant, local(FakeMLLM()))
     events = run(router, session, "/edit make it winter")
     assert of(events, Delta)[-1].text == "Error: Something went wrong (RuntimeError): the GPU caught fire"
@@ -223,22 +207,28 @@ def test_cancel_stops_the_answer_and_keeps_the_partial_text(assistant, session):
 
 
 def test_cancel_stops_a_running_tool(assistant, session, monkeypatch):
-    def slow_edit(self, args):
+    """The tool's progress goes straight into the turn's sink while it runs (no thread of its own): Stop there
+    ends it at its next step."""
+    def slow_edit(ctx, args):
         for step in range(1, 1001):
-            self.progress(step, 1000)
+            ctx.progress(step, 1000)
             time.sleep(0.002)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(SessionTools, "edit", slow_edit)
+    replace_run(monkeypatch, "edit", slow_edit)
     cancel = threading.Event()
-    events = []
-    start = time.perf_counter()
-    for event in Router(assistant, local(FakeMLLM())).respond(session, "/edit make it winter", cancel=cancel):
-        events.append(event)
+    sunk = []
+
+    def sink(event):
+        sunk.append(event)
         if isinstance(event, Status):
             cancel.set()
+
+    start = time.perf_counter()
+    events = list(Router(assistant, local(FakeMLLM())).respond(session, "/edit make it winter", cancel=cancel, sink=sink))
     assert time.perf_counter() - start < 1.5 and events[-1].cancelled
-    assert of(events, Status)[0].fraction == pytest.approx(0.001) and session.trace[-1].error == "Cancelled."
+    assert of(sunk, Status)[0].fraction == pytest.approx(0.001) and session.trace[-1].error == "Cancelled."
+    assert not of(events, Status)  # the progress went to the sink, not after the tool
 
 
 def test_the_model_sees_the_image_with_markers_and_the_history(assistant, session):
@@ -417,3 +407,30 @@ def test_follow_ups_reuse_the_image_and_sessions_get_their_own_answers(assistant
         assert ask(session_with((20, 40, 220)), "What is in the red circle?")[0] == blue_answer
     finally:
         del mllm.choice_logprobs
+
+
+def test_regenerate_replays_what_the_last_message_ran(assistant, session, calls):
+    """The user message keeps the tool and arguments that ran (the image pinned to its version): Regenerate runs
+    them again, after the image moved on; free text is routed again; the answer is replaced, not added."""
+    router = Router(assistant, local(FakeMLLM(answer="A green square.")))
+    run(router, session, "/edit make it snowy --steps 4")
+    asked = session.messages[-2]
+    assert asked.action == "edit" and asked.arguments == {"image": "img1.v1", "instruction": "make it snowy",
+                                                         "steps": 4}
+    session.add_version("img1", Image.new("RGB", (80, 60), "white"), note="another edit")  # the image moved on
+    events = list(router.regenerate(session))
+    assert calls == [("edit", {"instruction": "make it snowy", "steps": 4, "region": True}),
+                     ("edit", {"image": "img1.v1", "instruction": "make it snowy", "steps": 4, "region": True})]
+    assert of(events, ToolStarted)[0].decision == "slash command" and isinstance(events[-1], Done)
+    assert [m.role for m in session.messages] == ["user", "assistant"] and session.messages[-1].content == "edit done"
+
+    run(router, session, "what is it?")
+    assert session.messages[-2].action is None and session.messages[-2].arguments == {"image": "img1.v2"}
+    list(router.regenerate(session))
+    assert [m.content for m in session.messages] == ["/edit make it snowy --steps 4", "edit done", "what is it?",
+                                                     "A green square."]
+
+
+def test_regenerate_with_nothing_asked_says_so(assistant):
+    with pytest.raises(UserError, match="nothing to regenerate"):
+        list(Router(assistant, local(FakeMLLM())).regenerate(Session()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chat.test_app_api import sample_image
+from tests.fakes import sample_image
 
 LABELS = ["a red, shiny apple", "a pear, half eaten", "cat", "dog", "a bird (small)", "car 2", "tree, oak"]
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.chat.test_app_api import CHAT, ScriptedRouter, free_port, text
+from tests.fakes import CHAT, ScriptedRouter, free_port, text
 
 WORDS = len(["You", "asked:", "x.", "This", "is", "a", "scripted", "answer", "with", "several", "words"])
 

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from PIL import Image
 
-from tests.chat.test_app_api import (
+from tests.fakes import (
     EXPORT,
     IMAGE,
     STATUS,

@@ -11,7 +11,7 @@ import pytest
 from chat.errors import UserError
 from chat.login import LoginGuard
 from chat.server import launch_kwargs, login_guard, parse_auth
-from tests.chat.test_app_api import STATUS, ScriptedRouter, free_port, sample_image
+from tests.fakes import STATUS, ScriptedRouter, free_port, sample_image
 
 
 class Clock:

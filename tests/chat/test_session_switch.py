@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.chat.test_app_api import (CHAT, EXPORT, PLOT, SCORES, STATUS, THUMBS, ScriptedRouter, launch,
+from tests.fakes import (CHAT, EXPORT, PLOT, SCORES, STATUS, THUMBS, ScriptedRouter, launch,
                                      sample_image, text)
 
 REFUSED = "Stop the running answer first, or wait for it, then"

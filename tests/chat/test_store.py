@@ -201,3 +201,43 @@ def test_an_image_file_left_by_a_killed_save_is_overwritten_not_reused(tmp_path)
     resumed.add_version("img1", Image.new("RGB", (40, 30), "green"), note="edit: make it green")
     store.save(resumed)
     assert SessionStore(tmp_path).get(s.id).pixels("img1.v2").getpixel((0, 0)) == (0, 128, 0)
+
+
+def test_a_set_of_mark_overlay_survives_a_restart_and_an_export_leaves_it_out(tmp_path):
+    import numpy as np
+
+    from tools.som import set_of_mark
+
+    store = SessionStore(tmp_path)
+    s = store.create()
+    image = Image.linear_gradient("L").resize((64, 48)).convert("RGB")
+    s.add_image(image, name="grad.png")
+    marked, marks, masks = set_of_mark(image, max_regions=6)
+    labels = np.zeros((48, 64), dtype=np.uint8)
+    for number, mask in enumerate(masks, 1):
+        labels[mask] = number
+    s.set_overlay("img1", marked, labels)
+    store.save(s)
+    reopened = SessionStore(tmp_path).get(s.id)  # a new process
+    assert reopened.overlay("img1.v1").tobytes() == marked.convert("RGB").tobytes()
+    assert len(reopened.overlay_masks("img1")) == len(masks) == len(marks)
+    assert all(np.array_equal(a, b) for a, b in zip(reopened.overlay_masks("img1"), masks))
+    assert reopened.view("img1").tobytes() == marked.convert("RGB").tobytes()  # what the model and the page see
+    with pytest.raises(UserError, match="does not match the 64x48 image img1.v1"):
+        reopened.set_overlay("img1", marked.resize((32, 24)), labels)
+    copy = SessionStore(tmp_path / "other").import_zip(store.export_zip(reopened))
+    assert copy.overlay("img1") is None and copy.overlay_masks("img1") == []
+    assert copy.view("img1").tobytes() == image.tobytes()
+
+
+def test_a_message_keeps_what_ran_and_the_last_marker_can_be_replaced(tmp_path):
+    store = SessionStore(tmp_path)
+    s = _session_with_history(store)
+    s.messages[0].action, s.messages[0].arguments = "edit", {"image": "img1.v1", "instruction": "make it green"}
+    s.replace_last_marker(Marker(x=20, y=20, shape="box", bbox=(15, 15, 25, 25)), "img1")
+    with pytest.raises(UserError, match="outside the image"):
+        s.replace_last_marker(Marker(x=99, y=5), "img1")
+    store.save(s)
+    reopened = SessionStore(tmp_path).get(s.id)
+    assert reopened.messages[0].action == "edit" and reopened.messages[0].arguments["image"] == "img1.v1"
+    assert [(m.x, m.shape) for m in reopened.record("img1").markers] == [(20, "box")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chat.test_app_api import CHAT, STATUS, launch, sample_image, text
+from tests.fakes import CHAT, STATUS, launch, sample_image, text
 
 NO_IMAGE = "⚠ There is no image yet; upload one first."
 

@@ -57,15 +57,15 @@ def test_vqa_rejects_bad_questions_before_loading(question, image):
 
 
 def test_caption_input_schema():
-    assert CaptionInput().prefix is None and CaptionInput().image is None
+    assert CaptionInput().prefix is None
     assert CaptionInput(prefix="   ").prefix is None
-    assert CaptionInput(prefix=" a  painting of ", image="img2").prefix == "a painting of"
+    assert CaptionInput(prefix=" a  painting of ").prefix == "a painting of"
     with pytest.raises(ValidationError, match="limit is 200"):
         CaptionInput(prefix="x" * 201)
     with pytest.raises(ValidationError, match="Extra inputs"):
         CaptionInput(text="a painting of")
     props = CaptionInput.model_json_schema()["properties"]
-    assert "continue" in props["prefix"]["description"] and "img1" in props["image"]["description"]
+    assert "continue" in props["prefix"]["description"] and "image" not in props  # the chat adds image ids
 
 
 def test_vqa_input_schema():
@@ -126,14 +126,13 @@ def test_a_prefix_replaces_the_prompt_and_stays(registry, image, decoder_inputs)
 
 def test_the_configured_caption_prompt_reaches_blip(assistant, image, decoder_inputs):
     from chat.config import ToolsConfig
-    from chat.lc_tools import SessionTools
     from chat.session import Session
+    from chat.toolbox import TOOLS, ToolContext
 
     assert ToolsConfig().caption_prompt == CAPTION_PROMPT
     session = Session()
     session.add_image(image)
-    tools = SessionTools(assistant, session)
-    tools.config = assistant.config.model_copy(update={"tools": ToolsConfig(caption_prompt="a photograph of")})
-    tools.caption(CaptionInput())
+    config = assistant.config.model_copy(update={"tools": ToolsConfig(caption_prompt="a photograph of")})
+    assert TOOLS["caption"].execute(ToolContext(assistant, session, config=config), {}).ok
     tokenizer = assistant.registry.get("blip_caption").processor.tokenizer
     assert tokenizer.decode(decoder_inputs[0][0][0], skip_special_tokens=True) == "a photograph of"

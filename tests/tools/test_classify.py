@@ -17,7 +17,7 @@ class ScriptedChat:
         self.answers = list(answers)
         self.seen = []
 
-    def generate(self, turns, options=None):
+    def generate(self, turns):
         self.seen.append(list(turns))
         return self.answers[min(len(self.seen), len(self.answers)) - 1]
 
@@ -30,7 +30,7 @@ class ChoosingChat(ScriptedChat):
         self.favourite = favourite
         self.choices = []
 
-    def choice_logprobs(self, turns, options):
+    def choose(self, turns, options):
         self.choices.append((list(turns), list(options)))
         return [-0.1 if o == self.favourite else -5.0 - i for i, o in enumerate(options)]
 
@@ -70,15 +70,15 @@ def test_rounds_follow_the_script_and_the_model_answers_the_label(registry, imag
     assert result.score == pytest.approx(union.scores[-1], abs=1e-5)
     (turns, options), = chat.choices
     assert options == union.labels
-    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant", "user"]
-    assert all(f"{label} {score:.2f}" in turns[-1].text for label, score in zip(union.labels, union.scores))
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant", "user"]
+    assert all(f"{label} {score:.2f}" in turns[-1]["text"] for label, score in zip(union.labels, union.scores))
     assert cache.image_encodes == 1  # the vision encoder ran once for all rounds and the final scoring
     # the conversation: the image in the first turn; round 2 hears the scores of round 1
     first, second = chat.seen
-    assert len(first) == 1 and first[0].images == [image]
-    assert [t.role for t in second] == ["user", "assistant", "user"]
-    assert all(c in second[2].text for c in result.rounds[0].candidates)
-    assert "more specific" in second[2].text
+    assert len(first) == 1 and first[0]["images"] == [image]
+    assert [t["role"] for t in second] == ["user", "assistant", "user"]
+    assert all(c in second[2]["text"] for c in result.rounds[0].candidates)
+    assert "more specific" in second[2]["text"]
     assert "chosen by the chat model of 5 names" in result.summary()
 
 
@@ -101,8 +101,10 @@ def test_garbage_answers_fall_back_and_the_machinery_runs(registry, image):
 
 
 def test_tiny_llava_rounds_have_the_requested_count(assistant, image):
+    from chat.toolbox.chat_model import ToolChat
+
     cache = EmbeddingCache()
-    result = classify(assistant.registry, image, assistant.mllm, rounds=2, cache=cache)
+    result = classify(assistant.registry, image, ToolChat(assistant.chat_model), rounds=2, cache=cache)
     assert len(result.rounds) == 2
     assert all(len(r.candidates) >= 2 and len(r.candidates) == len(r.scores) for r in result.rounds)
     candidates = {c for r in result.rounds for c in r.candidates}

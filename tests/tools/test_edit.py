@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from chat.errors import UserError
 from tests.conftest import ROOT
+from tools.diffusion import ImageResult, working_size
 from tools.edit import (
     EMPTY_MASK,
     EditInput,
-    ImageResult,
     RemoveInput,
     _crop_box,
     edit_image,
@@ -21,7 +21,6 @@ from tools.edit import (
     inpaint,
     mask_from_markers,
     remove_object,
-    working_size,
 )
 
 ODD = (333, 517)  # neither side a multiple of 8
@@ -162,7 +161,9 @@ def test_mask_from_markers_is_the_union_of_regions():
 def test_edit_schemas():
     e = EditInput(instruction="  make it  winter ")
     assert e.instruction == "make it winter" and e.region is True and e.steps is None and e.seed is None
-    assert EditInput(instruction="x", steps=150, seed=2**32 - 1, image="img2.v3", region=False).seed == 2**32 - 1
+    assert EditInput(instruction="x", steps=150, seed=2**32 - 1, region=False).seed == 2**32 - 1
+    with pytest.raises(ValidationError, match="Extra inputs"):  # image ids are the chat's (chat.toolbox adds them)
+        EditInput(instruction="x", image="img2.v3")
     for bad, match in [
         (dict(instruction=""), "instruction is empty"),
         (dict(instruction="x", steps=0), "greater than or equal to 1"),
@@ -188,7 +189,7 @@ def test_the_config_and_the_tools_share_one_steps_limit(assistant, tmp_path):
     """A profile may set tools.edit_steps up to the limit /edit --steps names, and no further."""
     from chat.config import load_config
     from chat.lc_tools import make_tools, run_tool
-    from tools.edit import MAX_STEPS
+    from tools.diffusion import MAX_STEPS
 
     tiny = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     profile = tmp_path / "steps.yaml"

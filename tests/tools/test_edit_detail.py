@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.edit import _resize, edit_image, native_side, working_size
+from tools.diffusion import native_side, working_size
+from tools.diffusion import resize as _resize
+from tools.edit import edit_image
 from tools.keep_detail import apply_change, vae_roundtrip
 
 BOX = (0.55, 0.2, 0.85, 0.6)  # the region the stand-in changes, as fractions of the image (x0, y0, x1, y1)

@@ -17,7 +17,7 @@ class ScriptedChat:
         self.answer = answer
         self.calls = 0
 
-    def generate(self, turns, options=None):
+    def generate(self, turns):
         self.calls += 1
         return self.answer
 
@@ -141,7 +141,9 @@ def test_eval_classify_end_to_end(registry, classify_dir):
 
 
 def test_eval_classify_with_the_tiny_llava(assistant, classify_dir):
-    table = eval_classify(assistant.registry, assistant.mllm, classify_dir, rounds=1)
+    from chat.toolbox.chat_model import ToolChat
+
+    table = eval_classify(assistant.registry, ToolChat(assistant.chat_model), classify_dir, rounds=1)
     assert table.n == 6 and all(0.0 <= v[0] <= 1.0 for v in table.rows.values())
 
 

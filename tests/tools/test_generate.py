@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
 from chat.errors import UserError
-from tools.edit import native_side
+from tools.diffusion import native_side
 from tools.generate import (
     GenerateInput,
     SketchInput,
@@ -146,10 +146,10 @@ def test_generate_schemas():
     ]:
         with pytest.raises(ValidationError, match=match):
             GenerateInput(**bad)
-    s = SketchInput(prompt="a cat", image="img2")
-    assert s.image == "img2" and s.steps is None
+    s = SketchInput(prompt="a cat")
+    assert s.steps is None and s.size is None
+    assert SketchInput(prompt="a cat", width=101, height=64).size == (104, 64)  # multiples of 8
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         SketchInput(prompt="a cat", seed=-1)
     with pytest.raises(ValidationError, match="Field required"):
-        SketchInput(image="img1")
-    assert "sketch" in SketchInput.model_json_schema()["properties"]["image"]["description"]
+        SketchInput(steps=3)

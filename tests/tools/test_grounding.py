@@ -11,8 +11,9 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 from skimage import data
 
+from tools.errors import explain
 from tools.grounding import (
-    CandidateCache, CandidateOptions, FindInput, GroundingError, box_iou, draw_regions, find_regions, input_error,
+    PHRASE, CandidateCache, CandidateOptions, FindInput, GroundingError, box_iou, draw_regions, find_regions,
     is_ambiguous, mask_box, mask_iou, padded_square_box, prior_subtracted, propose_candidates, sam_box_mask,
 )
 from tools.grounding.candidates import to_size
@@ -97,7 +98,7 @@ def test_find_input_validates_once_with_readable_sentences():
                        ({"phrase": "a", "method": "magic"}, "method"), ({"phrase": "a", "extra": 1}, "extra")]:
         with pytest.raises(ValidationError) as info:
             FindInput(**bad)
-        sentence = input_error(info.value)
+        sentence = explain(info.value, names=PHRASE)
         assert words in sentence and sentence.endswith(".") and "\n" not in sentence
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from chat.cli import main
+from tests.fakes import cli as run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -21,15 +21,6 @@ def photo(tmp_path_factory):
     path = tmp_path_factory.mktemp("find") / "coffee.png"
     Image.fromarray(data.coffee()).save(path)  # 600 x 400
     return path
-
-
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("verb, words", [("find", ["PHRASE", "--method", "--top", "-o", "--json", "--config"]),

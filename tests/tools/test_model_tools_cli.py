@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from chat.cli import main
 from tests.conftest import ROOT
+from tests.fakes import cli
 
 CONFIG = ["--config", str(ROOT / "configs" / "tiny.yaml")]
 
 
-@pytest.fixture(autouse=True)
-def _tiny(tiny_dir, monkeypatch):
-    monkeypatch.setenv("MMCHAT_TINY_DIR", str(tiny_dir))
+pytestmark = pytest.mark.usefixtures("tiny_env")
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +27,7 @@ def image_path(tmp_path_factory):
 
 
 def run(capsys, *argv):
-    try:
-        code = main([*map(str, argv), *CONFIG])
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli(capsys, *argv, *CONFIG)
 
 
 def run_json(capsys, *argv):

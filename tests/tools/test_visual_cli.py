@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from chat.cli import main
+from tests.fakes import cli as run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -24,15 +24,6 @@ def image_path(tmp_path_factory):
     draw.ellipse((90, 50, 150, 110), fill=(30, 160, 60))
     image.save(path)
     return path
-
-
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def red_pixels(path) -> np.ndarray:

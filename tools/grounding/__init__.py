@@ -16,12 +16,12 @@ from tools.grounding.geometry import box_iou, box_mask, mask_box, mask_iou, padd
 from tools.grounding.overlay import draw_regions
 from tools.grounding.prompts import FIND_TEMPLATES, NEUTRAL_TEXTS, PromptLogits, prior_subtracted, prompt_logits
 from tools.grounding.schemas import (
-    MAX_PHRASE_CHARS, METHODS, PROMPTS, FindInput, FindResult, GroundingError, Region, input_error,
+    MAX_PHRASE_CHARS, METHODS, PHRASE, PROMPTS, FindInput, FindResult, GroundingError, Region,
 )
 
 __all__ = [
-    "FIND_TEMPLATES", "LLAVA_WEIGHT", "MAX_PHRASE_CHARS", "METHODS", "NEUTRAL_TEXTS", "PROMPTS", "BoxFromModel",
+    "FIND_TEMPLATES", "LLAVA_WEIGHT", "MAX_PHRASE_CHARS", "METHODS", "NEUTRAL_TEXTS", "PHRASE", "PROMPTS", "BoxFromModel",
     "CandidateCache", "CandidateOptions", "Candidates", "FindInput", "FindResult", "GroundingError", "PromptLogits",
-    "Region", "box_iou", "box_mask", "draw_regions", "find_regions", "input_error", "is_ambiguous", "mask_box",
+    "Region", "box_iou", "box_mask", "draw_regions", "find_regions", "is_ambiguous", "mask_box",
     "mask_iou", "padded_square_box", "prior_subtracted", "prompt_logits", "propose_candidates", "sam_box_mask",
 ]

@@ -1,10 +1,15 @@
-"""What ``find`` takes and gives back: the input schema (validated once, here), regions and the result."""
+"""What ``find`` takes and gives back: the input schema (validated once, here), regions and the result.
+
+A :class:`FindInput` validation error reads as one sentence with ``tools.errors.explain(exc, names=PHRASE)``."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tools.errors import UserError
+from tools.text import clean_text
 
 MAX_PHRASE_CHARS = 200
 MAX_TOP_K = 32
@@ -13,10 +18,11 @@ METHODS: tuple[str, ...] = Method.__args__  # type: ignore[attr-defined]
 # The visual prompts CLIP sees for one candidate: a red ellipse fitted to its mask, or everything outside the
 # mask blurred, or greyed (the red-circle paper's and FGVP's best prompts); "ensemble" averages the three.
 PROMPTS: tuple[str, ...] = ("circle", "blur", "grey")
+PHRASE = {"phrase": ""}  # explain(): the phrase's own messages name it ("The phrase is empty; ...")
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 
 
-class GroundingError(ValueError):
+class GroundingError(UserError):
     """Something a person can fix (a bad phrase, a box the chat model got wrong); the message is one sentence."""
 
 
@@ -43,24 +49,7 @@ class FindInput(BaseModel):
     @field_validator("phrase", mode="before")
     @classmethod
     def _phrase(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError("the phrase must be text, e.g. 'the red cup'")
-        text = " ".join(value.split())
-        if not text:
-            raise ValueError("the phrase is empty; say what to find, e.g. 'the red cup'")
-        if len(text) > MAX_PHRASE_CHARS:
-            raise ValueError(f"the phrase is {len(text)} characters long; the limit is {MAX_PHRASE_CHARS}")
-        return text
-
-
-def input_error(exc: ValidationError) -> str:
-    """The first problem of a :class:`FindInput` validation error as one sentence."""
-    err = exc.errors()[0]
-    field = ".".join(str(x) for x in err["loc"])
-    message = err["msg"].removeprefix("Value error, ").rstrip(".")
-    if err["type"] != "value_error" and field:
-        return f"{field}: {message[0].lower()}{message[1:]}."
-    return message[0].upper() + message[1:] + "."
+        return clean_text(value, "phrase", "'the red cup'", MAX_PHRASE_CHARS, ask="say what to find")
 
 
 class Region(BaseModel):
@@ -120,6 +109,6 @@ class FindResult(BaseModel):
 
 
 __all__ = [
-    "Box", "FindInput", "FindResult", "GroundingError", "MAX_PHRASE_CHARS", "MAX_TOP_K", "METHODS", "Method",
-    "PROMPTS", "Region", "input_error",
+    "Box", "FindInput", "FindResult", "GroundingError", "MAX_PHRASE_CHARS", "MAX_TOP_K", "METHODS", "Method", "PHRASE",
+    "PROMPTS", "Region",
 ]

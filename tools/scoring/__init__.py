@@ -48,12 +48,13 @@ from tools.scoring.schemas import (
     ScoreMode,
     ScoreResult,
     clean_labels,
+    parse_labels,
 )
 
 __all__ = [
     "DEFAULT_TEMPLATES", "MAX_LABELS", "MAX_LABEL_CHARS", "RENDERINGS", "EmbeddingCache", "ModelName", "Outside",
     "ScoreInput", "ScoreMode", "ScoreResult", "cached_image_embeddings", "cached_text_embeddings",
     "check_templates", "clean_labels", "ellipse_markers", "encode_images", "encode_texts", "fitted_ellipse",
-    "get_bundle", "is_sigmoid", "label_embeddings", "logits_for", "model_id", "region_renderings",
+    "get_bundle", "is_sigmoid", "label_embeddings", "logits_for", "model_id", "parse_labels", "region_renderings",
     "render_region", "score_chart", "score_labels", "scores_from_logits",
 ]

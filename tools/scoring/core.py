@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.scoring.cache import EmbeddingCache
 from tools.scoring.encoders import (
     cached_image_embeddings,

@@ -6,7 +6,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 from PIL import Image
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.aspect import square_images
 from tools.scoring.cache import EmbeddingCache
 from tools.scoring.schemas import DEFAULT_TEMPLATES

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from chat.errors import UserError
+from tools.errors import UserError
 from tools.scoring.cache import EmbeddingCache
 
 # The renderings averaged for region-aware scoring: name -> what is done outside the marked regions.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 MAX_LABELS = 100
@@ -58,19 +58,29 @@ class ScoreInput(BaseModel):
         description="When the image has markers (clicked points, boxes), score the marked region only "
         "(a red ellipse is drawn around it). False scores the whole image.",
     )
-    image: str | None = Field(
-        None,
-        description="Id of the image to score, e.g. 'img1' or 'img1.v2'; leave empty for the active image.",
-    )
 
     @field_validator("labels", mode="before")
     @classmethod
-    def _labels(cls, value):
+    def _labels(cls, value, info: ValidationInfo):
+        """Checked once, here; the caller's limit (``context={"max_labels": n}``) applies, else MAX_LABELS."""
         if value is None:
             raise ValueError("no labels given; pass at least one label to score, e.g. [\"cat\", \"dog\"]")
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ValueError("labels must be a list of strings, e.g. [\"cat\", \"dog\"]")
-        return clean_labels(value)
+        return clean_labels(value, limit=(info.context or {}).get("max_labels", MAX_LABELS))
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels as a person types them in one line or box: one per line or separated by '|'; by commas only when
+    neither is used ('a red, shiny apple | pear'). Blank ones are dropped and repeats (ignoring case) count
+    once; the schema checks the rest."""
+    text = str(text or "").strip()
+    parts = text.replace("\n", "|").split("|") if "|" in text or "\n" in text else text.split(",")
+    labels: list[str] = []
+    for label in (" ".join(p.split()) for p in parts):
+        if label and label.casefold() not in {seen.casefold() for seen in labels}:
+            labels.append(label)
+    return labels
 
 
 def _fmt(value: float) -> str:

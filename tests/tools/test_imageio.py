@@ -10,7 +10,7 @@ from PIL import Image
 
 from chat.config import LimitsConfig
 from chat.errors import UserError
-from chat.imageio import load_image_bytes, working_copy
+from tools.imageio import load_image_bytes, working_copy
 
 
 def _png(image):
