@@ -37,6 +37,11 @@ class Assistant:
 
     @cached_property
     def mllm(self):
+        """The multimodal chat model in turns (stream/generate): the local one, or the ``remote_llm`` server."""
+        if self.config.remote_llm is not None:
+            from chat.remote_llm import RemoteTurns, remote_chat_model
+
+            return RemoteTurns(remote_chat_model(self.config.remote_llm, self.config.generation))
         from chat.mllm import MultimodalChat
 
         return MultimodalChat(self.registry)

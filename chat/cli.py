@@ -14,7 +14,7 @@ from chat.errors import UserError, describe
 
 # Modules in chat/commands/ that each provide register(subparsers).
 COMMAND_MODULES = ["serve", "build_tiny", "doctor", "pull", "ask", "visual", "scoring", "captioning", "editing", "evals",
-                   "generate", "grounding"]
+                   "generate", "grounding", "mcp", "eval_router"]
 
 
 class _Parser(argparse.ArgumentParser):

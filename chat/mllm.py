@@ -77,6 +77,7 @@ class MultimodalChat:
         registry.on_unload(self.name, lambda _name: self.forget())  # its KV caches and features leave with it
         self.last_stats: dict[str, int] = {}
         self._stops: tuple = (None, ([], None))  # (processor and template, (their stop strings, criteria))
+        self._vocabulary: tuple = (None, None)  # (the tokenizer, its chat.structured.Vocabulary)
 
     def forget(self) -> None:
         """Drop the work kept across turns (the model was offloaded or unloaded, or memory is short)."""
@@ -107,9 +108,9 @@ class MultimodalChat:
         name = resolved_template(self.spec.chat_template, bundle.model.config)
         return chat_template(name, getattr(bundle.processor, "image_token", "<image>"))
 
-    def _conversation(self, turns: list[Turn]) -> tuple[list[dict], list[Image.Image]]:
+    def _conversation(self, turns: list[Turn], answer_start: str = "") -> tuple[list[dict], list[Image.Image]]:
         """The turns as chat-template messages (role markers typed in any text neutralised; the stored text is
-        unchanged) and the images in the order they appear."""
+        unchanged) and the images in the order they appear; ``answer_start`` begins the assistant's answer."""
         from chat.prompt_format import neutral_text
 
         conversation, images = [], []
@@ -118,15 +119,25 @@ class MultimodalChat:
             parts.append({"type": "text", "text": neutral_text(turn.text)})
             conversation.append({"role": turn.role, "content": parts})
             images.extend(im.convert("RGB") for im in turn.images)
+        if answer_start:
+            conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer_start}]})
         return conversation, images
 
-    def render(self, turns: list[Turn], add_generation_prompt: bool = True) -> tuple[str, list[Image.Image]]:
+    @staticmethod
+    def _ending(answer_start: str) -> dict:
+        """How the prompt ends: the assistant's turn opened, or continued after ``answer_start``."""
+        if answer_start:
+            return {"add_generation_prompt": False, "continue_final_message": True}
+        return {"add_generation_prompt": True}
+
+    def render(self, turns: list[Turn], add_generation_prompt: bool = True,
+               answer_start: str = "") -> tuple[str, list[Image.Image]]:
         """The prompt text from the chat template (BOS is added as a token id), and the images in the order they
         appear in it. Special tokens typed in a message show here as typed; :meth:`inputs` encodes them as text."""
-        conversation, images = self._conversation(turns)
+        conversation, images = self._conversation(turns, answer_start)
+        ending = self._ending(answer_start) if add_generation_prompt else {"add_generation_prompt": False}
         prompt = self.bundle.processor.apply_chat_template(
-            conversation, chat_template=self.template(), add_generation_prompt=add_generation_prompt, tokenize=False
-        )
+            conversation, chat_template=self.template(), tokenize=False, **ending)
         return prompt, images
 
     def stop_strings(self) -> list[str]:
@@ -150,19 +161,32 @@ class MultimodalChat:
             self._stops = (key, (stops, criteria))
         return self._stops[1]
 
-    def inputs(self, turns: list[Turn]):
+    def vocabulary(self):
+        """The tokenizer as the grammar engine sees it (:class:`chat.structured.Vocabulary`), made once per
+        tokenizer: building it reads the whole vocabulary."""
+        from chat.structured import Vocabulary
+
+        bundle = self.bundle
+        tokenizer = bundle.processor.tokenizer
+        if self._vocabulary[0] is not tokenizer:
+            text = getattr(bundle.model.config, "text_config", bundle.model.config)
+            self._vocabulary = (tokenizer, Vocabulary(tokenizer, getattr(text, "vocab_size", None)))
+        return self._vocabulary[1]
+
+    def inputs(self, turns: list[Turn], answer_start: str = ""):
         """Token ids (the rendered prompt; special tokens typed in a message are encoded as text, by the
-        tokenizer's ``sanitize_control_tokens``), attention mask and pixel values, on the model's device."""
+        tokenizer's ``sanitize_control_tokens``), attention mask and pixel values, on the model's device.
+        ``answer_start`` is the beginning of the answer, written by the caller (the model continues it)."""
         from tools.aspect import square_images
 
         torch = _torch()
-        conversation, images = self._conversation(turns)
+        conversation, images = self._conversation(turns, answer_start)
         bundle = self.bundle
         processor = bundle.processor
         # LLaVA-1.5 / ViP-LLaVA were trained on images padded to square; their processor would centre-crop
         images = square_images(images, processor, getattr(bundle, "image_aspect_ratio", "auto"))
         batch = processor.apply_chat_template(
-            conversation, chat_template=self.template(), add_generation_prompt=True, tokenize=True,
+            conversation, chat_template=self.template(), tokenize=True, **self._ending(answer_start),
             return_dict=True, return_tensors="pt", sanitize_control_tokens=True,
             processor_kwargs={"images": images or None, "add_special_tokens": False},
         )
@@ -211,17 +235,27 @@ class MultimodalChat:
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
         reuse: bool = True,
+        *,
+        constraint=None,
+        answer_start: str = "",
+        stats: dict | None = None,
     ) -> Iterator[str]:
         """Yield the answer piece by piece. Setting ``cancel`` (or closing the iterator) stops generation.
 
         With ``reuse``, the KV cache of an earlier turn sharing this prompt's prefix is continued and image
         features come from the vision cache, so a follow-up prefills only its new tokens. If the device runs out
         of memory before the first piece, the caches and every other model are freed and it is tried once more.
+
+        ``constraint`` (a :class:`chat.structured.JsonConstraint`) makes the answer a JSON document matching its
+        schema: its forced start is prefilled with the prompt (and yielded first) and generation ends when the
+        document is complete. ``answer_start`` is text the answer begins with, prefilled and not yielded. ``stats``
+        receives the turn's counts: ``prompt_tokens`` (image tokens included), ``reused_tokens``,
+        ``images_encoded``, ``output_tokens``, and with a constraint ``complete`` and ``mask_seconds``.
         """
         cancel = cancel or threading.Event()
         started = False
         try:
-            for piece in self._stream_once(turns, options, cancel, reuse):
+            for piece in self._stream_once(turns, options, cancel, reuse, constraint, answer_start, stats):
                 started = True
                 yield piece
             return
@@ -231,25 +265,34 @@ class MultimodalChat:
         self.forget()
         freed = self.registry.free_memory(keep=self.name)
         try:
-            yield from self._stream_once(turns, options, cancel, reuse=False)
+            yield from self._stream_once(turns, options, cancel, False, constraint, answer_start, stats)
         except Exception as exc:  # noqa: BLE001
             if is_out_of_memory(exc):
                 raise OutOfMemory(out_of_memory_message("the answer", freed)) from exc
             raise
 
     def _stream_once(self, turns: list[Turn], options: GenerationOptions | None, cancel: threading.Event,
-                     reuse: bool) -> Iterator[str]:
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+                     reuse: bool, constraint=None, answer_start: str = "",
+                     stats: dict | None = None) -> Iterator[str]:
+        from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
         from chat.prompt_format import StopText
         from chat.turn_cache import cache_name
 
         options = options or GenerationOptions(**self.registry.config.generation.model_dump())
         stop = threading.Event()  # ends the worker when the consumer stops early, without touching ``cancel``
-        kwargs, keys, _ = self._prepared(self.inputs(turns), reuse)
+        forced, mask = "", None
+        if constraint is not None:
+            vocabulary = self.vocabulary()
+            forced = constraint.forced_start(vocabulary)
+            mask = constraint.mask(vocabulary, options.max_new_tokens, forced)
+        kwargs, keys, _, counts = self._prepared(self.inputs(turns, answer_start + forced), reuse)
         tokenizer = self.bundle.processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         stops, on_stop = self._stop_criteria()  # generation ends on a made-up next turn; the text is cut before it
+        if mask is not None:  # the grammar decides where a document ends, and role markers in it are text
+            stops, on_stop = [], None
+            kwargs["logits_processor"] = LogitsProcessorList([mask])
         criteria = [_cancel_criteria(cancel, stop)] + ([on_stop] if on_stop is not None else [])
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList(criteria))
         kwargs.update(self._generate_kwargs(options), return_dict_in_generate=True)
@@ -263,8 +306,9 @@ class MultimodalChat:
                     torch.manual_seed(options.seed)
                 with torch.inference_mode():
                     out = self.bundle.model.generate(**kwargs)
+                answer = out.sequences[0][len(keys):].to("cpu", torch.int64)
+                counts["output_tokens"] = len(answer)
                 if reuse:  # the prompt's keys, then the answer's token ids
-                    answer = out.sequences[0][len(keys):].to("cpu", torch.int64)
                     self.prefix_cache.put(torch.cat([keys, answer]), getattr(out, cache_name()))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
                 errors.append(exc)
@@ -273,6 +317,8 @@ class MultimodalChat:
         worker = threading.Thread(target=run, name="mmchat-generate", daemon=True)
         worker.start()
         try:
+            if forced:
+                yield forced
             for piece in streamer:
                 shown = cut.feed(piece)
                 if shown:
@@ -286,13 +332,17 @@ class MultimodalChat:
         finally:
             stop.set()
             worker.join()
+            if stats is not None:
+                stats.update(counts)
+                if mask is not None:
+                    stats.update(complete=mask.complete, mask_seconds=mask.mask_seconds)
         if errors:
             raise errors[0]
 
-    def _prepared(self, inputs: dict, reuse: bool) -> tuple[dict, object, int]:
+    def _prepared(self, inputs: dict, reuse: bool) -> tuple[dict, object, int, dict]:
         """Generation inputs continuing a cached prefix and using cached image features when allowed, the
         prompt's keys (token ids with images keyed by content) under which its KV cache is kept afterwards,
-        and how many prompt tokens the cache already holds."""
+        how many prompt tokens the cache already holds, and the counts (also kept as ``last_stats``)."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         from chat.turn_cache import cache_name, image_keys, images_within, sequence_keys
@@ -327,12 +377,13 @@ class MultimodalChat:
         if cache is not None:
             kwargs[cache_name()] = cache
         self.last_stats = {"prompt_tokens": len(ids), "reused_tokens": reused, "images_encoded": encoded}
-        return kwargs, keys, reused
+        return kwargs, keys, reused, dict(self.last_stats)
 
     def generate(self, turns: list[Turn], options: GenerationOptions | None = None, reuse: bool = True) -> str:
         return "".join(self.stream(turns, options, reuse=reuse)).strip()
 
-    def choice_logprobs(self, turns: list[Turn], options: list[str], reuse: bool = True) -> list[float]:
+    def choice_logprobs(self, turns: list[Turn], options: list[str], reuse: bool = True,
+                        stats: dict | None = None) -> list[float]:
         """Mean log-probability of each option as the assistant's answer: a constrained choice.
 
         The prompt (image included) is prefilled once, continuing a cached conversation prefix when ``reuse``
@@ -346,7 +397,9 @@ class MultimodalChat:
         bundle = self.bundle
         model = bundle.model
         base = self.inputs(turns)
-        kwargs, keys, start = self._prepared(base, reuse)
+        kwargs, keys, start, counts = self._prepared(base, reuse)
+        if stats is not None:
+            stats.update(counts)
         prompt_len = base["input_ids"].shape[1]
         device = base["input_ids"].device
         tokenizer = bundle.processor.tokenizer

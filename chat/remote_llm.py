@@ -112,12 +112,12 @@ class RemoteChatModel(BaseChatOpenAI):
 
 
 def _server_says(exc: openai.APIError) -> str:
-    """The server's own error message, on one line and short."""
+    """The server's own error message, on one line and short (OpenAI's ``error.message``, FastAPI's ``detail``)."""
     body = getattr(exc, "body", None)
     text: Any = None
     if isinstance(body, dict):
         error = body.get("error", body)
-        text = error.get("message") if isinstance(error, dict) else error
+        text = error.get("message") or error.get("detail") if isinstance(error, dict) else error
     text = " ".join(str(text or exc.message or type(exc).__name__).split())
     return (text[:200] + "...") if len(text) > 200 else text.rstrip(".")
 
@@ -125,10 +125,54 @@ def _server_says(exc: openai.APIError) -> str:
 def remote_chat_model(remote: RemoteLLM, generation: GenerationConfig) -> RemoteChatModel:
     """The chat model for ``remote_llm``, with the config's generation settings."""
     return RemoteChatModel(base_url=remote.base_url, model=remote.model, api_key=remote.key(),
-                           timeout=remote.timeout_s, max_retries=remote.max_retries, streaming=True,
+                           timeout=remote.timeout_s, max_retries=remote.max_retries, streaming=True, stream_usage=True,
                            max_tokens=generation.max_new_tokens, temperature=generation.temperature,
                            top_p=generation.top_p, seed=generation.seed,
                            image_aspect_ratio=remote.image_aspect_ratio)
 
 
-__all__ = ["RemoteChatModel", "remote_chat_model"]
+class RemoteTurns:
+    """The server behind the local model's turn protocol, for what talks in :class:`chat.mllm.Turn`s (``mmchat ask``,
+    ``classify``): ``stream(turns, options, cancel)`` and ``generate(turns, options)``. Each turn's images go as
+    data URLs, prepared as for the router (downscaled to ``image_side``, padded unless ``original``). It makes no
+    constrained choice (``choice_logprobs``): a caller that needs one falls back as it does without it."""
+
+    image_side = 672
+
+    def __init__(self, model: RemoteChatModel):
+        self.model = model
+        self.name = model.model_name
+
+    def messages(self, turns) -> list[BaseMessage]:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        from chat.lc_messages import image_part
+
+        out: list[BaseMessage] = []
+        for turn in turns:
+            if turn.role == "system":
+                out.append(SystemMessage(turn.text))
+            elif turn.role == "assistant":
+                out.append(AIMessage(turn.text))
+            else:
+                parts = [image_part(self.model.prepare_image(i, self.image_side)) for i in turn.images]
+                out.append(HumanMessage(content=[*parts, {"type": "text", "text": turn.text}]))
+        return out
+
+    def stream(self, turns, options=None, cancel=None, **_: Any) -> Iterator[str]:
+        """The answer piece by piece (``options``: a GenerationOptions; ``cancel`` stops it at the next piece)."""
+        settings = {}
+        if options is not None:
+            settings = {"max_tokens": options.max_new_tokens, "temperature": options.temperature,
+                        "top_p": options.top_p, "seed": options.seed}
+        for chunk in self.model.stream(self.messages(turns), **{k: v for k, v in settings.items() if v is not None}):
+            if cancel is not None and cancel.is_set():
+                return
+            if isinstance(chunk.content, str) and chunk.content:
+                yield chunk.content
+
+    def generate(self, turns, options=None, reuse: bool = True) -> str:
+        return "".join(self.stream(turns, options)).strip()
+
+
+__all__ = ["RemoteChatModel", "RemoteTurns", "remote_chat_model"]

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     cpu = sub.add_parser("cpu", help="CPU benchmarks: embedding cache, follow-up TTFT, markers/Set-of-Mark, router, find")
     cpu.add_argument("--quick", action="store_true", help="tiny sizes and few runs (a smoke test, seconds)")
     cpu.add_argument("--runs", type=_positive, default=None, help="timed runs per figure (median reported)")
-    cpu.add_argument("--only", action="append", choices=["scoring", "followup", "markers", "router", "grounding"],
+    cpu.add_argument("--only", action="append", choices=["scoring", "followup", "markers", "router", "grounding", "structured"],
                      help="run only these parts (repeatable)")
     cpu.add_argument("--quantize", choices=["none", "nf4"], default="none",
                      help="quantization of the benchmark LLaVA's language model (default none: float32)")

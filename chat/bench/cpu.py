@@ -14,6 +14,8 @@
    vs the model alone: the router's own cost per turn (session bookkeeping, prompt and image parts, trace).
 5. grounding: ``find`` on a 1024 px photo with 32 candidates, the first phrase vs a second phrase on the same
    image (``chat.bench.grounding``: CLIP of ViT-B/32 dimensions, random weights).
+6. structured: the cost of constrained decoding (tool arguments, structured output) per token and per turn
+   (``chat.bench.structured``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from chat.bench.timing import median, median_time, ms
 
 FIRST_QUESTION = "Describe the image in detail please."
 FOLLOW_UP_QUESTION = "What colour is the car on the left?"
-PARTS = ("scoring", "followup", "markers", "router", "grounding")
+PARTS = ("scoring", "followup", "markers", "router", "grounding", "structured")
 
 
 def _torch():
@@ -197,6 +199,10 @@ def run(args) -> tuple[dict, str]:
         from chat.bench import grounding
 
         result["grounding"] = grounding.run(runs, quick)
+    if "structured" in parts:
+        from chat.bench import structured
+
+        result["structured"] = structured.run(runs, quick)
     return result, render(result)
 
 
@@ -255,6 +261,10 @@ def render(result: dict) -> str:
         lines.append(f"  first phrase {g['first_ms']} ms ({g['images_encoded_first']} renderings encoded); second phrase "
                      f"on the same image {g['second_ms']} ms ({g['images_encoded_second']} renderings, "
                      f"{g['texts_encoded_second']} text encoded): ratio {g['ratio']}")
+    if "structured" in result:
+        from chat.bench import structured
+
+        lines.extend(structured.render(result["structured"]))
     return "\n".join(lines)
 
 

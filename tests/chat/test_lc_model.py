@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from PIL import Image
 
 from chat.errors import UserError
-from chat.lc_model import ImageCache, LocalMultimodalChatModel, image_part, make_chat_model, messages_to_turns
+from chat.lc_model import LocalMultimodalChatModel, image_part, make_chat_model, messages_to_turns
 
 
 class Recorder:
@@ -75,7 +75,7 @@ def test_token_count_and_context_window_of_the_tiny_model(assistant, monkeypatch
     assert with_image - text_only >= assistant.mllm.bundle.model.config.image_seq_length  # every patch token counts
 
 
-def test_images_in_content_parts_reach_the_model_and_are_decoded_once():
+def test_images_in_content_parts_reach_the_model():
     chat = Recorder()
     model = LocalMultimodalChatModel(chat=chat)
     part = image_part(red((50, 20)))
@@ -85,30 +85,37 @@ def test_images_in_content_parts_reach_the_model_and_are_decoded_once():
     turns = chat.calls[0][0]
     assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
     assert turns[1].images[0].size == (50, 20) and turns[1].images[0].getpixel((0, 0)) == (220, 20, 20)
-    assert turns[3].text == "and now?" and turns[3].images[0] is turns[1].images[0]
-    assert model.images.decodes == 1
-    LocalMultimodalChatModel(chat=Recorder()).invoke(messages)
-    assert model.images.decodes == 1  # each model has its own cache: nothing shared through the process
-    cache = ImageCache()
-    LocalMultimodalChatModel(chat=Recorder(), images=cache).invoke(messages)
-    assert cache.decodes == 1  # an injected cache is the one used
+    assert turns[3].text == "and now?" and turns[3].images[0].size == (50, 20)
+
+
+def test_images_in_this_process_go_to_the_local_model_as_they_are():
+    """The local model's own image part hands the PIL image over: no PNG, no base64, the same object."""
+    chat = Recorder()
+    model = LocalMultimodalChatModel(chat=chat)
+    image = red((64, 32))
+    part = model.image_part(image)
+    assert part["type"] == "pil_image" and part["image"] is image
+    model.invoke([HumanMessage(content=[part, {"type": "text", "text": "what?"}])])
+    (turn,) = chat.calls[0][0]
+    assert turn.images[0].size == (64, 32) and turn.images[0].getpixel((5, 5)) == (220, 20, 20)
+    grey = Image.new("L", (8, 8), 128)
+    (turn,) = messages_to_turns([HumanMessage(content=[model.image_part(grey)])])
+    assert turn.images[0].mode == "RGB"  # as every other image part
 
 
 def test_langchain_standard_image_blocks_work_too():
     buffer = io.BytesIO()
     red((8, 8)).save(buffer, format="PNG")
     block = {"type": "image", "base64": base64.b64encode(buffer.getvalue()).decode(), "mime_type": "image/png"}
-    (turn,) = messages_to_turns([HumanMessage(content=[block, {"type": "text", "text": "hi"}])], ImageCache())
+    (turn,) = messages_to_turns([HumanMessage(content=[block, {"type": "text", "text": "hi"}])])
     assert turn.images[0].size == (8, 8) and turn.text == "hi"
 
 
 def test_only_inline_images_are_accepted():
     with pytest.raises(UserError, match="data: URLs"):
-        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": {"url": "http://x/a.png"}}])],
-                          ImageCache())
+        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": {"url": "http://x/a.png"}}])])
     with pytest.raises(UserError, match="could not be decoded"):
-        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}])],
-                          ImageCache())
+        messages_to_turns([HumanMessage(content=[{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}])])
 
 
 def test_cancel_stops_the_stream_promptly():

@@ -120,7 +120,7 @@ def test_the_trained_system_sentence_comes_first(assistant):
     session.add_image(picture((40, 160, 60)))
     session.add_message("user", "what is this?", images=["img1.v1"])
     messages = router.prompts.messages(session, "what is this?", ["img1.v1"])
-    prompt, _ = assistant.mllm.render(messages_to_turns(messages, router.chat_model.images))
+    prompt, _ = assistant.mllm.render(messages_to_turns(messages))
     assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption: ")
     assert " USER: <image>\n[img1.v1] what is this? ASSISTANT:" in prompt
 
