@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Annotated, Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from tools.grounding.schemas import FindResult, GroundingError, Region
 
 MAX_PHRASES = 6
+PHRASE_CHARS = 80  # a phrase is a few words of the answer
 # Distinct colours (Sasha Trubetskoy's list, red first as the markers use it), one per phrase, in answer order.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -32,7 +33,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 class Phrases(BaseModel):
     """The things an answer mentions that can be seen in the image."""
 
-    phrases: list[str] = Field(
+    phrases: list[Annotated[str, StringConstraints(min_length=1, max_length=PHRASE_CHARS)]] = Field(
         default_factory=list, max_length=MAX_PHRASES,
         description="each object, person, animal or part the answer mentions that can be seen in the image, "
                     "copied word for word from the answer (e.g. 'the red cup'); at most "
