@@ -80,6 +80,9 @@ class LimitsConfig(Strict):
 class ToolsConfig(Strict):
     click_radius: int = Field(40, ge=2)  # px around a click; x (longer side / 1000) on images over 1000 px
     click_region: Literal["circle", "sam"] = "circle"  # sam: clicks select the object under them (SAM mask)
+    # a phrase matches "ambiguously" when another place scores within this many logits of the best: the chat
+    # then shows the places numbered and asks which one instead of acting on a guess
+    find_margin: float = Field(1.0, ge=0.0, le=100.0)
     prompt_templates: list[str] = ["a photo of a {}."]
     som_method: Literal["slic", "sam"] = "slic"
     som_max_regions: int = Field(24, ge=1, le=200)

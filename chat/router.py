@@ -40,9 +40,10 @@ from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
 from chat.session import Message, Session, TraceEntry, clean_text
 from chat.toolbox import TOOLS, Cancelled, ToolContext, ToolOutput, command, failed, help_text
+from chat.toolbox.free_text import numbered_answer
 
 CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
-EXPLICIT = ("button", "slash command")  # decisions a person made: the tool's text is the reply; Regenerate replays
+EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
 
 
@@ -124,6 +125,7 @@ class Router:
 
     def _route(self, session, message: Message, text, action, arguments, decision, about, turn, cancel):
         image = about[0] if about else None
+        pending, session.pending = session.pending, None  # a question is answered by the next message or dropped
         limit = self.assistant.config.limits.max_message_chars
         if len(text) > limit:
             raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
@@ -132,6 +134,9 @@ class Router:
         elif not text:
             yield Delta(turn.say("Type a question, or a command such as /caption; /help lists them."))
             return
+        elif pending and pending.get("tool") in TOOLS and (choice := numbered_answer(text)) is not None:
+            tool, args, decision = pending["tool"], dict(pending.get("arguments") or {}) | {"choice": choice}, \
+                "numbered answer"
         elif text.startswith("/"):
             word, _, rest = text[1:].partition(" ")
             spec = command(word)

@@ -93,6 +93,8 @@ class Session(BaseModel):
     trace: list[TraceEntry] = []
     next_image: int = 1
     overlays: dict[str, Overlay] = {}  # version id -> its Set-of-Mark overlay
+    # a question the assistant asked ("which one, 1, 2 or 3?"): the tool and arguments a numbered answer completes
+    pending: dict[str, Any] | None = None
     _pixels: dict[str, Image.Image] = PrivateAttr(default_factory=dict)
     _originals: dict[str, bytes] = PrivateAttr(default_factory=dict)  # original file -> bytes not yet stored
     _loader: Callable[[str], Image.Image] | None = PrivateAttr(default=None)

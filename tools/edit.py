@@ -62,26 +62,44 @@ class EditInput(BaseModel):
         description="When the image has markers (clicked points, boxes), repaint only the marked region "
         "(inpainting). False edits the whole image even if it has markers.",
     )
+    target: str | None = Field(
+        None,
+        description="The region to repaint, named in words instead of clicked (e.g. 'the cat'): it is found in "
+        "the image and only it is repainted with the instruction ('a tiger'). Leave empty to use the markers.",
+    )
+    choice: int | None = Field(
+        None, ge=1, le=32,
+        description="When the target matched several places and they were shown numbered: the number chosen.",
+    )
 
     @field_validator("instruction", mode="before")
     @classmethod
     def _instruction(cls, value):
         return clean_text(value, "instruction", "'make it winter'")
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value):
+        return None if value is None else clean_text(value, "target", "'the cat'", limit=200)
+
 
 class RemoveInput(BaseModel):
-    """Remove the marked object from an image and fill its place with matching background. The object is
-    the region designated by the markers on the image (click on it first)."""
+    """Remove an object from an image and fill its place with matching background. The object is the region
+    designated by the markers on the image, or, without markers, the one the target names (found in the image)."""
 
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(
         "the object",
         description="What is being removed, in a few words (e.g. 'the dog', 'the power lines'); it steers the "
-        "model away from painting it back.",
+        "model away from painting it back; without markers it is found in the image by these words.",
     )
     steps: int | None = Field(None, **STEPS_FIELD)
     seed: int | None = Field(None, **SEED_FIELD)
+    choice: int | None = Field(
+        None, ge=1, le=32,
+        description="When the target matched several places and they were shown numbered: the number chosen.",
+    )
 
     @field_validator("target", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PIL import Image
 
 from chat.errors import UserError
-from chat.toolbox.free_text import drawing_prompt, removal_target
+from chat.toolbox.free_text import drawing_prompt, edit_target, removal_target
 from chat.toolbox.spec import ToolContext, ToolOutput, ToolSpec
 from tools.edit import EditInput, RemoveInput
 from tools.generate import GenerateInput, SketchInput
@@ -31,7 +31,16 @@ def edit(ctx: ToolContext, a) -> ToolOutput:
     record, vid, image = ctx.image(a.image)
     common = _steps(ctx, a)
     guidance = a.guidance_scale if a.guidance_scale is not None else tools.guidance_scale
-    if a.region and record.markers:
+    if a.target is not None:  # "replace the cat with a tiger": the cat is found, only it is repainted
+        from chat.toolbox.grounding import target_region
+
+        region, asked = target_region(ctx, image, a.target, a.choice, "edit", _asked(a, vid))
+        if region is None:
+            return asked
+        mode = "inpaint"
+        result = inpaint(ctx.models, image, region.mask, a.instruction, guidance_scale=guidance,
+                         dilate=tools.mask_dilate, feather=tools.mask_feather, **common)
+    elif a.region and record.markers:
         mode = "inpaint"
         mask = mask_from_markers(record.markers, image.size, ctx.masks)
         result = inpaint(ctx.models, image, mask, a.instruction, guidance_scale=guidance,
@@ -43,7 +52,11 @@ def edit(ctx: ToolContext, a) -> ToolOutput:
     version = ctx.session.add_version(record.id, result.image, note=f"edit: {a.instruction}", parent=vid)
     used = {"image": vid, "instruction": a.instruction, "mode": mode, "steps": common["steps"],
             "seed": result.seed, "guidance_scale": guidance}
-    text = f"Edited {vid} ({mode}, seed {result.seed}): the new version is {version.id}."
+    where = ""
+    if a.target is not None:
+        used |= {"target": a.target, "bbox": list(region.bbox)}
+        where = f" in {a.target} (region {region.id}, box {', '.join(map(str, region.bbox))})"
+    text = f"Edited {vid}{where} ({mode}, seed {result.seed}): the new version is {version.id}."
     return ToolOutput("edit", text, f"{version.id} ({mode}, seed {result.seed})", used, [version.id])
 
 
@@ -52,16 +65,34 @@ def remove(ctx: ToolContext, a) -> ToolOutput:
 
     tools = ctx.config.tools
     record, vid, image = ctx.image(a.image)
-    if not record.markers:
-        raise UserError(f"To remove something, click on it in {record.id} first (it has no markers).")
-    mask = mask_from_markers(record.markers, image.size, ctx.masks)
+    region = None
+    if record.markers:
+        mask = mask_from_markers(record.markers, image.size, ctx.masks)
+    elif a.target == "the object":
+        raise UserError(f"Say what to remove (e.g. 'remove the dog'), or click on it in {record.id} first.")
+    else:  # "remove the dog" without a click: the dog is found, only its region is repainted
+        from chat.toolbox.grounding import target_region
+
+        region, asked = target_region(ctx, image, a.target, a.choice, "remove", _asked(a, vid))
+        if region is None:
+            return asked
+        mask = region.mask
     common = _steps(ctx, a)
     result = remove_object(ctx.models, image, mask, target=a.target, guidance_scale=tools.guidance_scale,
                            dilate=tools.mask_dilate, feather=tools.mask_feather, **common)
     version = ctx.session.add_version(record.id, result.image, note=f"remove: {a.target}", parent=vid)
     used = {"image": vid, "target": a.target, "steps": common["steps"], "seed": result.seed}
-    text = f"Removed {a.target} from {vid} (seed {result.seed}): the new version is {version.id}."
+    where = ""
+    if region is not None:
+        used["bbox"] = list(region.bbox)
+        where = f" (found: region {region.id}, box {', '.join(map(str, region.bbox))})"
+    text = f"Removed {a.target}{where} from {vid} (seed {result.seed}): the new version is {version.id}."
     return ToolOutput("remove", text, f"{version.id} (seed {result.seed})", used, [version.id])
+
+
+def _asked(a, vid: str) -> dict:
+    """The request as it stands, for the numbered answer to complete (its seed kept, so it is the same edit)."""
+    return {k: v for k, v in a.model_dump().items() if v is not None and k != "choice"} | {"image": vid}
 
 
 def _new_image(ctx: ToolContext, tool: str, image: Image.Image, name: str, used: dict, seed: int) -> ToolOutput:
@@ -92,16 +123,26 @@ def sketch(ctx: ToolContext, a) -> ToolOutput:
 
 
 def _fill_remove(text, session, image):
-    return {"target": removal_target(text)} if session.record(image).markers else None
+    """What to remove: the marked region, or what the message names (found in the image)."""
+    target = removal_target(text)
+    return {"target": target} if session.record(image).markers or target != "the object" else None
+
+
+def _fill_edit(text, session, image):
+    """"replace the cat with a tiger" -> repaint the cat (found) as a tiger; else the message is the instruction."""
+    target, instruction = edit_target(text)
+    return {"instruction": instruction, "target": target} if target and not session.record(image).markers \
+        else {"instruction": text}
 
 
 TOOLS = [
-    ToolSpec("edit", EditInput, edit, "edit the image (only the marked region when it has markers)",
-             "/edit INSTRUCTION [--steps N] [--seed S] [--guidance G]", text="instruction",
-             options=DIFFUSION | {"guidance": "guidance_scale"}, final=True,
-             fill=lambda text, session, image: {"instruction": text}),
-    ToolSpec("remove", RemoveInput, remove, "remove the marked object and fill in background",
-             "/remove [target] [--steps N] [--seed S]", text="target", options=DIFFUSION, final=True,
+    ToolSpec("edit", EditInput, edit, "edit the image (only the marked region when it has markers, or the "
+             "region --target names)", "/edit INSTRUCTION [--target PHRASE] [--steps N] [--seed S] [--guidance G]", text="instruction",
+             options=DIFFUSION | {"guidance": "guidance_scale", "target": "target", "choice": "choice"},
+             final=True, fill=_fill_edit),
+    ToolSpec("remove", RemoveInput, remove, "remove the marked object, or the one named, and fill in background",
+             "/remove [target] [--steps N] [--seed S]", text="target", options=DIFFUSION | {"choice": "choice"},
+             final=True,
              fill=_fill_remove),
     ToolSpec("generate", GenerateInput, generate, "a new image from a text description",
              "/generate PROMPT [--size WxH] [--steps N] [--seed S]", text="prompt",

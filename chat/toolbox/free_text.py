@@ -37,9 +37,51 @@ def labels_in_question(text: str) -> list[str]:
 
 
 def removal_target(text: str) -> str:
-    """What "remove X (from ...)" names; 'the object' when it names nothing."""
+    """What "remove X (from ...)" names; 'the object' when it names nothing ("remove it": the marked one)."""
     match = re.search(r"\b(?:remove|erase|delete|get rid of)\s+(.+?)(?:\s+from\b.*)?[.!?]*$", text, re.IGNORECASE)
-    return match.group(1).strip() if match else "the object"
+    target = match.group(1).strip() if match else ""
+    return "the object" if target.lower() in ("", "it", "this", "that", "them", "these", "those", "everything") \
+        else target
+
+
+_REPLACE = re.compile(r"^\s*(?:please\s+)?(?:replace|swap)\s+(.+?)\s+(?:with|by|for)\s+(.+?)[.!?]*$", re.IGNORECASE)
+_INTO = re.compile(r"^\s*(?:please\s+)?(?:turn|change|make)\s+(?P<what>the\s+.+?)\s+(?:into|to)\s+(?P<how>.+?)"
+                   r"[.!?]*$", re.IGNORECASE)
+_CHANGE = re.compile(r"^\s*(?:please\s+)?(?:turn|make|paint|colou?r)\s+(?P<what>the\s+.+)\s+(?P<how>[^\s.!?]+)"
+                     r"[.!?]*$", re.IGNORECASE)
+_WHOLE = ("image", "picture", "photo", "whole", "sky", "background", "scene")  # pix2pix's job, not a region
+
+
+def edit_target(text: str) -> tuple[str | None, str]:
+    """(the region an edit names, what to paint there): "replace the cat with a tiger" -> ('the cat', 'a tiger'),
+    "turn the dog into a wolf" -> ('the dog', 'a wolf'), "make the car red" -> ('the car', 'red car');
+    (None, text) when it names no region (the whole image, the sky: instruct-pix2pix edits those)."""
+    match = _REPLACE.match(text)
+    if match:
+        return match.group(1).strip(), match.group(2).strip()
+    for pattern in (_INTO, _CHANGE):
+        match = pattern.match(text)
+        if match and match.group("what").split()[-1].lower() not in _WHOLE:
+            what, how = match.group("what").strip(), match.group("how").strip()
+            return what, how if pattern is _INTO else f"{how} {what.split(None, 1)[1]}"
+    return None, text
+
+
+_NUMBERED = re.compile(r"^\s*(?:(?:it'?s|the|number|no\.?|#|region)\s*)*(\d{1,2})(?:st|nd|rd|th)?\s*(?:one|番目?|つ目)?"
+                       r"\s*(?:please)?\s*[.!。]?\s*$", re.IGNORECASE)
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "one": 1, "two": 2, "three": 3,
+             "four": 4, "five": 5}
+_WORDED = re.compile(r"^\s*(?:(?:it'?s|the|number)\s+)*(" + "|".join(_ORDINALS) + r")(?:\s+one)?\s*[.!]?\s*$",
+                     re.IGNORECASE)
+
+
+def numbered_answer(text: str) -> int | None:
+    """The number a reply to "which one, 1, 2 or 3?" gives ("2", "#2", "the second one", "2番"); None otherwise."""
+    match = _NUMBERED.match(text)
+    if match:
+        return int(match.group(1))
+    match = _WORDED.match(text)
+    return _ORDINALS[match.group(1).lower()] if match else None
 
 
 def drawing_prompt(text: str) -> str:
@@ -56,4 +98,4 @@ def phrase_to_find(text: str) -> str | None:
     return phrase or None
 
 
-__all__ = ["drawing_prompt", "labels_in_question", "phrase_to_find", "removal_target"]
+__all__ = ["drawing_prompt", "edit_target", "numbered_answer", "labels_in_question", "phrase_to_find", "removal_target"]

@@ -31,7 +31,7 @@ from tools.diffusion import parse_size
 Progress = Callable[[int, int], None]  # progress(step, total) while a tool runs (diffusion steps)
 IMAGE_HELP = "Id of the image, e.g. 'img1' or 'img1.v2'; leave empty for the active image."
 IMAGE_ID = re.compile(r"^(img\d+(?:\.v\d+)?)\b")
-_OPTION = re.compile(r"(?:^|\s)--([A-Za-z_-]+)(?:\s*=\s*|\s+)(\S+)")
+_OPTION = re.compile(r"(?:^|\s)--([A-Za-z_-]+)(?:\s*=\s*|\s+)(\"[^\"]*\"|\S+)")  # a value with spaces: "in quotes"
 
 
 class Cancelled(Exception):
@@ -187,6 +187,8 @@ class ToolSpec:
 
         def take(match: re.Match) -> str:
             name, value = match.group(1).lower(), match.group(2)
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
             if name not in self.options:
                 hint = ", ".join(f"--{o}" for o in self.options) or "none"
                 raise UserError(f"/{self.command_name} has no option --{name}; its options are: {hint}.")
@@ -225,8 +227,8 @@ class ToolSpec:
             if key == "size" and args.get("width") is not None and args.get("height") is not None:
                 words.append(f"--size {args['width']}x{args['height']}")
             elif args.get(key) is not None and key != "size":
-                value = args[key]
-                words.append(f"--{option} {str(value).lower() if isinstance(value, bool) else value}")
+                value = str(args[key]).lower() if isinstance(args[key], bool) else str(args[key])
+                words.append(f'--{option} "{value}"' if not value or re.search(r"\s", value) else f"--{option} {value}")
         return " ".join(words)
 
     def from_text(self, text: str, session: Session, image: str | None) -> dict | None:

@@ -128,7 +128,7 @@ def test_constrained_choice_picks_score_and_fills_labels_from_the_text(assistant
     ({"score": -2.5, "answer": -3.0}, "is it a cat or a dog?", "fallback: answer directly (score margin 0.50 < 1.0)"),
     ({"score": -0.1, "answer": -5.0}, "what is this?",
      "fallback: answer directly (score: its arguments are not in the message)"),
-    ({"remove": -0.1, "answer": -5.0}, "remove the dog", "fallback: answer directly (remove: its arguments are not in the message)"),
+    ({"remove": -0.1, "answer": -5.0}, "remove it", "fallback: answer directly (remove: its arguments are not in the message)"),
     ({"answer": -0.1}, "hello there", "model choice: answer directly"),
 ])
 def test_unsure_or_unfillable_choices_answer_directly(assistant, session, calls, choice, text, decision):
@@ -153,7 +153,15 @@ def test_argument_filling_rules(session):
     assert fill_arguments("edit", "make it snowy", session, "img1.v1") == {"image": "img1.v1", "instruction": "make it snowy"}
     assert fill_arguments("generate", "draw an image of a red fox", session, None) == {"prompt": "a red fox"}
     assert fill_arguments("caption", "describe it", session, None) is None  # no image to work on
-    assert fill_arguments("remove", "remove the dog", session, "img1.v1") is None  # no marker on it
+    assert fill_arguments("remove", "remove it", session, "img1.v1") is None  # no marker, nothing named
+    assert fill_arguments("remove", "remove the dog", session, "img1.v1") == \
+        {"image": "img1.v1", "target": "the dog"}  # no marker: the dog is found
+    assert fill_arguments("edit", "replace the cat with a tiger", session, "img1.v1") == \
+        {"image": "img1.v1", "instruction": "a tiger", "target": "the cat"}
+    assert fill_arguments("edit", "make the car red", session, "img1.v1") == \
+        {"image": "img1.v1", "instruction": "red car", "target": "the car"}
+    assert fill_arguments("edit", "make the sky purple", session, "img1.v1") == \
+        {"image": "img1.v1", "instruction": "make the sky purple"}  # the whole picture: instruct-pix2pix
     session.add_marker(Marker(x=10, y=10))
     assert fill_arguments("remove", "please remove the dog from the photo", session, "img1.v1") == \
         {"image": "img1.v1", "target": "the dog"}

@@ -57,7 +57,7 @@ def test_the_table_derives_what_the_chat_needs():
         assert "image" not in spec.input.model_fields
         assert f"`{spec.usage}`" in help_text() and spec.summary in help_text()
     assert command("ask") is TOOLS["vqa"] and command("vqa") is None and command("help") is None
-    with pytest.raises(UserError, match=r"/remove has no option --size; its options are: --steps, --seed\."):
+    with pytest.raises(UserError, match=r"/remove has no option --size; its options are: --steps, --seed, --choice\."):
         TOOLS["remove"].parse("the dog --size 64x64")
 
 

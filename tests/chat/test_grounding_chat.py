@@ -1,0 +1,127 @@
+"""Finding by words in the chat, through the router and the tiny checkpoints: /find places a marker on the best
+region (refinable like a SAM click); an ambiguous match shows the places numbered and asks, and the numbered
+answer completes the request; "remove the X" without a click edits only inside the found region; "replace the
+cat with a tiger" repaints only the found cat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from skimage import data
+
+from chat.events import ToolFinished
+from chat.router import Router
+from chat.session import Session
+from tests.fakes import ScriptedChat, local, of, run
+from tools.edit import feather_mask
+from tools.grounding import box_mask
+
+
+def photo() -> Image.Image:
+    image = Image.fromarray(data.coffee()).resize((200, 150))
+    ImageDraw.Draw(image).rectangle((140, 90, 179, 129), fill=(30, 60, 220))
+    return image
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.add_image(photo())
+    return s
+
+
+def reply(session) -> str:
+    return session.messages[-1].content
+
+
+def finished(events) -> ToolFinished:
+    (done,) = of(events, ToolFinished)
+    return done
+
+
+def unchanged_outside(before: Image.Image, after: Image.Image, bbox, config) -> None:
+    """Pixels beyond the found box (grown by the mask's dilation and feather) are exactly the original's."""
+    alpha = feather_mask(box_mask(bbox, before.size), config.tools.mask_dilate, config.tools.mask_feather)
+    outside = alpha == 0
+    a, b = np.asarray(before), np.asarray(after)
+    assert outside.any() and np.array_equal(a[outside], b[outside])
+    assert not np.array_equal(a[~outside], b[~outside])
+
+
+def test_find_marks_the_best_region_with_a_marker_that_clicks_can_refine(assistant, session):
+    router = Router(assistant, local(ScriptedChat("unused")))
+    events = run(router, session, "/find the blue square --margin 0")
+    out = finished(events).output
+    assert out.ok and out.overlay is not None and out.overlay.size == (200, 150)
+    best = out.data["result"].best
+    (marker,) = session.record().markers
+    assert marker.shape == "ellipse" and marker.clicks and marker.clicks[0][2] is True
+    x, y, _ = marker.clicks[0]
+    assert best.mask[y, x]  # the include click is inside the found region
+    assert "A marker is on region 1 of img1" in reply(session) and session.pending is None
+
+
+def test_an_ambiguous_find_asks_and_the_number_answers(assistant, session):
+    router = Router(assistant, local(ScriptedChat("unused")))
+    run(router, session, "/find the cat --margin 100 --top 3")
+    assert "which one, 1, 2 or 3?" in reply(session) and not session.record().markers
+    assert session.pending["tool"] == "find"
+    events = run(router, session, "the second one")
+    out = finished(events).output
+    assert out.ok and "Marked region 2" in reply(session) and session.pending is None
+    (marker,) = session.record().markers
+    assert session.trace[-1].decision == "numbered answer" and session.trace[-1].arguments["choice"] == 2
+    assert session.messages[-2].action == "find"  # Regenerate replays the choice
+
+
+def test_a_question_is_dropped_by_any_other_message(assistant, session):
+    router = Router(assistant, local(ScriptedChat("A cat.")))
+    run(router, session, "/find the cat --margin 100")
+    assert session.pending is not None
+    run(router, session, "what is this?")
+    assert session.pending is None
+    run(router, session, "2")  # no question pending: an ordinary message
+    assert not session.record().markers
+
+
+def test_remove_by_words_edits_only_inside_the_found_region(assistant, session, monkeypatch):
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 0.0)  # a clear match (random weights are unsure)
+    router = Router(assistant, local(ScriptedChat("unused", choice={"remove": -0.1, "answer": -5.0})))
+    before = session.pixels()
+    events = run(router, session, "please remove the blue square")
+    out = finished(events).output
+    assert out.ok and out.new_versions == ["img1.v2"], out.text
+    assert "found: region 1" in out.text and out.arguments["target"] == "the blue square"
+    assert session.trace[-1].decision.startswith("model choice")
+    unchanged_outside(before, session.pixels("img1.v2"), out.arguments["bbox"], assistant.config)
+
+
+def test_an_ambiguous_remove_asks_instead_of_acting_then_acts_on_the_answer(assistant, session, monkeypatch):
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 100.0)
+    router = Router(assistant, local(ScriptedChat("unused")))
+    before = session.pixels()
+    events = run(router, session, "/remove the cup --steps 2 --seed 5")
+    out = finished(events).output
+    assert out.ok and not out.new_versions and out.overlay is not None
+    assert "More than one place could be 'the cup'" in reply(session) and len(session.record().versions) == 1
+    events = run(router, session, "3")
+    out = finished(events).output
+    assert out.ok and out.new_versions == ["img1.v2"] and "region 3" in out.text and out.arguments["seed"] == 5
+    unchanged_outside(before, session.pixels("img1.v2"), out.arguments["bbox"], assistant.config)
+
+
+def test_replace_the_named_thing_repaints_only_it(assistant, session, monkeypatch):
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 0.0)
+    router = Router(assistant, local(ScriptedChat("unused")))
+    before = session.pixels()
+    events = run(router, session, '/edit a tiger --target "the blue square" --steps 2')
+    out = finished(events).output
+    assert out.ok and out.arguments["mode"] == "inpaint" and out.arguments["target"] == "the blue square"
+    unchanged_outside(before, session.pixels("img1.v2"), out.arguments["bbox"], assistant.config)
+
+
+def test_remove_without_a_marker_or_a_name_says_what_to_do(assistant, session):
+    router = Router(assistant, local(ScriptedChat("unused")))
+    run(router, session, "/remove")
+    assert "Say what to remove" in reply(session) and len(session.record().versions) == 1
