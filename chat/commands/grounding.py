@@ -23,8 +23,8 @@ def register(sub) -> None:
     f.add_argument("image", help="image file")
     f.add_argument("phrase", help="what to find, e.g. 'the small red cup on the left'")
     f.add_argument("--method", default="auto", choices=FIND_METHODS,
-                   help="visual prompt (default auto: ensemble; llava needs the chat model's box, which this "
-                        "command does not ask for yet)")
+                   help="visual prompt (default auto: llava when the chat model is LLaVA-1.5, which is asked "
+                        "for the box as it was trained on RefCOCO and votes with CLIP; else ensemble)")
     f.add_argument("--top", type=int, default=3, metavar="K", help="regions to return, 1..32 (default 3)")
     f.add_argument("--margin", type=float, default=1.0, metavar="M",
                    help="ambiguous when another place scores within M logits of the best (default 1.0)")
@@ -77,19 +77,15 @@ def _sam(assistant, no_sam: bool) -> bool:
 def run_find(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import checked, stderr_progress, tool_session
-    from chat.errors import UserError
     from chat.toolbox import TOOLS, ToolContext
     from tools.grounding import PHRASE
 
     request = checked("find", {"phrase": args.phrase, "method": args.method, "top_k": args.top,
                                "margin": args.margin}, None, PHRASE)
-    if request.method == "llava":  # before any model loads
-        raise UserError("--method llava needs the chat model's box for the phrase, which 'mmchat find' does not "
-                        "ask for yet; use auto, ensemble, circle, blur or grey.")
     config = load(args)
     image = open_image(args.image, config)
     assistant = Assistant(config, progress=stderr_progress)
-    settings = {"model": args.model, "sam": _sam(assistant, args.no_sam)}
+    settings = {"model": args.model, "sam": _sam(assistant, args.no_sam), "place_marker": False}
     ctx = ToolContext(assistant, tool_session(image), settings=settings)
     out = TOOLS["find"].run(ctx, request)
     result = out.data["result"]

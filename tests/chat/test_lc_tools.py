@@ -48,7 +48,7 @@ def test_one_structured_tool_per_tool_with_the_typed_schema(tools):
     ("remove", {"target": "   "}, "Invalid target for remove: the target is empty; say what to do, e.g. 'the dog'"),
     ("remove", {"steps": 0}, "Invalid steps for remove: input should be greater than or equal to 1"),
     ("remove", {"seed": "lucky"}, "Invalid seed for remove: input should be a valid integer"),
-    ("remove", {"instruction": "erase"}, "'instruction' is not an argument of remove (it takes target, steps, seed, image)."),
+    ("remove", {"instruction": "erase"}, "'instruction' is not an argument of remove (it takes target, steps, seed, choice, image)."),
 ])
 def test_schemas_reject_bad_arguments_with_clear_messages(tools, name, arguments, message):
     with pytest.raises(ValidationError):
@@ -86,8 +86,10 @@ def test_an_edit_adds_a_version_with_its_parent(tools, session):
     assert session.version(again.new_versions[0]).parent == "img1.v1"
 
 
-def test_remove_needs_a_marker_and_generate_makes_a_new_image(tools, session):
-    assert "click on it in img1 first" in run_tool(tools["remove"], {"target": "the dog"}).text
+def test_remove_needs_a_marker_or_a_name_and_generate_makes_a_new_image(tools, session):
+    assert "Say what to remove" in run_tool(tools["remove"], {}).text  # no marker, nothing named
+    named = run_tool(tools["remove"], {"target": "the dog", "steps": 1})  # found instead: asked or removed
+    assert named.ok and (named.new_versions == ["img1.v2"] or "which one" in named.text)
     out = run_tool(tools["generate"], {"prompt": "a lighthouse", "width": 64, "height": 64, "seed": 3})
     assert out.ok and out.new_versions == ["img2.v1"] and out.arguments["seed"] == 3
     assert session.record("img2").name == "generated: a lighthouse" and session.active == "img2"

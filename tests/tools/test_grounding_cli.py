@@ -65,12 +65,17 @@ def test_find_text_output_and_method(capsys, tiny_dir, photo):
     (["x" * 201], "201 characters"),
     (["the cup", "--top", "0"], "top_k"),
     (["the cup", "--margin", "-1"], "margin"),
-    (["the cup", "--method", "llava"], "llava"),
 ])
 def test_find_bad_phrase_or_options_exit_2_with_one_line(capsys, photo, args, words):
     code, stdout, err = run(capsys, "find", photo, *args, "--config", TINY)
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and err.startswith("mmchat: ") and words in err
+
+
+def test_find_llava_asks_the_chat_model_and_refuses_an_unusable_box(capsys, tiny_dir, photo):
+    code, stdout, err = run(capsys, "find", photo, "the cup", "--method", "llava", "--config", TINY)
+    assert code == 2 and stdout == ""  # the tiny LLaVA-1.5 was asked (it loaded); its random box is empty
+    assert "[llava] loaded" in err and err.splitlines()[-1].startswith("mmchat: The chat model's box")
 
 
 def test_find_unreadable_image_exits_2_with_one_line(capsys, tmp_path):
@@ -107,3 +112,65 @@ def test_eval_grounding_errors_exit_2_with_one_line(capsys, tmp_path):
                  ["eval-grounding", "--make-synthetic", tmp_path / "s", "--n", "0"]):
         code, stdout, err = run(capsys, *argv)
         assert code == 2 and stdout == "" and err.count("\n") == 1 and err.startswith("mmchat: "), (argv, err)
+
+
+# -- editing what a phrase names --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def square(tmp_path_factory):
+    from PIL import ImageDraw
+
+    path = tmp_path_factory.mktemp("remove") / "square.png"
+    image = Image.fromarray(data.coffee()).resize((300, 200))
+    ImageDraw.Draw(image).rectangle((200, 120, 259, 179), fill=(30, 60, 220))
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("verb, words", [("remove", ["PHRASE", "--choice", "--steps", "--seed", "-o", "--json"]),
+                                         ("edit", ["--target", "--choice"])])
+def test_help_of_editing_by_words(capsys, verb, words):
+    code, out, _ = run(capsys, verb, "--help")
+    assert code == 0 and all(w.lower() in out.lower() for w in words)
+
+
+def test_remove_by_phrase_asks_when_ambiguous_then_edits_only_the_chosen_place(capsys, tiny_dir, square, tmp_path):
+    from tools.edit import feather_mask
+    from tools.grounding import box_mask
+
+    out = tmp_path / "out.png"
+    code, stdout, err = run(capsys, "remove", square, "the blue square", "--steps", "2", "--seed", "3", "-o", out,
+                            "--config", TINY)  # random weights: another place scores within the margin
+    candidates = tmp_path / "out.candidates.png"
+    last = err.splitlines()[-1]  # after the models' loading lines: one sentence
+    assert code == 2 and stdout == "" and not out.exists() and last.startswith("mmchat: ")
+    assert "More than one place could be 'the blue square'" in last and str(candidates) in last and "--choice" in last
+    assert Image.open(candidates).size == (300, 200)
+    code, stdout, err = run(capsys, "remove", square, "the blue square", "--steps", "2", "--seed", "3",
+                            "--choice", "2", "-o", out, "--config", TINY, "--json")
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert payload["mode"] == "remove" and payload["seed"] == 3 and len(payload["bbox"]) == 4
+    before = np.asarray(Image.open(square).convert("RGB"))
+    after = np.asarray(Image.open(out).convert("RGB"))
+    outside = feather_mask(box_mask(payload["bbox"], (300, 200)), 8, 6) == 0  # tools.mask_dilate/feather defaults
+    assert np.array_equal(before[outside], after[outside]) and not np.array_equal(before, after)
+
+
+def test_edit_with_a_target_repaints_the_found_place(capsys, tiny_dir, square, tmp_path):
+    out = tmp_path / "tiger.png"
+    code, stdout, err = run(capsys, "edit", square, "a tiger", "--target", "the blue square", "--choice", "1",
+                            "--steps", "2", "-o", out, "--config", TINY)
+    assert code == 0, err
+    assert stdout.startswith(f"{out} (inpaint, found at ") and Image.open(out).size == (300, 200)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["remove", "IMG", "", "-o", "x.png"], "empty"),
+    (["remove", "IMG", "the cup", "--choice", "0", "-o", "x.png"], "--choice"),
+    (["edit", "IMG", "a tiger", "--choice", "2", "-o", "x.png"], "give --target"),
+    (["edit", "IMG", "a tiger", "--target", "the cat", "--point", "3,4", "-o", "x.png"], "instead of --point"),
+])
+def test_editing_by_words_refuses_bad_input_in_one_line(capsys, square, tmp_path, argv, words):
+    argv = [str(square) if a == "IMG" else str(tmp_path / a) if a == "x.png" else a for a in argv]
+    code, stdout, err = run(capsys, *argv, "--config", TINY)
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and words in err

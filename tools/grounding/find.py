@@ -37,8 +37,8 @@ def resolve_method(method: str, box_from_model: BoxFromModel | None) -> str:
     if method == "auto":
         return "llava" if box_from_model is not None else "ensemble"
     if method == "llava" and box_from_model is None:
-        raise GroundingError("The llava method needs the chat model's box for the phrase, and none was given; "
-                             "use circle, blur, grey or ensemble.")
+        raise GroundingError("The llava method needs a chat model trained to give boxes (LLaVA-1.5), and this one "
+                             "is not; use circle, blur, grey or ensemble.")
     return method
 
 
