@@ -88,8 +88,8 @@ def test_an_edit_adds_a_version_with_its_parent(tools, session):
 
 def test_remove_needs_a_marker_or_a_name_and_generate_makes_a_new_image(tools, session):
     assert "Say what to remove" in run_tool(tools["remove"], {}).text  # no marker, nothing named
-    named = run_tool(tools["remove"], {"target": "the dog", "steps": 1})  # found instead: asked or removed
-    assert named.ok and (named.new_versions == ["img1.v2"] or "which one" in named.text)
+    named = run_tool(tools["remove"], {"target": "the dog", "steps": 1})  # found instead: a flat image has nothing
+    assert not named.ok and "could not find 'the dog'" in named.text and len(session.record().versions) == 1
     out = run_tool(tools["generate"], {"prompt": "a lighthouse", "width": 64, "height": 64, "seed": 3})
     assert out.ok and out.new_versions == ["img2.v1"] and out.arguments["seed"] == 3
     assert session.record("img2").name == "generated: a lighthouse" and session.active == "img2"
