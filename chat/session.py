@@ -66,6 +66,7 @@ class Message(BaseModel):
     content: str
     images: list[str] = []  # version ids shown with / referred to by this message
     trace: list[int] = []  # indices into Session.trace
+    markers: list[Marker] = []  # a user message: the markers its image had when it was sent (the page shows them)
 
 
 class Session(BaseModel):
