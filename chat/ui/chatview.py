@@ -21,6 +21,17 @@ QUEUED = "⏳ queued: answered after the current answer"
 STOPPED = "Stopped."
 
 
+def uses_image(text: str) -> bool:
+    """Whether a message is about an image: free text is; a command only when its tool reads one (not /help,
+    /generate)."""
+    if not text.startswith("/"):
+        return True
+    from chat.arguments import COMMANDS, IMAGE_TOOLS
+
+    command = COMMANDS.get(text[1:].split(" ", 1)[0].lower())
+    return bool(command and command[0] in IMAGE_TOOLS)
+
+
 def tool_message(entry: TraceEntry, pending: bool = False) -> dict:
     """A collapsible 'thought' bubble in the chat for one tool call."""
     if pending:
@@ -43,7 +54,7 @@ class ChatView:
 
     def user_content(self, session: Session, message: Message) -> list | str:
         text = message.content
-        if not message.images:
+        if not message.images or not uses_image(text):
             return text
         ids = ", ".join(message.images)
         caption = f"{text}\n\n_({ids})_" if text else f"_({ids})_"

@@ -87,9 +87,9 @@ def build(assistant, router=None) -> gr.Blocks:
                                                elem_id="upload", size="sm", variant="primary", scale=0, min_width=90)
                 with gr.Column(elem_id="stage"):
                     c.image = gr.Image(label=t("image"), type="pil", format="png", interactive=False, elem_id="image",
-                                       height=370, buttons=["fullscreen"], show_label=False)
+                                       height=350, buttons=["fullscreen"], show_label=False)
                     c.drop = gr.File(label=t("drop"), file_types=["image"], file_count="multiple", elem_id="drop",
-                                     height=370)
+                                     height=350)
                 with gr.Column(elem_id="strips-box", visible=False) as c.strips_box:
                     with gr.Row(elem_id="strips", equal_height=True):
                         c.thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=4, height="auto",
@@ -174,9 +174,10 @@ def build(assistant, router=None) -> gr.Blocks:
                                                elem_id="tool-trace", max_height=260,
                                                column_widths=["5%", "9%", "30%", "8%", "26%", "22%"])
             with gr.Column(scale=5, elem_id="talk", min_width=320):
-                c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 215px)",
+                c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 232px)",
                                     min_height=300, buttons=["copy", "copy_all"], show_label=False,
-                                    placeholder=t("chat_empty"), feedback_options=None)
+                                    placeholder=t("chat_empty"), feedback_options=None,
+                                    allow_file_downloads=False)
                 c.chat_input = gr.MultimodalTextbox(label=t("chat_input"), placeholder=t("chat_placeholder"),
                                                     file_types=["image"], file_count="multiple", elem_id="chat-input",
                                                     show_label=False, autofocus=True)

@@ -200,4 +200,5 @@ def _switched(view: View) -> View:
 
 def _summary(session: Session) -> str:
     versions = sum(len(r.versions) for r in session.images.values())
-    return f"{len(session.images)} image(s), {versions} version(s), {len(session.messages)} message(s)."
+    return (f"{views.count(len(session.images), 'image')}, {views.count(versions, 'version')}, "
+            f"{views.count(len(session.messages), 'message')}.")

@@ -19,7 +19,7 @@ from chat.errors import UserError, describe
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
-from chat.ui.chatview import STOPPED, queued_message, tool_message
+from chat.ui.chatview import STOPPED, queued_message, tool_message, uses_image
 from chat.ui.context import BUSY_SECONDS, Page
 from chat.ui.progress import listen, progress_line
 from chat.ui.views import View
@@ -82,6 +82,8 @@ class TurnRunner:
                 try:
                     yield from self._answer(session_id, item)
                 except UserError as exc:  # refused before it started: said, and the next one goes on
+                    if not running.waiting(session_id):
+                        raise
                     sentence = describe(exc)
                     view = View(session_id=session_id, status=f"⚠ {sentence}", warnings=[sentence],
                                 busy=bool(running.waiting(session_id)))
@@ -171,7 +173,8 @@ class TurnRunner:
         pinned = (arguments or {}).get("image")  # Regenerate: the version the turn is about again
         about = pinned if isinstance(pinned, str) and VERSION_ID.fullmatch(pinned) else (
             session.record().current_id if session.active else None)
-        state = _TurnState(base=base, user={"role": "user", "content": f"{text}\n\n_({about})_" if about else text},
+        shown = f"{text}\n\n_({about})_" if about and uses_image(text) else text
+        state = _TurnState(base=base, user={"role": "user", "content": shown},
                            tab=tab)
         asked = len(session.messages)  # the router adds the user message there
         try:

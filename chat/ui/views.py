@@ -275,6 +275,11 @@ def score_rows(result: Any = None, summary: str = "") -> list[list]:
 
 
 # -- status -------------------------------------------------------------------------------------
+def count(n: int, word: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def status_text(message: str, fraction: float | None = None) -> str:
     if fraction is None:
         return message
