@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from typing import Callable
 
 import gradio as gr
@@ -110,13 +111,30 @@ def _with_request(fn: Callable, run: Callable) -> Callable:
     functools.update_wrapper(run, fn)
     signature = inspect.signature(fn)
     parameters = list(signature.parameters.values())
-    parameters.append(inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=gr.Request))
+    # Gradio fills only positional parameters: the request comes last, after the inputs.
+    parameters.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=gr.Request))
     run.__signature__ = signature.replace(parameters=parameters)
+    # Gradio finds the request by its type hint (typing.get_type_hints reads __annotations__, which
+    # update_wrapper copied from fn, without it).
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        hints = {}
+    run.__annotations__ = {**hints, "request": gr.Request}
     return run
+
+
+def _split(args: tuple, request) -> tuple[tuple, gr.Request | None]:
+    """The inputs and the request Gradio put after them."""
+    if request is None and args and isinstance(args[-1], gr.Request):
+        return args[:-1], args[-1]
+    return args, request
 
 
 def plain(outputs: Outputs, fn: Callable[..., View]) -> Callable:
     def run(*args, request: gr.Request = None):
+        args, request = _split(args, request)
         lang = language(request)
         try:
             return outputs.render(fn(*args), lang)
@@ -128,6 +146,7 @@ def plain(outputs: Outputs, fn: Callable[..., View]) -> Callable:
 
 def stream(outputs: Outputs, fn: Callable) -> Callable:
     def run(*args, request: gr.Request = None):
+        args, request = _split(args, request)
         lang = language(request)
         try:
             for view in fn(*args):

@@ -29,7 +29,9 @@ def _compiled() -> list[tuple[re.Pattern, str, tuple[bool, ...]]]:
             last = match.end()
         pattern += re.escape(english[last:])
         out.append((re.compile(pattern + r"\Z", re.DOTALL), japanese, tuple(flags)))
-    return out
+    # The most specific key first: "({size}, {n} markers)" before "({size})", which would match it too.
+    fixed = {id(item): len(_FIELD.sub("", english)) for item, english in zip(out, JA)}
+    return sorted(out, key=lambda item: -fixed[id(item)])
 
 
 def _one(sentence: str) -> str | None:

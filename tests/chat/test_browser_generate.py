@@ -41,6 +41,7 @@ def page(served):
         page.wait_for_selector("#tools")
         tab(page, "Generate")
         page.wait_for_selector("#sketch canvas")
+        page.wait_for_selector("#sketch button[aria-label='Brush'][data-mm-picked]")  # the page picked it
         yield page
         browser.close()
 
