@@ -174,7 +174,7 @@ def build(assistant, router=None) -> gr.Blocks:
                                                elem_id="tool-trace", max_height=260,
                                                column_widths=["5%", "9%", "30%", "8%", "26%", "22%"])
             with gr.Column(scale=5, elem_id="talk", min_width=320):
-                c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 232px)",
+                c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 250px)",
                                     min_height=300, buttons=["copy", "copy_all"], show_label=False,
                                     placeholder=t("chat_empty"), feedback_options=None,
                                     allow_file_downloads=False)

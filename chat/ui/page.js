@@ -76,6 +76,11 @@
 
   // 4. The current version (its caption starts with ★) is framed in the versions strip.
   const frame = () => {
+    const image = document.getElementById('image');  // focusable, so that keys can place markers
+    if (image && image.tabIndex < 0) {
+      image.tabIndex = 0;
+      image.setAttribute('aria-label', 'Image: arrow keys move the cursor, Enter places a marker');
+    }
     document.querySelectorAll('#versions .thumbnail-item').forEach((item) => {
       const caption = item.querySelector('.caption-label');
       item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));

@@ -24,7 +24,8 @@ def _compiled() -> list[tuple[re.Pattern, str, tuple[bool, ...]]]:
     for english, japanese in JA.items():
         pattern, flags, last = "", [], 0
         for match in _FIELD.finditer(english):
-            pattern += re.escape(english[last:match.start()]) + f"(?P<{match.group(2)}>.+?)"
+            # a field never runs over the end of a sentence into the next one
+            pattern += re.escape(english[last:match.start()]) + f"(?P<{match.group(2)}>(?:(?![.!?]\\s+[A-Z]).)+?)"
             flags.append(bool(match.group(1)))
             last = match.end()
         pattern += re.escape(english[last:])

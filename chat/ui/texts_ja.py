@@ -20,6 +20,9 @@ JA_WORDS: dict[str, str] = {
     "Done.": "完了しました。",
     "Untitled": "無題",
     "New session": "新しいセッション",
+    # marker shapes and colours (as the toolbar names them)
+    "circle": "円", "ellipse": "楕円", "box": "四角", "arrow": "矢印", "cross": "バツ", "point": "点",
+    "red": "赤", "green": "緑", "blue": "青", "yellow": "黄", "purple": "紫",
 }
 
 JA: dict[str, str] = {
@@ -50,11 +53,11 @@ JA: dict[str, str] = {
     "Added {ids}. Click the image to mark a spot.": "{ids} を追加しました。画像をクリックすると印を付けられます。",
     "Added {ids}. ({notes}) Click the image to mark a spot.":
         "{ids} を追加しました。({notes})画像をクリックすると印を付けられます。",
-    "Marker {n} ({shape}, {color}) at ({x}, {y}) on {image}.": "{image} の ({x}, {y}) にマーカー {n}({shape}、{color})を置きました。",
+    "Marker {n} ({shape}, {color}) at ({x}, {y}) on {image}.": "{image} の ({x}, {y}) にマーカー {n}({t:shape}、{t:color})を置きました。",
     "Marker {n} ({shape}, {color}) fitted around the object SAM found under {clicks} on {image}.":
-        "{image} で SAM が見つけた物体({clicks})を囲むマーカー {n}({shape}、{color})を置きました。",
+        "{image} で SAM が見つけた物体({clicks})を囲むマーカー {n}({t:shape}、{t:color})を置きました。",
     "Marker {n} ({shape}, {color}) refined around the object SAM found under {clicks} on {image}.":
-        "{image} で SAM が見つけた物体({clicks})に合わせてマーカー {n}({shape}、{color})を修正しました。",
+        "{image} で SAM が見つけた物体({clicks})に合わせてマーカー {n}({t:shape}、{t:color})を修正しました。",
     "Ask about it, score it or edit it.": "質問・採点・編集ができます。",
     "{version} is now the current version.": "{version} を現在のバージョンにしました。",
     "Current version: {version}, made from {parent} ({t:note}).": "現在のバージョン: {version}({parent} から作成、{t:note})。",

@@ -88,11 +88,14 @@ def click_image(page, fx: float, fy: float) -> None:
     page.wait_for_function("(old) => document.querySelector('#image img').src !== old", arg=old)
 
 
-def ask(page, text: str) -> None:
+def ask(page, text: str, ready: str = "Ready") -> None:
+    """Send a message and wait for the end of its answer (the status line says Ready, Stop is idle again)."""
+    before = page.locator("#chat").inner_text()
     page.fill("#chat-input textarea", text)
     page.press("#chat-input textarea", "Enter")
-    page.wait_for_function("() => document.querySelector('#stop').disabled")  # the turn is over
-    page.wait_for_function("() => !document.querySelector('#status').innerText.includes('…')")
+    page.wait_for_function("(b) => document.querySelector('#chat').innerText !== b", arg=before)
+    page.wait_for_function("(r) => document.querySelector('#status').innerText.includes(r)"
+                           " && document.querySelector('#stop').disabled", arg=ready, timeout=90_000)
 
 
 def tab(page, name: str) -> None:
@@ -116,13 +119,14 @@ def test_one_screen_at_1440x900(served, browser, photo):
         click_image(page, 0.3, 0.35)  # the cat's eye
         ask(page, "What is in the red circle?")
         heights = {"after a turn": page.evaluate(HEIGHT)}
+        where = {s: bottom(page, s) for s in ("#work", "#chat", "#chat-input", "#status", "#talk")}
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "page-1440x900.png"))
         for name in ("Score", "Generate", "Compare", "Trace", "Edit"):
             tab(page, name)
             heights[name] = page.evaluate(HEIGHT)
         print(f"\npage height at 1440x900: {heights}")
-        assert all(h <= 900 for h in heights.values()), heights
+        assert all(h <= 900 for h in heights.values()), (heights, where)
         # Image and chat side by side; chat input, Stop and the status line in the window.
         work, talk = page.locator("#work").bounding_box(), page.locator("#talk").bounding_box()
         assert work["x"] + work["width"] <= talk["x"] + 1
@@ -143,9 +147,8 @@ def test_keyboard_places_a_marker_and_new_session_asks_first(served, browser, ph
         new_session(page)
         upload(page, photo)
         old = page.locator("#image img").first.get_attribute("src")
-        page.locator("#image img").first.evaluate("i => { (i.closest('[tabindex]') || i).focus(); }")
-        page.locator("#image").first.focus() if not page.evaluate(
-            "() => !!document.activeElement.closest('#image')") else None
+        page.focus("#image")  # as with Tab: the image takes the focus, a cursor shows where Enter will mark
+        assert page.locator(".mm-cursor").first.is_visible()
         page.keyboard.press("ArrowRight")
         page.keyboard.press("Enter")
         page.wait_for_function("(old) => document.querySelector('#image img').src !== old", arg=old)
@@ -189,10 +192,10 @@ def test_japanese_page(served, browser, photo):
         upload(page, photo)
         page.wait_for_function("() => document.querySelector('#status').innerText.includes('追加')")
         click_image(page, 0.3, 0.35)
-        ask(page, "/help")
+        ask(page, "/help", ready="準備完了")
         chat = page.locator("#chat").inner_text()
         assert "コマンド" in chat and "Commands" not in chat, chat[:300]
-        assert "準備完了" in page.locator("#status").inner_text()
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('準備完了')")
         assert "現在のバージョン" in page.locator("#versions-note").inner_text()
         tab(page, "実行記録")
         headers = page.locator("#tool-trace thead").inner_text()
