@@ -191,6 +191,8 @@ def test_stop_ends_the_stream(served, page):
         assert chat_text(page) == stopped, "no more text after Stop"
         assert "Error" not in page.inner_text("body"), "no error badge anywhere after Stop"
         assert "Tell me a long story. This is a scripted answer with several words" not in stopped
+        assert "Stopped." in stopped, "the chat itself says the answer was stopped"
+        assert page.locator("#stop").is_disabled(), "Stop looks idle again"
     finally:
         router.delay = 0.1
     deadline = time.time() + 5
