@@ -262,7 +262,7 @@ class TurnRunner:
         if state.tab:
             view.tabs[state.tab] = outcome or ("✓ " + (state.answer.strip().splitlines() or ["Done."])[-1])
             if note and not outcome:
-                view.tabs[state.tab] += " " + note
+                view.tabs[state.tab] += "\n\n" + note  # its own line under the result
         view.busy = bool(page.running.waiting(session.id))
         view.revision = views.revision(session)
         return view

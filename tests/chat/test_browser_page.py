@@ -125,6 +125,14 @@ def test_one_screen_at_1440x900(served, browser, photo):
         for name in ("Score", "Generate", "Compare", "Trace", "Edit"):
             tab(page, name)
             heights[name] = page.evaluate(HEIGHT)
+        # One label with CLIP: the result and why it is 1.00 in the tab, the page still one screen.
+        tab(page, "Score")
+        page.fill("#labels textarea, #labels input", "cat")
+        page.click("#score")
+        page.wait_for_function("() => document.querySelector('#score-status').innerText.includes('SigLIP')")
+        assert "cat 1.00" in page.locator("#score-status").inner_text()
+        heights["one-label score"] = page.evaluate(HEIGHT)
+        tab(page, "Edit")
         print(f"\npage height at 1440x900: {heights}")
         assert all(h <= 900 for h in heights.values()), (heights, where)
         # Image and chat side by side; chat input, Stop and the status line in the window.
