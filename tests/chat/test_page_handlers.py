@@ -146,3 +146,47 @@ def test_12_japanese_fixed_text():
                     "multiples of 8).", "Stopped."):
         japanese = translate(english, "ja")
         assert japanese != english and not any(w in japanese for w in ("Ready", "marker", "Type", "Note")), japanese
+
+
+def _red(image: Image.Image):
+    import numpy as np
+
+    a = np.asarray(image.convert("RGB")).astype(int)
+    return (a[..., 0] > 180) & (a[..., 1] < 80) & (a[..., 2] < 80)
+
+
+def test_20_markers_on_a_panorama_are_as_thick_as_on_a_photo():
+    """The ring drawn on a 4000x1000 panorama's display copy is about as thick as on a 4:3 photo's."""
+    import numpy as np
+
+    from chat.ui.views import display_scale, draw_for_screen, to_display
+    from tools.markers import Marker
+
+    def thickness(size):
+        shown = to_display(Image.new("RGB", size, (90, 90, 90)))
+        scale = display_scale(size)
+        marker = Marker(x=size[0] // 2, y=size[1] // 2, radius=size[1] // 4)
+        row = _red(draw_for_screen(shown, [marker], scale))[shown.height // 2]
+        return int(np.count_nonzero(row)) / 2  # the ring crosses the middle row twice
+
+    panorama, photo = thickness((4000, 1000)), thickness((1600, 1200))
+    assert panorama >= 3 and panorama >= 0.5 * photo, (panorama, photo)
+
+
+def test_8_sam_clicks_and_mask_are_drawn():
+    """Include clicks are green dots, exclude clicks red ones, and the object's mask is tinted."""
+    import numpy as np
+
+    from chat.ui.views import draw_for_screen
+    from tools.markers import Marker
+
+    base = Image.new("RGB", (400, 300), (128, 128, 128))
+    mask = np.zeros((300, 400), dtype=bool)
+    mask[100:200, 100:250] = True
+    marker = Marker(x=175, y=150, shape="ellipse", bbox=(100, 100, 250, 200), clicks=[(150, 150, True), (300, 60, False)])
+    drawn = np.asarray(draw_for_screen(base, [marker], 1.0, masks={0: mask})).astype(int)
+    green = drawn[150, 150]
+    assert green[1] > 150 and green[0] < 60, green  # the include dot
+    assert drawn[60, 300][0] > 180 and drawn[60, 300][1] < 80 or drawn[60, 300].tolist() == [255, 255, 255]
+    assert (drawn[120, 200] != 128).any(), "the mask is tinted"
+    assert (drawn[250, 50] == 128).all(), "outside the mask and markers: untouched"
