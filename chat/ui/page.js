@@ -71,7 +71,9 @@
     }
   };
   document.addEventListener('click', (event) => {
-    if (event.target.closest && event.target.closest('#tools button[role="tab"]')) { setTimeout(brush, 150); }
+    if (event.target.closest && event.target.closest('#tools button[role="tab"]')) {
+      [150, 600, 1500, 3000].forEach((ms) => setTimeout(brush, ms));  // the pad may render late
+    }
   });
 
   // 4. The current version (its caption starts with ★) is framed in the versions strip.
@@ -86,7 +88,7 @@
       item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));
     });
   };
-  new MutationObserver(frame).observe(document.body, { childList: true, subtree: true, characterData: true });
+  new MutationObserver(() => { frame(); brush(); }).observe(document.body, { childList: true, subtree: true, characterData: true });
 
   // 5. The chat box has the focus when the page opens.
   const focus = () => document.querySelector('#chat-input textarea')?.focus();
