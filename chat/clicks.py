@@ -101,6 +101,38 @@ def place_points(config, registry, image: Image.Image, points: Sequence[tuple[in
     return Placed(markers, masks, note)
 
 
+@dataclass
+class Clicked:
+    """What one click on an image makes: its marker, whether it replaces the image's last marker (a SAM object
+    refined), a note (why SAM was not used), and the SAM mask of the object (None in circle mode)."""
+
+    marker: Marker
+    refined: bool = False
+    note: str | None = None
+    mask: np.ndarray | None = None
+
+
+def click_object(config, registry, markers: Sequence[Marker], image: Image.Image, click: Marker, *,
+                 negative: bool = False, new_object: bool = True) -> Clicked:
+    """:func:`click_marker` with the object's mask (the page draws it)."""
+    latest = markers[-1] if markers and markers[-1].clicks else None
+    if config.tools.click_region != "sam":
+        if negative:
+            raise UserError("Exclude clicks need SAM regions; set tools.click_region: sam in the config to use them.")
+        return Clicked(click)
+    if negative and latest is None:
+        raise UserError("There is no object to exclude from yet; click on the object with 'New object' first.")
+    sam, note = sam_bundle(config, registry)
+    if sam is None:
+        if negative:
+            raise UserError(note or "SAM could not be used.")
+        return Clicked(click, note=note)
+    refine = latest is not None and (negative or not new_object)
+    clicks = (list(latest.clicks) if refine else []) + [(click.x, click.y, not negative)]
+    marker, mask = sam_marker(sam, image, clicks, click.shape, click.color)
+    return Clicked(marker, refine, None, mask)
+
+
 def click_marker(config, registry, markers: Sequence[Marker], image: Image.Image, click: Marker, *,
                  negative: bool = False, new_object: bool = True) -> tuple[Marker, bool, str | None]:
     """The marker one click on an image makes: ``(marker, replaces the image's last marker, note)``.
@@ -109,22 +141,8 @@ def click_marker(config, registry, markers: Sequence[Marker], image: Image.Image
     SAM mode: a new object (``new_object``), or the last SAM object refined by the click, included or
     ``negative`` (excluded); the marker is fitted around the new mask in the chosen shape.
     """
-    latest = markers[-1] if markers and markers[-1].clicks else None
-    if config.tools.click_region != "sam":
-        if negative:
-            raise UserError("Exclude clicks need SAM regions; set tools.click_region: sam in the config to use them.")
-        return click, False, None
-    if negative and latest is None:
-        raise UserError("There is no object to exclude from yet; click on the object with 'New object' first.")
-    sam, note = sam_bundle(config, registry)
-    if sam is None:
-        if negative:
-            raise UserError(note or "SAM could not be used.")
-        return click, False, note
-    refine = latest is not None and (negative or not new_object)
-    clicks = (list(latest.clicks) if refine else []) + [(click.x, click.y, not negative)]
-    marker, _ = sam_marker(sam, image, clicks, click.shape, click.color)
-    return marker, refine, None
+    done = click_object(config, registry, markers, image, click, negative=negative, new_object=new_object)
+    return done.marker, done.refined, done.note
 
 
 def describe_click(marker: Marker, refined: bool = False) -> str:
@@ -138,4 +156,4 @@ def describe_click(marker: Marker, refined: bool = False) -> str:
     return text + ("s" if kept != 1 else "") + (f", {cut} excluded" if cut else "")
 
 
-__all__ = ["Placed", "click_marker", "click_radius", "describe_click", "place_points", "sam_bundle", "sam_marker"]
+__all__ = ["Clicked", "Placed", "click_marker", "click_object", "click_radius", "describe_click", "place_points", "sam_bundle", "sam_marker"]

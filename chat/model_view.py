@@ -26,7 +26,8 @@ from chat.toolbox.chat_model import IMAGE_SIDE, image_content
 
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
           "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
-          "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n].")
+          "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n]. "
+          "Answer in the language the user writes in.")
 TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
 DEFAULT_MAX_IMAGES = 3  # a chat model without models.<name>.max_images: this turn's image and 2 earlier ones
 

@@ -73,6 +73,7 @@ class Message(BaseModel):
     # free text, routed again); ``arguments``: its arguments, ``image`` pinned to the version it was about.
     action: str | None = None
     arguments: dict[str, Any] = {}
+    markers: list[Marker] = []  # a user message: the markers its image had when it was sent (the page shows them)
 
 
 class Overlay(BaseModel):

@@ -193,6 +193,18 @@ class SessionStore:
             self._cache.pop(session_id, None)
             self._written.pop(session_id, None)
 
+    def delete(self, session_id: str) -> None:
+        """Remove a session for good: its folder (images, originals), its exports and its index row."""
+        import shutil
+
+        folder = self._dir(session_id)
+        self.forget(session_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        for export in (self.root / "exports").glob(f"{session_id}-*.zip"):
+            export.unlink(missing_ok=True)
+        with self._db() as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
     # -- export / import ------------------------------------------------------------------
     def export_zip(self, session: Session) -> Path:
         """A zip with session.json, conversation.md, trace.json and every image version."""

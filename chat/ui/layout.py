@@ -1,276 +1,227 @@
-"""The page: components (with the elem_ids of DESIGN.md) and the wiring of events to the handlers.
+"""The page: one working screen. The image (a drop target while the session has none) with a compact toolbar,
+its images and versions strips, and the tool tabs (Edit, Score, Generate, Compare, Trace) on the left; the
+chat on the right; sessions in a side panel. Below 900 px wide the columns stack, the chat right after the
+picture. Components keep the elem_ids of DESIGN.md.
 
-Every action has a stable ``api_name`` so gradio_client can drive it; clicks on the image and the
-galleries (``.select``, which clients cannot send) have API twins fed by hidden inputs.
+Every action has a stable ``api_name`` so gradio_client can drive it; clicks on the image, the galleries and
+the chat's links (``.select`` and script events, which clients cannot send) have API twins fed by hidden inputs.
+The wiring of events to handlers is in :mod:`chat.ui.wiring`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from pathlib import Path
 
 import gradio as gr
 
-from chat.errors import describe
 from chat.ui.handlers import CLICK_MODES, COLORS, SHAPES, Handlers
 from chat.ui.i18n import I18N, t
-from chat.ui.views import SCORE_HEADERS, TRACE_HEADERS, View
+from chat.ui.views import SCORE_HEADERS, TRACE_HEADERS
 
-CSS = """
-#status { min-height: 1.6em; font-family: ui-monospace, monospace; }
-#image img { cursor: crosshair; }
-#api-inputs { display: none !important; }
-"""
+HERE = Path(__file__).parent
+CSS = (HERE / "page.css").read_text(encoding="utf-8")
+JS = (HERE / "page.js").read_text(encoding="utf-8")
+SIZES = ["512x512", "768x512", "512x768", "640x448", "448x640"]
 
 
 def launch_options() -> dict:
     """Keyword arguments for ``app.launch`` that belong to the page (Gradio 6 takes them there)."""
-    return {"i18n": I18N, "css": CSS}
+    return {"i18n": I18N, "css": CSS, "js": JS}
 
 
-class _Outputs:
-    """The components every handler may update, in a fixed order, and View -> output values."""
-
-    def __init__(self, **components):
-        self.names = list(components)
-        self.components = list(components.values())
-
-    def render(self, view: View) -> tuple:
-        for warning in view.warnings:
-            gr.Warning(warning)
-        values = {
-            "sid": view.session_id if view.session_id else gr.skip(),
-            "image": view.image if view.image is not None else (None if view.clear_image else gr.skip()),
-            "thumbs": view.thumbs if view.thumbs is not None else gr.skip(),
-            "versions": view.versions if view.versions is not None else gr.skip(),
-            "chat": view.chat if view.chat is not None else gr.skip(),
-            "status": view.status if view.status is not None else gr.skip(),
-            "trace": view.trace if view.trace is not None else gr.skip(),
-            "plot": (view.plot or None) if view.plot is not None else gr.skip(),
-            "scores": view.scores if view.scores is not None else gr.skip(),
-            "export": (view.export or None) if view.export is not None else gr.skip(),
-            "compare_left": _picker(view.compare, "left"),
-            "compare_right": _picker(view.compare, "right"),
-            "compare": (view.compare.images if view.compare.images else None) if view.compare else gr.skip(),
-            "download": (view.download or None) if view.download is not None else gr.skip(),
-            "chat_input": None if view.clear_input else gr.skip(),
-        }
-        return tuple(values[name] for name in self.names)
-
-    def error(self, exc: BaseException) -> tuple:
-        sentence = describe(exc)
-        gr.Warning(sentence)
-        return self.render(View(status=f"⚠ {sentence}"))
-
-
-def _picker(compare, side: str):
-    """A version picker of the compare view: its choices and the picked version (skip: leave as is)."""
-    if compare is None:
-        return gr.skip()
-    return gr.update(choices=compare.choices, value=getattr(compare, side))
-
-
-def _plain(outputs: _Outputs, fn: Callable[..., View]) -> Callable:
-    @functools.wraps(fn)  # the handler's parameter names become the API's
-    def run(*args):
-        try:
-            return outputs.render(fn(*args))
-        except Exception as exc:  # noqa: BLE001 - one sentence, nothing lost
-            return outputs.error(exc)
-
-    return run
-
-
-def _stream(outputs: _Outputs, fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def run(*args):
-        try:
-            for view in fn(*args):
-                yield outputs.render(view)
-        except Exception as exc:  # noqa: BLE001 - one sentence, nothing lost
-            yield outputs.error(exc)
-
-    return run
+class Page:
+    """The page's components, by name (the wiring reads them from here)."""
 
 
 def build(assistant, router=None) -> gr.Blocks:
+    from chat.ui.wiring import wire
+
     h = Handlers(assistant, router=router)
-    with gr.Blocks(title="mmchat") as app:
-        sid = gr.State(None)
-        browser_sid = gr.BrowserState(None, storage_key="mmchat-session", secret="mmchat-session-id")
-        gr.Markdown(t("title"))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                image = gr.Image(label=t("image"), type="pil", format="png", interactive=False, elem_id="image",
-                                 height=520, buttons=["download", "fullscreen"])
-                with gr.Row():
-                    shape = gr.Radio([(t(f"shape_{s}"), s) for s in SHAPES], value="circle",
-                                     label=t("marker_shape"), elem_id="marker-shape")
-                    color = gr.Radio([(t(f"color_{c}"), c) for c in COLORS], value="red",
-                                     label=t("marker_color"), elem_id="marker-color")
-                click_mode = gr.Radio([(t(f"click_{m}"), m) for m in CLICK_MODES], value="new", label=t("click_mode"),
-                                      info=t("click_mode_info"), elem_id="click-mode")
-                with gr.Row():
-                    undo = gr.Button(t("undo_marker"), elem_id="undo-marker", size="sm")
-                    clear = gr.Button(t("clear_markers"), elem_id="clear-markers", size="sm")
-                    upload = gr.UploadButton(t("upload"), file_types=["image"], file_count="multiple",
-                                             elem_id="upload", size="sm", variant="primary")
-                thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=6, height=150, fit_columns=False,
-                                    object_fit="contain", allow_preview=False, interactive=False, format="png")
-            with gr.Column(scale=5):
-                chat = gr.Chatbot(label=t("chat"), elem_id="chat", height=520, buttons=["copy", "copy_all"])
-                chat_input = gr.MultimodalTextbox(label=t("chat_input"), placeholder=t("chat_placeholder"),
-                                                  file_types=["image"], file_count="multiple", elem_id="chat-input",
-                                                  show_label=False)
-                with gr.Row():
-                    stop = gr.Button(t("stop"), elem_id="stop", variant="stop", size="sm")
-                    regenerate = gr.Button(t("regenerate"), elem_id="regenerate", size="sm")
-                    clear_chat = gr.Button(t("clear_chat"), elem_id="clear-chat", size="sm")
-                    new_session = gr.Button(t("new_session"), elem_id="new-session", size="sm")
-                status = gr.Markdown("", elem_id="status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                gr.Markdown("### " + t("edit"))
-                instruction = gr.Textbox(label=t("edit_instruction"), placeholder=t("edit_placeholder"),
-                                         elem_id="edit-instruction")
-                with gr.Row():
-                    edit = gr.Button(t("edit_button"), elem_id="edit", variant="primary", size="sm")
-                    remove = gr.Button(t("remove_button"), elem_id="remove", size="sm")
-                    som = gr.Button(t("som"), elem_id="som", size="sm")
-                versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=4, height=220,
-                                      fit_columns=False, object_fit="contain", allow_preview=False,
-                                      interactive=False, format="png", buttons=["download"])
-                download = gr.DownloadButton(t("download_version"), elem_id="download-version", size="sm")
-                with gr.Row():
-                    export = gr.Button(t("export"), elem_id="export", size="sm")
-                    export_file = gr.DownloadButton(t("export_file"), elem_id="export-file", size="sm")
-                    import_file = gr.UploadButton(t("import"), file_types=[".zip"], elem_id="import", size="sm")
-            with gr.Column(scale=5):
-                gr.Markdown("### " + t("score"))
-                with gr.Row():
-                    labels = gr.Textbox(label=t("labels"), placeholder=t("labels_placeholder"), elem_id="labels",
-                                        scale=4)
-                    model = gr.Radio(["clip", "siglip"], value="clip", label=t("score_model"), elem_id="score-model",
-                                     scale=2)
-                score = gr.Button(t("score"), elem_id="score", size="sm")
-                plot = gr.Image(label=t("score_plot"), type="pil", format="png", interactive=False,
-                                elem_id="score-plot", height=260)
-                scores = gr.Dataframe(headers=SCORE_HEADERS, label=t("score_table"), interactive=False,
-                                      elem_id="score-table", max_height=200)
-        with gr.Accordion(t("compare"), open=True, elem_id="compare-panel"):
+    sam = h.sam_mode
+    steps_default = assistant.config.tools.edit_steps
+    c = Page()
+    with gr.Blocks(title="mmchat", fill_width=True) as app:
+        c.sid = gr.State(None)
+        c.rev = gr.State(None)  # what this tab shows of the session (two tabs on one session stay in step)
+        c.confirm_kind = gr.State("")
+        c.browser_sid = gr.BrowserState(None, storage_key="mmchat-session", secret="mmchat-session-id")
+        c.timer = gr.Timer(2.0)
+
+        with gr.Sidebar(open=False, elem_id="sessions-panel", width=300):
+            gr.Markdown(t("sessions_heading"))
+            c.sessions = gr.Radio([], label=t("sessions"), elem_id="session-list", container=False)
+            c.rename = gr.Textbox(label=t("session_name"), elem_id="session-name", max_lines=1)
             with gr.Row():
-                compare_left = gr.Dropdown([], value=None, label=t("compare_left"), elem_id="compare-left")
-                compare_right = gr.Dropdown([], value=None, label=t("compare_right"), elem_id="compare-right")
-            compare = gr.ImageSlider(label=t("compare_slider"), type="filepath", format="png", interactive=False,
-                                     elem_id="compare", max_height=520, buttons=["fullscreen"])
-        with gr.Accordion(t("generate"), open=True, elem_id="generate-panel"):
-            with gr.Row(equal_height=False):
-                sketch = gr.Sketchpad(label=t("sketch"), type="pil", image_mode="RGB", canvas_size=(512, 512),
-                                      fixed_canvas=True, height=340, elem_id="sketch", layers=False,
-                                      transforms=(), brush=gr.Brush(colors=["#000000"], default_size=6,
-                                                                    color_mode="fixed"))
-                with gr.Column():
-                    prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
-                                        elem_id="generate-prompt")
-                    with gr.Row():
-                        seed = gr.Textbox(label=t("generate_seed"), value="", placeholder=t("generate_seed_random"),
-                                          elem_id="generate-seed")  # empty: a random seed (a Number shows 0)
-                        size = gr.Dropdown(["512x512", "768x512", "512x768", "640x448", "448x640"],
-                                           value="512x512", label=t("generate_size"), elem_id="generate-size",
-                                           allow_custom_value=True)
-                    generate = gr.Button(t("generate_button"), elem_id="generate", variant="primary", size="sm")
-        with gr.Accordion(t("trace"), open=True):
-            trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True, elem_id="tool-trace",
-                                 max_height=300, column_widths=["4%", "9%", "35%", "7%", "27%", "18%"])
-        # API twins of clicks and gallery picks (clients cannot send .select events).
-        with gr.Group(elem_id="api-inputs", visible=False):
-            x = gr.Number(label="x", precision=0, elem_id="api-x")
-            y = gr.Number(label="y", precision=0, elem_id="api-y")
-            ref = gr.Textbox(label="image or version id", elem_id="api-ref")
-            question = gr.Textbox(label="question", elem_id="api-question")
-            negative = gr.Checkbox(False, label="negative", elem_id="api-negative")
-            new_object = gr.Checkbox(True, label="new object", elem_id="api-new-object")
-            add_point_btn = gr.Button("add_point")
-            select_btn = gr.Button("select_image")
-            revert_btn = gr.Button("revert")
-            ask_btn = gr.Button("ask")
-            resume_id = gr.Textbox(label="session id", elem_id="api-session-id")
-            resume_btn = gr.Button("resume")
-            left_id = gr.Textbox(label="left version id", elem_id="api-left")
-            right_id = gr.Textbox(label="right version id", elem_id="api-right")
-            compare_btn = gr.Button("compare")
+                c.rename_btn = gr.Button(t("rename"), elem_id="rename-session", size="sm")
+                c.delete = gr.Button(t("delete_session"), elem_id="delete-session", size="sm", variant="stop")
+            c.import_file = gr.UploadButton(t("import"), file_types=[".zip"], elem_id="import", size="sm")
 
-        out = _Outputs(sid=sid, image=image, thumbs=thumbs, versions=versions, chat=chat, status=status,
-                       trace=trace, plot=plot, scores=scores, export=export_file, chat_input=chat_input,
-                       compare_left=compare_left, compare_right=compare_right, compare=compare, download=download)
-        outs = out.components
-        quick = dict(outputs=outs, show_progress="hidden")
-        turn = dict(outputs=outs, show_progress="hidden", concurrency_id="turn")
+        with gr.Row(elem_id="header", equal_height=True):
+            gr.Markdown(t("brand"), elem_id="brand")
+            c.title = gr.Markdown("", elem_id="session-title")
+            c.new_session = gr.Button(t("new_session"), elem_id="new-session", size="sm", scale=0, min_width=110)
+            c.export = gr.Button(t("export"), elem_id="export", size="sm", scale=0, min_width=110)
+        with gr.Group(visible=False, elem_id="confirm") as c.confirm_group:
+            c.confirm_text = gr.Markdown("", elem_id="confirm-text")
+            with gr.Row():
+                c.confirm_yes = gr.Button(t("confirm"), elem_id="confirm-yes", variant="stop", size="sm")
+                c.confirm_no = gr.Button(t("cancel"), elem_id="confirm-no", size="sm")
 
-        # -- session ----------------------------------------------------------------------------
-        app.load(_plain(out, h.load), [browser_sid], outs, api_visibility="private")
-        sid.change(lambda s: s, [sid], [browser_sid], api_visibility="private", show_progress="hidden")
-        new_session.click(_plain(out, h.new_session), [sid], api_name="new_session", **quick)
+        with gr.Row(elem_id="main", equal_height=False):
+            with gr.Column(scale=6, elem_id="work", min_width=320):
+                with gr.Row(elem_id="toolbar", equal_height=True):
+                    c.shape = gr.Dropdown([(t(f"shape_{s}"), s) for s in SHAPES], value="circle",
+                                          label=t("marker_shape"), elem_id="marker-shape", min_width=110, scale=1,
+                                          container=False, show_label=False)
+                    c.color = gr.Dropdown([(t(f"color_{k}"), k) for k in COLORS], value="red",
+                                          label=t("marker_color"), elem_id="marker-color", min_width=100, scale=1,
+                                          container=False, show_label=False)
+                    c.click_mode = gr.Radio([(t(f"click_{m}"), m) for m in CLICK_MODES], value="new",
+                                            label=t("click_mode"), elem_id="click-mode", visible=sam, scale=2,
+                                            container=False, show_label=False)
+                    c.undo = gr.Button(t("undo_marker"), elem_id="undo-marker", size="sm", scale=0, min_width=70)
+                    c.clear = gr.Button(t("clear_markers"), elem_id="clear-markers", size="sm", scale=0, min_width=70)
+                    c.som = gr.Button(t("som"), elem_id="som", size="sm", scale=0, min_width=90)
+                    c.upload = gr.UploadButton(t("upload"), file_types=["image"], file_count="multiple",
+                                               elem_id="upload", size="sm", variant="primary", scale=0, min_width=90)
+                with gr.Column(elem_id="stage"):
+                    c.image = gr.Image(label=t("image"), type="pil", format="png", interactive=False, elem_id="image",
+                                       height=350, buttons=["fullscreen"], show_label=False)
+                    c.drop = gr.File(label=t("drop"), file_types=["image"], file_count="multiple", elem_id="drop",
+                                     height=350)
+                with gr.Column(elem_id="strips-box", visible=False) as c.strips_box:
+                    with gr.Row(elem_id="strips", equal_height=True):
+                        c.thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=4, height="auto",
+                                              object_fit="contain", allow_preview=False, interactive=False, format="png",
+                                              scale=2, buttons=[], fit_columns=False)
+                        with gr.Column(scale=3, elem_id="versions-box", min_width=200):
+                            c.versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=6, height="auto",
+                                                    object_fit="contain", allow_preview=False, interactive=False,
+                                                    format="png", buttons=[], fit_columns=False)
+                    with gr.Row(elem_id="version-bar", equal_height=True):
+                        c.versions_note = gr.Markdown("", elem_id="versions-note")
+                        c.compare_current = gr.Button(t("compare_parent"), elem_id="compare-current", size="sm",
+                                                      scale=0, min_width=150)
+                        c.download = gr.DownloadButton(t("download_version"), elem_id="download-version", size="sm",
+                                                       scale=0, min_width=150)
+                with gr.Tabs(elem_id="tools") as c.tabs:
+                    with gr.Tab(t("tab_edit"), id="edit", elem_id="tab-edit"):
+                        with gr.Row(equal_height=True, elem_classes=["form-row"]):
+                            c.instruction = gr.Textbox(label=t("edit_instruction"), placeholder=t("edit_placeholder"),
+                                                       elem_id="edit-instruction", scale=5, max_lines=1)
+                            c.edit = gr.Button(t("edit_button"), elem_id="edit", variant="primary", scale=0,
+                                               min_width=100)
+                        with gr.Row(equal_height=True, elem_classes=["form-row"]):
+                            c.target = gr.Textbox(label=t("remove_target"), placeholder=t("remove_placeholder"),
+                                                  elem_id="remove-target", scale=3, max_lines=1)
+                            c.remove = gr.Button(t("remove_button"), elem_id="remove", scale=0, min_width=100)
+                            c.steps = gr.Textbox("", label=t("steps"), placeholder=f"{steps_default}",
+                                                 elem_id="edit-steps", min_width=70, scale=1, max_lines=1)
+                            c.seed = gr.Textbox("", label=t("seed"), placeholder=t("seed_random"),
+                                                elem_id="edit-seed", min_width=90, scale=1, max_lines=1)
+                            c.guidance = gr.Textbox("", label=t("guidance"),
+                                                    placeholder=f"{assistant.config.tools.guidance_scale:g}",
+                                                    elem_id="edit-guidance", min_width=80, scale=1, max_lines=1)
+                        c.edit_status = gr.Markdown("", elem_id="edit-status", elem_classes=["tab-status"])
+                    with gr.Tab(t("tab_score"), id="score", elem_id="tab-score"):
+                        with gr.Row(equal_height=True):
+                            c.labels = gr.Textbox(label=t("labels"), placeholder=t("labels_placeholder"),
+                                                  elem_id="labels", scale=4, max_lines=2)
+                            c.model = gr.Radio(["clip", "siglip"], value="clip", label=t("score_model"),
+                                               elem_id="score-model", scale=2, min_width=140)
+                            c.score = gr.Button(t("score_button"), elem_id="score", variant="primary", scale=1,
+                                                min_width=100)
+                        c.score_status = gr.Markdown("", elem_id="score-status", elem_classes=["tab-status"])
+                        with gr.Row(equal_height=True):
+                            c.plot = gr.Image(label=t("score_plot"), type="pil", format="png", interactive=False,
+                                              elem_id="score-plot", height=190, buttons=["fullscreen"])
+                            c.scores = gr.Dataframe(headers=SCORE_HEADERS, label=t("score_table"), interactive=False,
+                                                    elem_id="score-table", max_height=190, buttons=["copy"])
+                    with gr.Tab(t("tab_generate"), id="generate", elem_id="tab-generate"):
+                        with gr.Row(equal_height=False):
+                            c.sketch = gr.Sketchpad(label=t("sketch"), type="pil", image_mode="RGB",
+                                                    canvas_size=(512, 512), fixed_canvas=True, height=250,
+                                                    elem_id="sketch", layers=False, transforms=(),
+                                                    brush=gr.Brush(colors=["#000000"], default_size=6,
+                                                                   color_mode="fixed"), scale=2)
+                            with gr.Column(scale=3):
+                                c.prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
+                                                      elem_id="generate-prompt", max_lines=2)
+                                with gr.Row():
+                                    c.gen_steps = gr.Textbox("", label=t("steps"), placeholder=str(steps_default),
+                                                             elem_id="generate-steps", min_width=70, max_lines=1)
+                                    c.gen_seed = gr.Textbox("", label=t("seed"), placeholder=t("seed_random"),
+                                                            elem_id="generate-seed", min_width=100, max_lines=1)
+                                    c.size = gr.Dropdown(SIZES, value="512x512", label=t("generate_size"),
+                                                         elem_id="generate-size", allow_custom_value=True,
+                                                         min_width=110)
+                                c.generate = gr.Button(t("generate_button"), elem_id="generate", variant="primary")
+                                c.generate_status = gr.Markdown("", elem_id="generate-status",
+                                                                elem_classes=["tab-status"])
+                    with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare"):
+                        with gr.Row():
+                            c.compare_left = gr.Dropdown([], value=None, label=t("compare_left"),
+                                                         elem_id="compare-left")
+                            c.compare_right = gr.Dropdown([], value=None, label=t("compare_right"),
+                                                          elem_id="compare-right")
+                        c.compare_status = gr.Markdown("", elem_id="compare-status", elem_classes=["tab-status"])
+                        c.compare = gr.ImageSlider(label=t("compare_slider"), type="filepath", format="png",
+                                                   interactive=False, elem_id="compare", max_height=360,
+                                                   buttons=["fullscreen"])
+                    with gr.Tab(t("tab_trace"), id="trace", elem_id="tab-trace"):
+                        c.trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True,
+                                               elem_id="tool-trace", max_height=260,
+                                               column_widths=["5%", "9%", "30%", "8%", "26%", "22%"])
+            with gr.Column(scale=5, elem_id="talk", min_width=320):
+                c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 250px)",
+                                    min_height=300, buttons=["copy", "copy_all"], show_label=False,
+                                    placeholder=t("chat_empty"), feedback_options=None,
+                                    allow_file_downloads=False)
+                c.chat_input = gr.MultimodalTextbox(label=t("chat_input"), placeholder=t("chat_placeholder"),
+                                                    file_types=["image"], file_count="multiple", elem_id="chat-input",
+                                                    show_label=False, autofocus=True)
+                with gr.Row(elem_id="chat-actions"):
+                    c.stop = gr.Button(t("stop"), elem_id="stop", variant="secondary", size="sm", interactive=False)
+                    c.regenerate = gr.Button(t("regenerate"), elem_id="regenerate", size="sm")
+                    c.clear_chat = gr.Button(t("clear_chat"), elem_id="clear-chat", size="sm")
+                c.status = gr.Markdown("", elem_id="status")
+        c.export_file = gr.File(label="export", elem_id="export-file", visible="hidden")
 
-        # -- images and markers -----------------------------------------------------------------
-        upload.upload(_plain(out, h.upload), [sid, upload], api_name="upload", **quick)
+        # API twins of clicks, gallery picks and the chat's links (clients cannot send .select events); the
+        # page's script fills the hidden boxes and presses the hidden buttons for links and keys.
+        with gr.Group(elem_id="api-inputs", visible="hidden"):
+            c.x = gr.Number(label="x", precision=0, elem_id="api-x")
+            c.y = gr.Number(label="y", precision=0, elem_id="api-y")
+            c.ref = gr.Textbox(label="image or version id", elem_id="api-ref")
+            c.question = gr.Textbox(label="question", elem_id="api-question")
+            c.negative = gr.Checkbox(False, label="negative", elem_id="api-negative")
+            c.new_object = gr.Checkbox(True, label="new object", elem_id="api-new-object")
+            c.add_point_btn = gr.Button("add_point", elem_id="api-add-point")
+            c.select_btn = gr.Button("select_image", elem_id="api-select")
+            c.revert_btn = gr.Button("revert", elem_id="api-revert")
+            c.ask_btn = gr.Button("ask", elem_id="api-ask")
+            c.chat_btn = gr.Button("chat", elem_id="api-chat")
+            c.resume_id = gr.Textbox(label="session id", elem_id="api-session-id")
+            c.resume_btn = gr.Button("resume", elem_id="api-resume")
+            c.delete_btn = gr.Button("delete_session", elem_id="api-delete")
+            c.left_id = gr.Textbox(label="left version id", elem_id="api-left")
+            c.right_id = gr.Textbox(label="right version id", elem_id="api-right")
+            c.compare_btn = gr.Button("compare", elem_id="api-compare")
+            c.act = gr.Textbox(label="chat action", elem_id="api-act")
+            c.act_btn = gr.Button("chat_action", elem_id="api-act-btn")
+            c.key = gr.Textbox(label="keyboard point", elem_id="api-key")
+            c.key_btn = gr.Button("key_point", elem_id="api-key-btn")
 
-        def on_click(session_id, shape_value, color_value, mode_value, evt: gr.SelectData):
-            return _plain(out, h.click)(session_id, evt.index, shape_value, color_value, mode_value)
-
-        def on_thumb(session_id, evt: gr.SelectData):
-            return _plain(out, h.select_index)(session_id, evt.index)
-
-        def on_version(session_id, evt: gr.SelectData):
-            return _plain(out, h.revert_index)(session_id, evt.index)
-
-        image.select(on_click, [sid, shape, color, click_mode], api_visibility="private", **quick)
-        thumbs.select(on_thumb, [sid], api_visibility="private", **quick)
-        versions.select(on_version, [sid], api_visibility="private", **quick)
-        add_point_btn.click(_plain(out, h.add_point), [sid, x, y, shape, color, negative, new_object],
-                            api_name="add_point", **quick)
-        select_btn.click(_plain(out, h.select_image), [sid, ref], api_name="select_image", **quick)
-        revert_btn.click(_plain(out, h.revert), [sid, ref], api_name="revert", **quick)
-        undo.click(_plain(out, h.undo_marker), [sid], api_name="undo_marker", **quick)
-        clear.click(_plain(out, h.clear_markers), [sid], api_name="clear_markers", **quick)
-
-        # -- versions: compare two, download one ------------------------------------------------
-        compare_btn.click(_plain(out, h.compare), [sid, left_id, right_id], api_name="compare", **quick)
-        for picker in (compare_left, compare_right):  # after the API twin, which keeps the name /compare
-            picker.input(_plain(out, h.compare), [sid, compare_left, compare_right], api_visibility="private",
-                         **quick)
-        download.click(_plain(out, h.download_version), [sid, ref], api_name="download_version", **quick)
-
-        # -- answers (streamed; Stop sets the turn's cancel flag, and the turn ends itself with "Stopped.") ---
-        # Not Gradio's cancels=: cancelling the event task mid-step flashes "Error" on every output in the page.
-        chat_input.submit(_stream(out, h.chat), [sid, chat_input], api_name="chat", trigger_mode="always_last",
-                          **turn)  # Enter during an answer: answered next, once (the default drops it)
-        ask_btn.click(_stream(out, h.ask), [sid, question], api_name="ask", **turn)
-        regenerate.click(_stream(out, h.regenerate), [sid], api_name="regenerate", **turn)
-        score.click(_stream(out, h.score), [sid, labels, model], api_name="score", **turn)
-        labels.submit(_stream(out, h.score), [sid, labels, model], api_visibility="private", **turn)
-        som.click(_stream(out, h.som), [sid], api_name="som", **turn)
-        edit.click(_stream(out, h.edit), [sid, instruction], api_name="edit", **turn)
-        remove.click(_stream(out, h.remove), [sid, instruction],
-                     api_name="remove", **turn)
-        generate.click(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_name="generate", **turn)
-        prompt.submit(_stream(out, h.generate), [sid, prompt, sketch, seed, size], api_visibility="private",
-                      **turn)
-        stop.click(_plain(out, h.stop), [sid], out.components, api_name="stop", show_progress="hidden",
-                   concurrency_limit=None)
-        clear_chat.click(_plain(out, h.clear_chat), [sid], api_name="clear_chat", **quick)
-        # The chat's own trash icon (it empties the display first) forgets the conversation too.
-        chat.clear(_plain(out, h.clear_chat), [sid], api_visibility="private", **quick)
-        export.click(_plain(out, h.export), [sid], api_name="export", **quick)
-        import_file.upload(_plain(out, h.import_session), [sid, import_file], api_name="import_session", **quick)
-        resume_btn.click(_plain(out, h.resume), [sid, resume_id], api_name="resume", **quick)
+        wire(app, h, c)
     app.mmchat_handlers = h  # for tests and debugging
+    app.mmchat_components = c
     _default_launch_options(app)
     return app
 
 
 def _default_launch_options(app: gr.Blocks) -> None:
-    """Make ``app.launch()`` use the page options (i18n, CSS) unless the caller passes its own."""
+    """Make ``app.launch()`` use the page options (i18n, CSS, script) unless the caller passes its own."""
     launch = app.launch
 
     @functools.wraps(launch)

@@ -1,8 +1,10 @@
 """What the page shows, computed from a Session: no Gradio here, only data and PIL images.
 
-The image panel shows a *display copy*: the active image's current version with its markers drawn,
-downscaled so its longer side is at most ``DISPLAY_MAX_SIDE``. Gradio reports clicks in the pixel space
-of the image it displays, so :func:`to_original` maps them back to the original pixels.
+The image panel shows a *display copy*: the active image's current version (its Set-of-Mark overlay when it
+has one) scaled so its longer side is between ``DISPLAY_MIN_SIDE`` (small images are enlarged, so a 1x1 or a
+300 px upload can be clicked) and ``DISPLAY_MAX_SIDE``; markers, SAM clicks and masks are drawn on that copy
+with lines sized for the screen (so a marker stays visible on a 4000x1000 panorama). Gradio reports clicks in
+the pixel space of the image it displays, so :func:`to_original` maps them back to the original pixels.
 """
 
 from __future__ import annotations
@@ -12,29 +14,42 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw
 
 from chat.session import Session, TraceEntry
 
 DISPLAY_MAX_SIDE = 1024
+DISPLAY_MIN_SIDE = 640
 THUMB_SIDE = 160
 TRACE_HEADERS = ["#", "tool", "arguments", "seconds", "result", "decision"]
 SCORE_HEADERS = ["label", "score"]
 
 
 # -- geometry ---------------------------------------------------------------------------------
-def display_size(size: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> tuple[int, int]:
+def display_scale(size: tuple[int, int]) -> float:
+    longest = max(size)
+    if longest > DISPLAY_MAX_SIDE:
+        return DISPLAY_MAX_SIDE / longest
+    if longest < DISPLAY_MIN_SIDE:
+        return DISPLAY_MIN_SIDE / longest
+    return 1.0
+
+
+def display_size(size: tuple[int, int]) -> tuple[int, int]:
     w, h = size
-    scale = min(1.0, max_side / max(w, h))
+    scale = display_scale(size)
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def to_display(image: Image.Image, original_size: tuple[int, int] | None = None) -> Image.Image:
-    """``image`` at the display size of an original of ``original_size`` (default: its own size)."""
+    """``image`` at the display size of an original of ``original_size`` (default: its own size); enlarged
+    images keep their pixels sharp (nearest neighbour), reduced ones are filtered (Lanczos)."""
     target = display_size(original_size or image.size)
     if image.size == target:
         return image
-    return image.resize(target, Image.Resampling.LANCZOS)
+    enlarge = target[0] > image.width
+    return image.resize(target, Image.Resampling.NEAREST if enlarge else Image.Resampling.LANCZOS)
 
 
 def to_original(x: float, y: float, original_size: tuple[int, int]) -> tuple[int, int]:
@@ -47,25 +62,87 @@ def to_original(x: float, y: float, original_size: tuple[int, int]) -> tuple[int
 
 
 # -- image panel ------------------------------------------------------------------------------
-def marked_image(session: Session) -> Image.Image | None:
-    """The active image's current version with its markers drawn (full resolution), or None."""
+def _scaled(marker, scale: float):
+    """A marker in display pixels."""
+    update: dict[str, Any] = {"x": int(marker.x * scale), "y": int(marker.y * scale)}
+    if marker.radius is not None:
+        update["radius"] = max(1, round(marker.radius * scale))
+    if marker.bbox is not None:
+        update["bbox"] = tuple(int(v * scale) for v in marker.bbox)
+    if marker.clicks:
+        update["clicks"] = [(int(x * scale), int(y * scale), keep) for x, y, keep in marker.clicks]
+    return marker.model_copy(update=update)
+
+
+def draw_for_screen(image: Image.Image, markers: list, scale: float, masks: dict | None = None) -> Image.Image:
+    """``image`` (already at display size) with the markers drawn in display pixels. Lines are as thick on a
+    panorama as on a 4:3 photo: they are drawn on a canvas whose shorter side is at least 2/3 of the longer
+    (the stroke width follows the shorter side), then cut back. ``masks``: marker index -> the SAM mask of
+    that object (original pixels), tinted under its marker; its clicks are drawn as dots (include green,
+    exclude red with a cross)."""
+    from tools.markers import COLORS, draw_markers
+
+    if not markers:
+        return image
+    w, h = image.size
+    side = max(w, h)
+    cw, ch = max(w, round(side * 2 / 3)), max(h, round(side * 2 / 3))
+    canvas = Image.new("RGB", (cw, ch), (0, 0, 0))
+    base = image.convert("RGB")
+    outlines: dict[int, np.ndarray] = {}
+    for index, mask in (masks or {}).items():
+        if mask is None or index >= len(markers):
+            continue
+        small = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)
+        tint = Image.new("RGB", (w, h), COLORS[markers[index].color])
+        base = Image.composite(Image.blend(base, tint, 0.35), base, small)
+        padded = np.zeros((ch, cw), dtype=bool)
+        padded[:h, :w] = np.asarray(small) > 0
+        if padded.any():
+            outlines[index] = padded
+    canvas.paste(base, (0, 0))
+    shown = [_scaled(m, scale) for m in markers]
+    shown = [m.model_copy(update={"shape": "circle"}) if m.shape == "contour" and i not in outlines else m
+             for i, m in enumerate(shown)]
+    drawn = draw_markers(canvas, shown, masks=outlines).crop((0, 0, w, h))
+    draw = ImageDraw.Draw(drawn)
+    dot = max(4, round(side / 160))
+    for marker in shown:
+        for x, y, keep in marker.clicks or []:
+            draw.ellipse((x - dot - 2, y - dot - 2, x + dot + 2, y + dot + 2), fill=(255, 255, 255))
+            draw.ellipse((x - dot, y - dot, x + dot, y + dot), fill=(20, 170, 60) if keep else (220, 30, 30))
+            if not keep:
+                d = dot * 0.6
+                draw.line((x - d, y - d, x + d, y + d), fill=(255, 255, 255), width=2)
+                draw.line((x - d, y + d, x + d, y - d), fill=(255, 255, 255), width=2)
+    return drawn
+
+
+def display_image(session: Session, overlay: Image.Image | None = None, masks: dict | None = None,
+                  markers: bool = True) -> Image.Image | None:
+    """What the image panel shows: ``overlay`` (a Set-of-Mark overlay or a highlight, at the original size)
+    or the current version, at display size, with the image's markers (and SAM clicks and masks) on top."""
     if not session.active:
         return None
-    from tools.markers import draw_markers
-
     record = session.record()
-    pixels = session.pixels(record.id)
-    return draw_markers(pixels, list(record.markers)) if record.markers else pixels
+    original = session.pixels(record.id).size
+    base = to_display((overlay if overlay is not None else session.pixels(record.id)).convert("RGB"), original)
+    if not markers or not record.markers:
+        return base
+    return draw_for_screen(base, list(record.markers), display_scale(original), masks)
 
 
-def display_image(session: Session, overlay: Image.Image | None = None) -> Image.Image | None:
-    """What the image panel shows: an overlay (Set-of-Mark, highlights) or the marked current version."""
-    if not session.active:
-        return None
-    original = session.pixels().size
-    if overlay is not None:
-        return to_display(overlay.convert("RGB"), original)
-    return to_display(marked_image(session), original)
+def marked_thumbnail(session: Session, version_id: str, markers: list, overlay: Image.Image | None = None,
+                     side: int = 320) -> Image.Image:
+    """A small picture of a version with ``markers`` drawn (what a message showed the model)."""
+    pixels = overlay if overlay is not None else session.pixels(version_id)
+    scale = min(1.0, side / max(pixels.size)) if max(pixels.size) > side else side / max(pixels.size)
+    size = (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
+    small = pixels.convert("RGB").resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
+    try:
+        return draw_for_screen(small, list(markers), scale)
+    except Exception:  # noqa: BLE001 - markers of another size: the picture without them
+        return small
 
 
 def thumbnail(image: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
@@ -86,17 +163,42 @@ def thumbnails(session: Session, files) -> list[tuple[str, str]]:
     return items
 
 
+def version_caption(version, current: bool) -> str:
+    """'★ img1.v2 ← v1 · edit: make it snowy': the current one starred first, its parent and what made it."""
+    star = "★ " if current else ""
+    parent = f" ← {version.parent.rsplit('.', 1)[-1]}" if version.parent else ""
+    return f"{star}{version.id}{parent} · {version.note}"
+
+
 def version_items(session: Session, files) -> list[tuple[str, str]]:
-    """The active image's versions, oldest first: (file, "img1.v2 (note) ★") - full size, for download."""
+    """The active image's versions, oldest first: (thumbnail file, caption). The caption starts with ★ for
+    the current one and says which version each was made from and how."""
     if not session.active:
         return []
     record = session.record()
     items = []
     for version in record.versions:
-        path = files.get((session.id, version.id, "full"), lambda v=version.id: session.pixels(v))
-        current = " ★" if version.number == record.current else ""
-        items.append((path, f"{version.id} ({version.note}){current}"))
+        path = files.get((session.id, version.id, "thumb"), lambda v=version.id: thumbnail(session.pixels(v)))
+        items.append((path, version_caption(version, version.number == record.current)))
     return items
+
+
+def current_index(session: Session) -> int | None:
+    """The position of the current version in :func:`version_items` (the gallery shows it selected)."""
+    if not session.active:
+        return None
+    record = session.record()
+    return next((i for i, v in enumerate(record.versions) if v.number == record.current), None)
+
+
+def versions_text(session: Session) -> str:
+    """One line under the versions strip: the current version, what made it and from which version."""
+    if not session.active:
+        return ""
+    record = session.record()
+    version = session.version(record.current_id)
+    made = f", made from {version.parent} ({version.note})" if version.parent else f" ({version.note})"
+    return f"Current version: {version.id}{made}."
 
 
 def compare_pair(session: Session) -> tuple[str, str] | None:
@@ -119,45 +221,42 @@ class Compare:
     images: tuple[str, str] | None = None
 
 
-# -- chat ---------------------------------------------------------------------------------------
-def tool_message(entry: TraceEntry, pending: bool = False) -> dict:
-    """A collapsible 'thought' bubble in the chat for one tool call."""
-    if pending:
-        return {"role": "assistant", "content": _arguments(entry.arguments),
-                "metadata": {"title": f"tool: {entry.tool}", "status": "pending"}}
-    text = f"Error: {entry.error}" if entry.error else (entry.summary or "done")
-    return {"role": "assistant", "content": text,
-            "metadata": {"title": f"tool: {entry.tool}", "status": "done", "duration": round(entry.seconds, 2)}}
-
-
-def chat_messages(session: Session) -> list[dict]:
-    """session.messages in Gradio's messages format; each answer is preceded by its tool calls."""
-    out: list[dict] = []
-    for message in session.messages:
-        if message.role == "assistant":
-            for index in message.trace:
-                if 0 <= index < len(session.trace):
-                    out.append(tool_message(session.trace[index]))
-        content = message.content
-        if message.images and message.role == "user":
-            content = f"{content}\n\n_({', '.join(message.images)})_" if content else f"_({', '.join(message.images)})_"
-        out.append({"role": message.role, "content": content})
-    return out
-
-
 # -- trace and scores ---------------------------------------------------------------------------
-def _arguments(arguments: dict[str, Any]) -> str:
+def arguments_text(arguments: dict[str, Any]) -> str:
     try:
         return json.dumps(arguments, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return str(arguments)
 
 
+_MARGIN = re.compile(r"^fallback: answer directly \((\w+) margin (-?[\d.]+) < ([\d.]+)\)$")
+_CHOICE = re.compile(r"^model choice \(logprob margin (-?[\d.]+)\)$")
+
+
+def decision_text(decision: str) -> str:
+    """Why the router did what it did, in plain words."""
+    if decision == "button":
+        return "a button on the page"
+    if decision == "slash command":
+        return "a command you typed"
+    if decision == "model choice: answer directly":
+        return "the model chose to answer in words"
+    if match := _MARGIN.match(decision):
+        return f"answered in words: the model leaned to {match.group(1)}, but not clearly enough"
+    if match := _CHOICE.match(decision):
+        return "the model chose this tool"
+    if decision.startswith("after "):
+        return f"the answer after the {decision[6:]} tool"
+    return decision
+
+
 def trace_rows(session: Session) -> list[list]:
+    """The trace table, numbered from 1; the decision in plain words."""
     rows = []
-    for i, entry in enumerate(session.trace):
+    for i, entry in enumerate(session.trace, start=1):
         result = f"Error: {entry.error}" if entry.error else entry.summary
-        rows.append([i, entry.tool, _arguments(entry.arguments), round(entry.seconds, 2), result, entry.decision])
+        rows.append([i, entry.tool, arguments_text(entry.arguments), round(entry.seconds, 2), result,
+                     decision_text(entry.decision)])
     return rows
 
 
@@ -176,6 +275,11 @@ def score_rows(result: Any = None, summary: str = "") -> list[list]:
 
 
 # -- status -------------------------------------------------------------------------------------
+def count(n: int, word: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def status_text(message: str, fraction: float | None = None) -> str:
     if fraction is None:
         return message
@@ -189,8 +293,22 @@ def ready_text(session: Session) -> str:
         return "Ready. Upload an image to begin."
     record = session.record()
     w, h = session.pixels().size
-    marks = f", {len(record.markers)} marker(s)" if record.markers else ""
+    n = len(record.markers)
+    marks = f", {n} marker{'s' if n != 1 else ''}" if n else ""
     return f"Ready. Active image {record.current_id} ({w}x{h}{marks})."
+
+
+def session_label(session: Session, title: str = "") -> str:
+    """The header's line about the session: its title (or 'New session') and its id."""
+    name = title or session.title or "New session"
+    return f"**{name}** · session `{session.id[:8]}`"
+
+
+def revision(session: Session) -> str:
+    """What the page shows of a session, in short: another tab on the same session changed it when this differs."""
+    images = [(r.id, r.current, len(r.versions), len(r.markers)) for r in session.images.values()]
+    last = session.messages[-1].content[-40:] if session.messages else ""
+    return f"{len(session.messages)}|{len(session.trace)}|{session.active}|{images}|{len(last)}|{hash(last)}"
 
 
 @dataclass
@@ -212,3 +330,14 @@ class View:
     download: str | None = None  # the current version's file; "" clears the button
     clear_input: bool = False
     warnings: list[str] = field(default_factory=list)
+    # the page around the image and the chat
+    sessions: list | None = None  # [(label, id)] for the sessions list
+    title: str | None = None  # the header line (session_label)
+    busy: bool | None = None  # an answer runs in this session: tool buttons off, Stop on
+    tabs: dict[str, str] = field(default_factory=dict)  # tab name (edit, score, generate, compare) -> its status
+    confirm: tuple[str, str] | None = None  # (what, the question) to confirm; ("", "") hides the question
+    versions_index: int | None = None  # the current version's place in the versions strip
+    versions_note: str | None = None  # the line under the strip
+    show_tab: str | None = None  # open this tab (e.g. "compare")
+    revision: str | None = None  # what the page now shows (see revision())
+    rename: str | None = None  # the rename box's text

@@ -55,7 +55,7 @@ def test_upload_point_ask_edit_revert_export(served, client, tmp_path):
     assert "img1" in out[STATUS] and "img2" in out[STATUS]
     assert len(out[THUMBS]) == 2
     shown = Image.open(out[IMAGE])
-    assert shown.size == (320, 240)  # img2 is active
+    assert shown.size == (640, 480)  # img2 is active; a small image is shown enlarged (longer side 640)
     out = client.predict("img1", api_name="/select_image")
     shown = Image.open(out[IMAGE])
     assert shown.size == (1024, 768)  # big images are displayed as a downscaled copy
@@ -139,7 +139,7 @@ def test_score_som_and_highlight(served, client, tmp_path):
 
     out = client.predict(api_name="/som")
     som = np.asarray(Image.open(out[IMAGE]).convert("RGB"))
-    assert som.shape == (240, 320, 3)
+    assert som.shape == (480, 640, 3)  # the 320x240 image's display copy
     job = client.submit("What is in [1]?", api_name="/ask")
     final = job.result(timeout=30)
     highlighted = [o[IMAGE] for o in job.outputs() if isinstance(o[IMAGE], str)]
@@ -281,7 +281,8 @@ def test_model_load_progress_shows_as_a_bar(assistant):
 
 
 def test_model_progress_hook_is_installed_once(assistant):
-    """Building the app again on the same assistant must not wrap the registry's callback again."""
+    """Building the app again on the same assistant must not wrap the registry's callback again, and a load
+    reported while an answer runs reaches that answer's status line only while it runs."""
     from chat.app import create_app
     from chat.ui.handlers import Handlers
 
@@ -292,13 +293,15 @@ def test_model_progress_hook_is_installed_once(assistant):
         registry.progress = lambda *args: calls.append(args)
         for _ in range(3):
             create_app(assistant, router=ScriptedRouter())
-        relay = registry.progress
-        h = Handlers(assistant, router=ScriptedRouter())
-        assert registry.progress is relay
-        seen: list = []
-        h._sinks.add(type("Sink", (), {"put": staticmethod(seen.append)})())
-        registry.progress("clip", 0.5, "loading clip")
-        assert calls == [("clip", 0.5, "loading clip")]  # the original callback runs once
-        assert [(s.message, s.fraction) for s in seen] == [("Loading clip", 0.5)]
+        h = Handlers(assistant, router=LoadingRouter(registry, fractions=(0.5,)))
+        statuses = [view.status for view in h.turn(None, "hi") if view.status]
+        assert "Loading llava █████░░░░░ 50%" in statuses
+        assert calls == [("llava", 0.5, "loading llava")]  # the original callback runs once
+        registry.progress("clip", 0.5, "loading clip")  # no answer runs: only the original callback
+        assert calls[-1] == ("clip", 0.5, "loading clip") and len(calls) == 2
+        if not hasattr(registry, "add_progress_listener"):  # a registry without listeners gets one relay
+            from chat.ui.progress import ProgressRelay
+
+            assert isinstance(registry.progress, ProgressRelay) and registry.progress.previous is not None
     finally:
         registry.progress = saved

@@ -37,9 +37,16 @@ def page(served):
         page = browser.new_page(viewport={"width": 1400, "height": 2400}, locale="en-US")
         page.set_default_timeout(60_000)  # the first generate loads the pipelines
         page.goto(served[0])
+        page.wait_for_selector("#tools")
+        tab(page, "Generate")
         page.wait_for_selector("#sketch canvas")
+        page.wait_for_selector("#sketch button[aria-label='Brush'][data-mm-picked]")  # the page picked it
         yield page
         browser.close()
+
+
+def tab(page, name: str) -> None:
+    page.locator("#tools button[role=tab]", has_text=name).first.click()
 
 
 def wait_ready(page, text: str) -> None:
@@ -54,7 +61,7 @@ def the_session(app):
 def test_generate_then_click_then_edit_gives_three_versions(served, page):
     url, app = served
     # 1. Draw a closed shape on the sketch pad and generate a picture from it.
-    page.click("#sketch button[aria-label='Brush']")  # the pad starts with no tool picked, as for a person
+    # No tool to pick first: the pad draws at once (the page picks its brush).
     canvas = page.locator("#sketch canvas").first
     box = canvas.bounding_box()
     cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
@@ -71,6 +78,7 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
     assert [r.name for r in session.images.values()] == ["sketch", "sketch: a red apple on a table (from img1.v1)"]
     sketch = session.images["img1"]
     assert sketch.versions and session.pixels("img1.v1").convert("L").getextrema()[0] < 64, "the drawn lines"
+    tab(page, "Trace")
     trace = page.locator("#tool-trace").inner_text()
     assert "sketch" in trace and "11" in trace
     page.wait_for_function("() => document.querySelectorAll('#versions img').length === 1")
@@ -83,11 +91,12 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
     wait_ready(page, "Marker 1")
 
     # 3. Edit the marked region, then remove the marked object: two more versions.
+    tab(page, "Edit")
     page.fill("#edit-instruction textarea, #edit-instruction input", "make it a green pear")
     page.click("#edit")
     page.wait_for_function("() => document.querySelectorAll('#versions img').length === 2")
     wait_ready(page, "Ready. Active image img2.v2")
-    page.fill("#edit-instruction textarea, #edit-instruction input", "the apple")  # what Remove removes
+    page.fill("#remove-target textarea, #remove-target input", "the apple")  # Remove's own target box
     page.click("#remove")
     page.wait_for_function("() => document.querySelectorAll('#versions img').length === 3")
     wait_ready(page, "Ready. Active image img2.v3")
@@ -100,6 +109,7 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
     assert rows[0].arguments["seed"] == 11 and all(isinstance(e.arguments.get("seed"), int) for e in rows)
     assert rows[1].arguments["mode"] == "inpaint", "the click made the edit region-aware"
     assert "img2.v3" in page.locator("#versions").inner_text()
+    tab(page, "Trace")
     assert json.dumps(rows[2].arguments["seed"]) in page.locator("#tool-trace").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "03-generate-edit.png"), full_page=True)
@@ -107,6 +117,7 @@ def test_generate_then_click_then_edit_gives_three_versions(served, page):
 
 def test_an_empty_seed_box_means_a_new_random_seed_each_time(served, page):
     url, app = served
+    tab(page, "Generate")
     page.fill("#generate-seed textarea, #generate-seed input", "")
     seeds = []
     for _ in range(2):

@@ -102,6 +102,14 @@ def test_sam_failure_falls_back_to_circles_with_a_note(sam_config):
 # --------------------------------------------------------------------------------------------
 # The page: new object, add to it, exclude from it
 # --------------------------------------------------------------------------------------------
+def on_screen(x: int, y: int) -> list[float]:
+    """Where pixel (x, y) of the scene is on the page's display copy (a small image is shown enlarged)."""
+    from chat.ui.views import display_scale
+
+    scale = display_scale(SIZE)
+    return [x * scale, y * scale]
+
+
 def _session_with_image(handlers):
     session = handlers.store.create()
     session.add_image(scene(), name="scene")
@@ -114,21 +122,21 @@ def test_clicks_on_the_page_build_one_object_until_a_new_one(sam_assistant):
 
     h = Handlers(sam_assistant)
     sid = _session_with_image(h)
-    first = h.click(sid, [40, 40], "ellipse", "red", "new")
+    first = h.click(sid, on_screen(40, 40), "ellipse", "red", "new")
     assert "fitted around the object SAM found under 1 click on img1.v1" in first.status
-    h.click(sid, [30, 30], "ellipse", "red", "add")
-    view = h.click(sid, [100, 80], "ellipse", "red", "exclude")
+    h.click(sid, on_screen(30, 30), "ellipse", "red", "add")
+    view = h.click(sid, on_screen(100, 80), "ellipse", "red", "exclude")
     markers = h.store.get(sid).record("img1").markers
     assert len(markers) == 1 and markers[0].clicks == [(40, 40, True), (30, 30, True), (100, 80, False)]
     assert "refined around the object SAM found under 2 clicks, 1 excluded" in view.status
     assert region_mask(markers[0], SIZE)[sam_region(sam_assistant.registry.get("sam"), scene(),
                                                     [(40, 40), (30, 30)], [(100, 80)])].all()
-    h.click(sid, [70, 20], "box", "green", "new")
+    h.click(sid, on_screen(70, 20), "box", "green", "new")
     h.add_point(sid, 5, 85, "box", "green", negative=True)  # the API twin: refines the latest object
     markers = h.store.get(sid).record("img1").markers
     assert len(markers) == 2 and markers[1].clicks == [(70, 20, True), (5, 85, False)] and markers[1].bbox
     with pytest.raises(UserError, match="Unknown click mode"):
-        h.click(sid, [4, 4], "box", "green", "sideways")
+        h.click(sid, on_screen(4, 4), "box", "green", "sideways")
 
 
 def test_exclude_needs_sam_and_an_object(assistant, sam_assistant):
@@ -138,7 +146,7 @@ def test_exclude_needs_sam_and_an_object(assistant, sam_assistant):
     sid = _session_with_image(circles)
     with pytest.raises(UserError, match="Exclude clicks need SAM regions; set tools.click_region: sam"):
         circles.add_point(sid, 10, 10, negative=True)
-    view = circles.click(sid, [40, 40], "circle", "red", "add")  # circle mode: every click is a marker
+    view = circles.click(sid, on_screen(40, 40), "circle", "red", "add")  # circle mode: every click is a marker
     assert "Marker 1 (circle, red) at (40, 40)" in view.status
     with pytest.raises(UserError, match="no object to exclude from yet"):
         Handlers(sam_assistant).add_point(_session_with_image(Handlers(sam_assistant)), 10, 10, negative=True)

@@ -21,6 +21,7 @@ from PIL import Image
 
 from chat.errors import UserError
 from chat.events import Delta, Done
+from chat.ui.views import display_size  # small images are shown enlarged
 from tests.fakes import (
     CHAT,
     IMAGE,
@@ -199,7 +200,7 @@ def test_eight_concurrent_sessions_get_answers_about_their_own_images(served, tm
         status, body = get(url, file_url_path(out["answer"][IMAGE]))
         assert status == 200
         shown = Image.open(io.BytesIO(body)).convert("RGB")
-        assert shown.size == SIZES[i] and max(shown.getcolors(shown.width * shown.height))[1] == COLOURS[i]
+        assert shown.size == display_size(SIZES[i]) and max(shown.getcolors(shown.width * shown.height))[1] == COLOURS[i]
 
 
 def test_handlers_refuse_ids_of_another_session(served, tmp_path):
@@ -224,5 +225,5 @@ def test_handlers_refuse_ids_of_another_session(served, tmp_path):
     assert store.get(b).model_dump_json() == before_b
     assert store.get(b).active == "img1" and store.get(a).active == "img2"
     # Each session's own ids still work, and each shows its own image.
-    assert Image.open(h.select_image(b, "img1").image).size == (64, 48)
-    assert Image.open(h.select_image(a, "img1").image).size == (320, 240)
+    assert Image.open(h.select_image(b, "img1").image).size == display_size((64, 48))
+    assert Image.open(h.select_image(a, "img1").image).size == display_size((320, 240))

@@ -107,7 +107,7 @@ def test_sketch_is_kept_and_conditions_the_picture(served, client, tmp_path):
     ("", "512x512", None, "Describe the picture"),
     ("   ", "512x512", None, "Describe the picture"),
     ("a cat", "big", None, "WIDTHxHEIGHT"),
-    ("a cat", "4000x4000", None, "less than or equal to 1024"),
+    ("a cat", "4000x4000", None, "each side must be 64 to 1024 pixels; 4000x4000 is not"),
     ("a cat", "512x512", 2**40, "seed"),
     ("a cat", "512x512", -5, "The seed must be a whole number from 0 to 4294967295, not -5."),
     ("a cat", "512x512", "2.5", "The seed must be a whole number from 0 to 4294967295"),

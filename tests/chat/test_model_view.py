@@ -41,11 +41,13 @@ def test_set_of_mark_numbers_stay_on_the_panel(assistant, router, tmp_path):
     assert np.array_equal(after, som) or "highlight" in [e.tool for e in assistant.sessions.get(sid).trace]
     assert np.array_equal(shown(h.load(sid)), som)  # a reload too
 
-    # A marker: drawn on top of the numbered regions, exactly what the model is shown.
+    # A marker: drawn on top of the numbered regions (what the model is shown), with lines sized for the screen.
     view = h.add_point(sid, 200, 150)
     marked = shown(view)
     session = assistant.sessions.get(sid)
-    assert np.array_equal(marked, np.asarray(router.view(session, session.record().current_id)).astype(int))
+    overlay = h.page.som_overlay(session, session.record().current_id)
+    assert overlay is not None, "the Set-of-Mark overlay the model sees is kept"
+    assert np.array_equal(marked, np.asarray(views.display_image(session, overlay)).astype(int))
     plain_marked = np.asarray(views.display_image(session)).astype(int)  # the marker without the numbers
     assert differs(marked, plain_marked) > 1 and differs(marked, som) > 0.1
     red = (marked[..., 0] > 200) & (marked[..., 1] < 70) & (marked[..., 2] < 70)

@@ -31,8 +31,9 @@ def session_of(h, sid):
 
 
 def said(view, role="user") -> str:
-    """The last chat bubble of ``role`` on the page."""
-    return [m["content"] for m in view.chat if m["role"] == role][-1]
+    """The text of the last chat bubble of ``role`` on the page (a user bubble also shows the picture)."""
+    content = [m["content"] for m in view.chat if m["role"] == role][-1]
+    return content if isinstance(content, str) else next(part for part in content if isinstance(part, str))
 
 
 def last_run(session, tool):

@@ -112,7 +112,8 @@ def test_kill_mid_write_and_restart_resumes_the_session(tiny_dir, tmp_path):
     from gradio_client.exceptions import AuthenticationError
 
     from chat.store import SessionStore
-    from chat.ui import views
+    from chat.ui.chatview import ChatView
+    from chat.ui.files import ImageFiles
 
     config, data = _config(tmp_path), tmp_path / "data"
     flag = tmp_path / "stalled"
@@ -163,7 +164,7 @@ def test_kill_mid_write_and_restart_resumes_the_session(tiny_dir, tmp_path):
         # Exactly the session of before the killed edit: it never saved (the kill came mid-write of its image).
         assert after.model_dump() == before.model_dump()
         assert [v.id for v in after.record().versions] == ["img1.v1", "img1.v2"]
-        shown = views.chat_messages(after)  # the 4 messages (and the tool rows shown with them)
+        shown = ChatView(ImageFiles(tmp_path / "views")).messages(after)  # the 4 messages (and their tool rows)
         assert len(view[VERSIONS]) == 2 and len(view[CHAT]) == len(shown) and "red circle" in text(view[CHAT][0])
         assert [m["role"] for m in view[CHAT]] == [m["role"] for m in shown]
         assert len(view[TRACE]["data"]) == len(before.trace) >= 1
@@ -276,7 +277,7 @@ def test_export_then_import_gives_the_same_session_under_a_new_id(assistant, tmp
     exported = h.export(session.id).export
     view = h.import_session(session.id, exported)
     copy = store.get(view.session_id)
-    assert copy.id != session.id and "2 version(s)" in view.status
+    assert copy.id != session.id and "2 versions" in view.status
     assert [v.id for v in copy.record().versions] == ["img1.v1", "img1.v2"]
     for version in ("img1.v1", "img1.v2"):
         assert copy.pixels(version).tobytes() == session.pixels(version).tobytes()

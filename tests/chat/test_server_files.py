@@ -107,7 +107,7 @@ def test_session_b_reaches_nothing_of_session_a(served, tmp_path):
     # A's display URL works for a logged-in client, and only with the login cookie.
     own = url_path(out[IMAGE])
     status, body = get(url, own, a.cookies)
-    assert status == 200 and Image.open(io.BytesIO(body)).size == (320, 240)
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (640, 480)  # the display copy (enlarged)
     assert get(url, own, b.cookies)[0] == 200  # the URL is the secret, not the session (see docstring)
     assert get(url, own)[0] in (401, 403)
 

@@ -1,0 +1,97 @@
+() => {
+  // mmchat's page script: the chat's action links, markers from the keyboard, the sketch pad's brush.
+  const send = (box, button, value) => {
+    const input = document.querySelector(`#${box} textarea, #${box} input`);
+    if (!input) { return; }
+    input.value = value;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    setTimeout(() => document.querySelector(`#${button}`)?.click(), 60);
+  };
+
+  // 1. Links in the chat: "#mm-current-img1.v2" makes the version current, "#mm-compare-img1.v2" compares it.
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest && event.target.closest('a.mm-act');
+    if (!link) { return; }
+    event.preventDefault();
+    event.stopPropagation();
+    send('api-act', 'api-act-btn', (link.getAttribute('href') || '').replace(/^#mm-/, ''));
+  }, true);
+
+  // 2. The keyboard on the image: arrows move a cursor (Shift: finer), Enter or Space places a marker there.
+  const cursor = { x: 0.5, y: 0.5, el: null };
+  const picture = () => {
+    const img = document.querySelector('#image img');
+    if (!img || !img.naturalWidth) { return null; }
+    const r = img.getBoundingClientRect();
+    const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
+    const w = img.naturalWidth * s, h = img.naturalHeight * s;
+    return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, width: w, height: h };
+  };
+  const show = () => {
+    const box = picture();
+    if (!box) { return; }
+    if (!cursor.el) {
+      cursor.el = document.createElement('div');
+      cursor.el.className = 'mm-cursor';
+      cursor.el.style.position = 'fixed';
+      document.body.appendChild(cursor.el);
+    }
+    cursor.el.style.left = `${box.left + cursor.x * box.width}px`;
+    cursor.el.style.top = `${box.top + cursor.y * box.height}px`;
+    cursor.el.style.display = 'block';
+  };
+  const hide = () => { if (cursor.el) { cursor.el.style.display = 'none'; } };
+  document.addEventListener('focusin', (event) => {
+    if (event.target.closest && event.target.closest('#image')) { show(); } else { hide(); }
+  });
+  document.addEventListener('keydown', (event) => {
+    if (!(event.target.closest && event.target.closest('#image')) || !picture()) { return; }
+    const step = event.shiftKey ? 0.01 : 0.05;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[event.key]) {
+      cursor.x = Math.min(0.999, Math.max(0, cursor.x + moves[event.key][0]));
+      cursor.y = Math.min(0.999, Math.max(0, cursor.y + moves[event.key][1]));
+      event.preventDefault();
+      show();
+    } else if (event.key === 'Enter' || event.key === ' ') {
+      event.preventDefault();
+      event.stopPropagation();
+      send('api-key', 'api-key-btn', `${cursor.x.toFixed(4)},${cursor.y.toFixed(4)}`);
+    }
+  }, true);
+  window.addEventListener('scroll', () => { if (cursor.el && cursor.el.style.display === 'block') { show(); } }, true);
+
+  // 3. The sketch pad draws at once: its brush is picked when the pad appears.
+  const brush = () => {
+    const button = document.querySelector("#sketch button[aria-label='Brush']");
+    if (button && !button.classList.contains('selected') && button.getAttribute('aria-pressed') !== 'true'
+        && button.offsetParent !== null && !button.dataset.mmPicked) {
+      button.dataset.mmPicked = '1';
+      button.click();
+    }
+  };
+  document.addEventListener('click', (event) => {
+    if (event.target.closest && event.target.closest('#tools button[role="tab"]')) {
+      [150, 600, 1500, 3000].forEach((ms) => setTimeout(brush, ms));  // the pad may render late
+    }
+  });
+
+  // 4. The current version (its caption starts with ★) is framed in the versions strip.
+  const frame = () => {
+    const image = document.getElementById('image');  // focusable, so that keys can place markers
+    if (image && image.tabIndex < 0) {
+      image.tabIndex = 0;
+      image.setAttribute('aria-label', 'Image: arrow keys move the cursor, Enter places a marker');
+    }
+    document.querySelectorAll('#versions .thumbnail-item').forEach((item) => {
+      const caption = item.querySelector('.caption-label');
+      item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));
+    });
+  };
+  new MutationObserver(() => { frame(); brush(); }).observe(document.body, { childList: true, subtree: true, characterData: true });
+
+  // 5. The chat box has the focus when the page opens.
+  const focus = () => document.querySelector('#chat-input textarea')?.focus();
+  setTimeout(focus, 300);
+  setTimeout(focus, 1500);
+}

@@ -1,0 +1,216 @@
+"""The page as one working screen, in Chromium, on a real photo (scikit-image's cat), with the real router on
+the tiny models: at 1440x900 the whole page (image, toolbar, tool tabs, chat, input, status) fits the window
+before and after a turn and in every tab; at 390x844 it stacks toolbar, image, chat and tools with nothing
+wider than the phone; in ja-JP the status line, /help, the chat's notes and the table headers are Japanese.
+The page's own small promises are checked where a person would notice them: Stop looks idle when idle, the
+chat box has the focus on load, a marker can be placed with the keyboard, the user's bubble shows the
+picture the model saw, the current version is framed, New session asks first, nothing offers to share.
+
+Screenshots go to /tmp/mmchat-shots/ (the README's docs/page-*.png are copies of them).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PIL import Image
+
+from tests.chat.test_app_api import launch
+from tests.chat.test_browser import ARGS, CHROMIUM, SHOTS
+
+pytestmark = pytest.mark.browser
+
+HEIGHT = "() => document.documentElement.scrollHeight"
+WIDTH = "() => document.documentElement.scrollWidth"
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    from chat.app import create_app
+
+    app = create_app(assistant)  # the real router: /help, tool replies and the tiny chat model
+    url = launch(app)
+    yield url, app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photos") / "chelsea.png"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
+
+
+def open_page(browser, url, width, height, locale="en-US"):
+    page = browser.new_page(viewport={"width": width, "height": height}, locale=locale)
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.wait_for_selector("#chat-input textarea")
+    page.wait_for_function("() => document.querySelector('#status').innerText.trim().length > 0")
+    return page
+
+
+def new_session(page) -> None:
+    """Each test starts on its own session (the browser keeps the last one): New session, then confirm."""
+    page.click("#new-session")
+    page.wait_for_selector("#confirm", state="visible")
+    page.click("#confirm-yes")
+    page.wait_for_selector("#confirm", state="hidden")
+    page.wait_for_function("() => !document.querySelector('#image img')")
+
+
+def upload(page, path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.click("#upload")
+    chooser.value.set_files(str(path))
+    page.wait_for_selector("#image img")
+    page.wait_for_function("() => document.querySelector('#image img').complete")
+
+
+def click_image(page, fx: float, fy: float) -> None:
+    img = page.locator("#image img").first
+    img.scroll_into_view_if_needed()
+    old = img.get_attribute("src")
+    box = img.bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    page.wait_for_function("(old) => document.querySelector('#image img').src !== old", arg=old)
+
+
+def ask(page, text: str, ready: str = "Ready") -> None:
+    """Send a message and wait for the end of its answer (the status line says Ready, Stop is idle again)."""
+    before = page.locator("#chat").inner_text()
+    page.fill("#chat-input textarea", text)
+    page.press("#chat-input textarea", "Enter")
+    page.wait_for_function("(b) => document.querySelector('#chat').innerText !== b", arg=before)
+    page.wait_for_function("(r) => document.querySelector('#status').innerText.includes(r)"
+                           " && document.querySelector('#stop').disabled", arg=ready, timeout=90_000)
+
+
+def tab(page, name: str) -> None:
+    page.locator("#tools button[role=tab]", has_text=name).first.click()
+    time.sleep(0.3)
+
+
+def bottom(page, selector: str) -> float:
+    return page.locator(selector).first.evaluate("e => e.getBoundingClientRect().bottom")
+
+
+def test_one_screen_at_1440x900(served, browser, photo):
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        assert page.evaluate(HEIGHT) <= 900, "the empty page fits the window"
+        # The chat box has the focus on load; Stop looks idle (disabled) while nothing runs.
+        assert page.evaluate("() => document.activeElement.closest('#chat-input') !== null")
+        assert page.locator("#stop").is_disabled()
+        upload(page, photo)
+        click_image(page, 0.3, 0.35)  # the cat's eye
+        ask(page, "What is in the red circle?")
+        heights = {"after a turn": page.evaluate(HEIGHT)}
+        where = {s: bottom(page, s) for s in ("#work", "#chat", "#chat-input", "#status", "#talk")}
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "page-1440x900.png"))
+        for name in ("Score", "Generate", "Compare", "Trace", "Edit"):
+            tab(page, name)
+            heights[name] = page.evaluate(HEIGHT)
+        # One label with CLIP: the result and why it is 1.00 in the tab, the page still one screen.
+        tab(page, "Score")
+        page.fill("#labels textarea, #labels input", "cat")
+        page.click("#score")
+        page.wait_for_function("() => document.querySelector('#score-status').innerText.includes('SigLIP')")
+        assert "cat 1.00" in page.locator("#score-status").inner_text()
+        heights["one-label score"] = page.evaluate(HEIGHT)
+        tab(page, "Edit")
+        print(f"\npage height at 1440x900: {heights}")
+        assert all(h <= 900 for h in heights.values()), (heights, where)
+        # Image and chat side by side; chat input, Stop and the status line in the window.
+        work, talk = page.locator("#work").bounding_box(), page.locator("#talk").bounding_box()
+        assert work["x"] + work["width"] <= talk["x"] + 1
+        for selector in ("#chat-input", "#stop", "#status", "#tools"):
+            assert bottom(page, selector) <= 900, selector
+        # The user's bubble shows the picture the model saw (with its marker); the current version is framed.
+        assert page.locator("#chat .message.user img, #chat [data-testid=user] img").count() >= 1
+        assert page.locator("#versions .thumbnail-item.mm-current").count() == 1
+        # Nothing on the page offers to share (nothing leaves the machine).
+        assert page.locator("button[aria-label='Share'], button[title='Share']").filter(visible=True).count() == 0
+    finally:
+        page.close()
+
+
+def test_keyboard_places_a_marker_and_new_session_asks_first(served, browser, photo):
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, photo)
+        old = page.locator("#image img").first.get_attribute("src")
+        page.focus("#image")  # as with Tab: the image takes the focus, a cursor shows where Enter will mark
+        assert page.locator(".mm-cursor").first.is_visible()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+        page.wait_for_function("(old) => document.querySelector('#image img').src !== old", arg=old)
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('Marker 1')")
+        # New session asks first; Cancel keeps everything.
+        page.click("#new-session")
+        page.wait_for_selector("#confirm", state="visible")
+        assert "new session" in page.locator("#confirm-text").inner_text().lower()
+        page.click("#confirm-no")
+        page.wait_for_selector("#confirm", state="hidden")
+        assert page.locator("#image img").count() == 1
+    finally:
+        page.close()
+
+
+def test_phone_390x844_stacks_image_chat_tools(served, browser, photo):
+    page = open_page(browser, served[0], 390, 844)
+    try:
+        new_session(page)
+        before = page.evaluate(HEIGHT)
+        upload(page, photo)
+        click_image(page, 0.3, 0.35)
+        ask(page, "What is in the red circle?")
+        after = page.evaluate(HEIGHT)
+        print(f"\npage height at 390x844: {before} before use, {after} after one turn")
+        assert page.evaluate(WIDTH) <= 390, "nothing wider than the phone"
+        tops = {s: page.locator(s).first.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
+                for s in ("#toolbar", "#image", "#chat", "#chat-input", "#tools")}
+        assert tops["#toolbar"] < tops["#image"] < tops["#chat"] < tops["#chat-input"] < tops["#tools"], tops
+        assert after <= 3 * 844, "about three phone screens, not six"
+        page.screenshot(path=str(SHOTS / "page-390x844.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_japanese_page(served, browser, photo):
+    page = open_page(browser, served[0], 1440, 900, locale="ja-JP")
+    try:
+        new_session(page)
+        assert "停止" in page.locator("#stop").inner_text()
+        upload(page, photo)
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('追加')")
+        click_image(page, 0.3, 0.35)
+        ask(page, "/help", ready="準備完了")
+        chat = page.locator("#chat").inner_text()
+        assert "コマンド" in chat and "Commands" not in chat, chat[:300]
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('準備完了')")
+        assert "現在のバージョン" in page.locator("#versions-note").inner_text()
+        tab(page, "実行記録")
+        headers = page.locator("#tool-trace thead").inner_text()
+        assert "ツール" in headers, headers
+        tab(page, "採点")
+        page.click("#score")  # no labels: the warning is Japanese too
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('⚠')")
+        assert not any(word in page.locator("#status").inner_text() for word in ("label", "Invalid", "e.g."))
+    finally:
+        page.close()

@@ -1,0 +1,192 @@
+"""The page's promises at the handler level (no browser, no server): what a person reads in the chat, the
+status line and the tabs after each action. Items of the page review (reviews/page-2026-12.md) by number.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from chat.errors import UserError
+from chat.ui import forms
+from chat.ui.handlers import Handlers
+from chat.ui.texts import translate
+from chat.ui.views import display_size
+from tests.chat.test_app_api import ScriptedRouter, sample_image, text
+
+
+@pytest.fixture
+def h(assistant):
+    return Handlers(assistant, router=ScriptedRouter(delay=0))
+
+
+def with_image(h, tmp_path, size=(320, 240)) -> str:
+    return h.upload(None, [str(sample_image(tmp_path / "x.png", size=size))]).session_id
+
+
+def last_user_line(view) -> str:
+    """The text of the last user bubble (its caption; the picture is the other part)."""
+    content = [m for m in view.chat if m["role"] == "user"][-1]["content"]
+    parts = content if isinstance(content, list) else [content]
+    return " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in parts)
+
+
+def test_1_2_buttons_echo_exactly_what_ran(h, tmp_path):
+    """1: the Edit form's steps/seed/guidance fields are arguments, and the chat echo is the command that runs
+    them; 2: Remove takes its target from its own field, never from the edit instruction."""
+    sid = with_image(h, tmp_path)
+    h.add_point(sid, 100, 80)
+    views = list(h.edit(sid, "make it snowy", steps="3", seed="7", guidance="6.5"))
+    router = h.router
+    assert router.calls[-1][1:] == ("edit", {"instruction": "make it snowy", "steps": 3, "seed": 7,
+                                             "guidance_scale": 6.5})
+    assert router.calls[-1][0] == "/edit make it snowy --steps 3 --seed 7 --guidance 6.5"
+    assert "/edit make it snowy --steps 3 --seed 7 --guidance 6.5" in last_user_line(views[-1])
+    list(h.remove(sid, "the dog", steps="2"))
+    assert router.calls[-1][1] == "remove" and router.calls[-1][2]["target"] == "the dog"
+    assert router.calls[-1][0].startswith("/remove the dog --steps 2")
+    list(h.remove(sid, ""))  # no target: nothing borrowed from the Edit box
+    assert "target" not in router.calls[-1][2] and "snowy" not in router.calls[-1][0]
+
+
+def test_4_sessions_new_rename_delete_with_files(h, assistant, tmp_path):
+    sid = with_image(h, tmp_path)
+    asked = h.ask_confirm(sid, "new")
+    assert asked.confirm[0] == "new" and "stays in the list" in asked.confirm[1]
+    h.rename_session(sid, "Cat photos")
+    new = h.confirm(sid, "new").session_id
+    assert new != sid
+    listed = h.load(new).sessions
+    assert any(sid == value for _, value in listed) and any("Cat photos" in str(label) for label, _ in listed)
+    assert "id" in h.load(new).title.lower() or new[:8] in h.load(new).title  # the id is visible
+    folder = assistant.sessions._dir(sid)
+    assert folder.exists()
+    question = h.ask_confirm(sid, "delete").confirm[1]
+    assert "Cat photos" in question and "1 image" in question
+    view = h.delete_session(sid)
+    assert "Deleted the session 'Cat photos'" in view.status
+    assert not folder.exists() and not assistant.sessions.exists(sid)
+
+
+def test_5_a_second_tab_sees_what_the_first_did(h, tmp_path):
+    sid = with_image(h, tmp_path)
+    shown = h.load(sid).revision
+    assert h.sync(sid, shown).chat is None, "nothing changed: nothing sent"
+    list(h.turn(sid, "hello from tab 2"))
+    caught_up = h.sync(sid, shown)
+    assert caught_up.chat is not None and "hello from tab 2" in str(caught_up.chat)
+
+
+def test_16_a_message_sent_during_an_answer_is_queued_then_answered(h, tmp_path):
+    sid = with_image(h, tmp_path)
+    running = h.page.running
+    with running.guard:
+        running.runners.add(sid)  # an answer is being given
+    first = h.send(sid, {"text": "first question", "files": []})
+    second = h.send(sid, {"text": "second question", "files": []})
+    assert second.status.startswith("Queued") and second.clear_input
+    shown = str(h.turns.queued_bubbles(sid))  # what the running answer shows under itself
+    assert shown.lower().count("queued") == 2 and shown.index("first question") < shown.index("second question")
+    with running.guard:
+        running.runners.discard(sid)
+    list(h.run_queue(sid))
+    answers = [text(m) for m in h.load(sid).chat if m["role"] == "assistant"]
+    assert any("You asked: first question" in a for a in answers)
+    assert any("You asked: second question" in a for a in answers)
+    assert first.session_id == sid
+
+
+def test_17_a_marker_question_without_a_marker_gets_a_hint(h, tmp_path):
+    sid = with_image(h, tmp_path)
+    views = list(h.turn(sid, "What is in the red circle?"))
+    assert "nothing is marked on img1.v1" in views[-1].status
+
+
+def test_18_scores_explain_one_label_and_speak_the_page_syntax(h, tmp_path):
+    sid = with_image(h, tmp_path)
+    views = list(h.score(sid, "cat", "clip"))
+    shown = " ".join(str(v.status) + str(v.tabs) for v in views)
+    assert "With one label CLIP always gives 1.00" in shown and "SigLIP" in shown
+    with pytest.raises(UserError, match=r"'cat \| dog'"):
+        list(h.score(sid, "", "clip"))
+
+
+def test_11_sizes_name_their_range_and_rounding_is_said():
+    with pytest.raises(UserError, match="64 to 1024 pixels; 100000x5"):
+        forms.parse_size("100000x5")
+    size, note = forms.parse_size("300x300")
+    assert size == (304, 304) and note == "300x300 was rounded to 304x304 (sides are multiples of 8)."
+
+
+def test_19_26_small_images_shown_large_and_counts_read_well(h, tmp_path):
+    assert min(display_size((1, 1))) >= 256 and display_size((451, 300))[0] > 451
+    sid = with_image(h, tmp_path, size=(40, 30))
+    view = h.add_point(sid, 10, 10)
+    assert Image.open(view.image).size == display_size((40, 30))
+    assert "(s)" not in view.status
+    list(h.turn(sid, "/help"))
+    helped = h.load(sid).chat
+    user = [text(m) for m in helped if m["role"] == "user"]
+    assert "/help" in user[-1] and "img1" not in user[-1], "/help does not read the image"
+
+
+def test_25_trace_numbered_from_1_in_plain_words(h, tmp_path):
+    sid = with_image(h, tmp_path)
+    list(h.edit(sid, "make it snowy"))
+    rows = h.load(sid).trace
+    assert rows[0][0] == 1 and rows[0][-1] == "a button on the page"
+
+
+def test_12_japanese_fixed_text():
+    """Status lines, warnings and table words the page writes have Japanese forms."""
+    for english in ("Ready. Upload an image to begin.", "Nothing to stop.", "Chat cleared.",
+                    "Ready. Active image img1.v2 (640x480, 2 markers).",
+                    "Note: nothing is marked on img1.v1; click the image to place a marker, then ask again.",
+                    "Type some labels to score, e.g. 'cat | dog'.", "300x300 was rounded to 304x304 (sides are "
+                    "multiples of 8).", "Stopped."):
+        japanese = translate(english, "ja")
+        assert japanese != english and not any(w in japanese for w in ("Ready", "marker", "Type", "Note")), japanese
+
+
+def _red(image: Image.Image):
+    import numpy as np
+
+    a = np.asarray(image.convert("RGB")).astype(int)
+    return (a[..., 0] > 180) & (a[..., 1] < 80) & (a[..., 2] < 80)
+
+
+def test_20_markers_on_a_panorama_are_as_thick_as_on_a_photo():
+    """The ring drawn on a 4000x1000 panorama's display copy is about as thick as on a 4:3 photo's."""
+    import numpy as np
+
+    from chat.ui.views import display_scale, draw_for_screen, to_display
+    from tools.markers import Marker
+
+    def thickness(size):
+        shown = to_display(Image.new("RGB", size, (90, 90, 90)))
+        scale = display_scale(size)
+        marker = Marker(x=size[0] // 2, y=size[1] // 2, radius=size[1] // 4)
+        row = _red(draw_for_screen(shown, [marker], scale))[shown.height // 2]
+        return int(np.count_nonzero(row)) / 2  # the ring crosses the middle row twice
+
+    panorama, photo = thickness((4000, 1000)), thickness((1600, 1200))
+    assert panorama >= 3 and panorama >= 0.5 * photo, (panorama, photo)
+
+
+def test_8_sam_clicks_and_mask_are_drawn():
+    """Include clicks are green dots, exclude clicks red ones, and the object's mask is tinted."""
+    import numpy as np
+
+    from chat.ui.views import draw_for_screen
+    from tools.markers import Marker
+
+    base = Image.new("RGB", (400, 300), (128, 128, 128))
+    mask = np.zeros((300, 400), dtype=bool)
+    mask[100:200, 100:250] = True
+    marker = Marker(x=175, y=150, shape="ellipse", bbox=(100, 100, 250, 200), clicks=[(150, 150, True), (300, 60, False)])
+    drawn = np.asarray(draw_for_screen(base, [marker], 1.0, masks={0: mask})).astype(int)
+    green = drawn[150, 150]
+    assert green[1] > 150 and green[0] < 60, green  # the include dot
+    assert drawn[60, 300][0] > 180 and drawn[60, 300][1] < 80 or drawn[60, 300].tolist() == [255, 255, 255]
+    assert (drawn[120, 200] != 128).any(), "the mask is tinted"
+    assert (drawn[250, 50] == 128).all(), "outside the mask and markers: untouched"
