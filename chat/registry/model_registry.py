@@ -39,9 +39,9 @@ class ModelRegistry:
         self.progress = progress
         self._listeners: list[Progress] = []
         self._listeners_lock = threading.Lock()
-        self.memory = ModelMemory(config, self._report)
+        self.memory = ModelMemory(config, self.report)
         self.parts = SharedParts(digest_cache())
-        self.loader = ModelLoader(config, self.memory, self._report, self.parts)
+        self.loader = ModelLoader(config, self.memory, self.report, self.parts)
 
     # -- progress --------------------------------------------------------------------------
     def add_progress_listener(self, callback: Progress) -> Callable[[], None]:
@@ -58,7 +58,8 @@ class ModelRegistry:
 
         return remove
 
-    def _report(self, name: str, fraction: float, message: str) -> None:
+    def report(self, name: str, fraction: float, message: str) -> None:
+        """Tell ``progress`` and every listener (what loading, moving and unloading models call)."""
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in ([self.progress] if self.progress is not None else []) + listeners:
@@ -96,7 +97,7 @@ class ModelRegistry:
                 raise OutOfMemory(out_of_memory_message(what, freed)) from exc
             raise
         moved = f" after moving {', '.join(freed)} off the device" if freed else " after freeing the caches"
-        self._report(what, 1.0, f"The device ran out of memory for {what}; it worked on the second try{moved}.")
+        self.report(what, 1.0, f"The device ran out of memory for {what}; it worked on the second try{moved}.")
         return result
 
     # -- what the memory knows (delegated) -------------------------------------------------

@@ -265,7 +265,7 @@ class LoadingRouter:
     def respond(self, session, text, *, action=None, arguments=None, cancel=None, sink=None):
         session.add_message("user", text)
         for fraction in self.fractions:
-            self.registry.progress("llava", fraction, "loading llava")
+            self.registry.report("llava", fraction, "loading llava")
             time.sleep(0.2)  # one status update each
         yield Delta("ok")
         yield Done(session.add_message("assistant", "ok"))
@@ -297,7 +297,7 @@ def test_model_progress_hook_is_installed_once(assistant):
         statuses = [view.status for view in h.turn(None, "hi") if view.status]
         assert "Loading llava █████░░░░░ 50%" in statuses
         assert calls == [("llava", 0.5, "loading llava")]  # the original callback runs once
-        registry.progress("clip", 0.5, "loading clip")  # no answer runs: only the original callback
+        registry.report("clip", 0.5, "loading clip")  # no answer runs: only the original callback
         assert calls[-1] == ("clip", 0.5, "loading clip") and len(calls) == 2
         if not hasattr(registry, "add_progress_listener"):  # a registry without listeners gets one relay
             from chat.ui.progress import ProgressRelay
