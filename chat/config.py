@@ -83,6 +83,8 @@ class ToolsConfig(Strict):
     # a phrase matches "ambiguously" when another place scores within this many logits of the best: the chat
     # then shows the places numbered and asks which one instead of acting on a guess
     find_margin: float = Field(1.0, ge=0.0, le=100.0)
+    # grounded answers: a phrase is drawn when its best region scores above this (logits over neutral captions)
+    grounded_min_score: float = 0.0
     prompt_templates: list[str] = ["a photo of a {}."]
     som_method: Literal["slic", "sam"] = "slic"
     som_max_regions: int = Field(24, ge=1, le=200)

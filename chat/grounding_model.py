@@ -81,4 +81,22 @@ def answer_phrases(chat, image: Image.Image, answer: str) -> list[str]:
                 .phrases)[:MAX_PHRASES]
 
 
-__all__ = ["BOX_SCHEMA", "answer_phrases", "box_asker", "gives_boxes"]
+def ground(assistant, image: Image.Image, answer: str, min_score: float = 0.0):
+    """The answer grounded on ``image`` (:class:`tools.grounding.grounded.GroundedAnswer`): its phrases listed by
+    the chat model, each found with the assistant's caches (SAM candidates when the config has SAM)."""
+    from tools.grounding import CandidateOptions, find_regions
+    from tools.grounding.grounded import ground_answer
+
+    registry = assistant.registry
+    sam = registry.get("sam") if "sam" in registry.available() else None
+    phrases = answer_phrases(assistant.mllm, image, answer)
+
+    def find(phrase: str):
+        return find_regions(registry, image, {"phrase": phrase, "top_k": 1, "method": "ensemble"}, sam=sam,
+                            cache=assistant.embedding_cache, candidate_cache=assistant.candidate_cache,
+                            options=CandidateOptions(sam_points=8 if sam is not None else 0))
+
+    return ground_answer(answer, phrases, find, min_score=min_score)
+
+
+__all__ = ["BOX_SCHEMA", "answer_phrases", "box_asker", "ground", "gives_boxes"]

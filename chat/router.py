@@ -220,6 +220,7 @@ class Router:
         self._trace_answer(session, about, start, answer, error, "model tool call: none, answered directly")
         if about and not cancel.is_set():
             yield from self._highlight(session, about[0], answer)
+            yield from self._ground(session, about[0], answer, turn, cancel)
         return None
 
     # -- running a tool ----------------------------------------------------------------------
@@ -261,6 +262,7 @@ class Router:
         self._trace_answer(session, about, start, answer, error, decision)
         if about and not cancel.is_set():
             yield from self._highlight(session, about[0], answer)
+            yield from self._ground(session, about[0], answer, turn, cancel)
 
     def _stream(self, model, messages, turn, cancel, extra: dict | None = None, quiet: bool = False) -> Iterator[Event]:
         """Deltas of a model's reply; returns (all chunks added up, the text, an error or None). An error is also
@@ -301,6 +303,33 @@ class Router:
                          {"image": version_id, "marks": ids}, overlay=overlay)
         entry = out.entry(time.perf_counter() - start, "the answer cites Set-of-Mark regions")
         yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
+
+
+    def _ground(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
+        """Grounded answers (the session's toggle): the things the answer mentions, found and drawn on the image
+        in the colours of their numbers, and named under the answer."""
+        if not session.grounded or not answer.strip() or cancel.is_set():
+            return
+        from chat.grounding_model import ground
+        from tools.grounding.grounded import PALETTE_NAMES, draw_grounded
+
+        yield ToolStarted(tool="ground", arguments={"image": version_id}, decision="grounded answers are on")
+        start = time.perf_counter()
+        try:
+            image = session.pixels(version_id)
+            grounded = ground(self.assistant, image, answer, self.assistant.config.tools.grounded_min_score)
+            shown = [(n, p) for n, p in enumerate(grounded.phrases, 1) if p.region is not None]
+            legend = ", ".join(f"[{n}] {p.phrase} ({PALETTE_NAMES[p.colour]})" for n, p in shown)
+            text = f"Shown on {version_id}: {legend}." if shown else f"Nothing the answer mentions was found on {version_id}."
+            out = ToolOutput("ground", text, legend or "nothing found",
+                             {"image": version_id, "phrases": [p.phrase for p in grounded.phrases]},
+                             overlay=draw_grounded(image, grounded) if shown else None,
+                             data={"grounded": grounded})
+        except Exception as exc:  # noqa: BLE001 - the answer stands; grounding it failed
+            out = failed("ground", describe(exc), {"image": version_id})
+        entry = out.entry(time.perf_counter() - start, "grounded answers are on")
+        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
+        yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
 
 
 class _Turn:

@@ -96,6 +96,7 @@ class Session(BaseModel):
     overlays: dict[str, Overlay] = {}  # version id -> its Set-of-Mark overlay
     # a question the assistant asked ("which one, 1, 2 or 3?"): the tool and arguments a numbered answer completes
     pending: dict[str, Any] | None = None
+    grounded: bool = False  # the page's toggle: each answer's phrases are found and drawn on the image
     _pixels: dict[str, Image.Image] = PrivateAttr(default_factory=dict)
     _originals: dict[str, bytes] = PrivateAttr(default_factory=dict)  # original file -> bytes not yet stored
     _loader: Callable[[str], Image.Image] | None = PrivateAttr(default=None)

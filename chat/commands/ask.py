@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, help="answer length limit")
     p.add_argument("--temperature", type=float, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
+    p.add_argument("--grounded", metavar="OUT",
+                   help="ground the answer: the things it mentions (listed by the chat model) are found in the image "
+                        "and drawn in OUT, each in the colour of its number; the phrases and boxes are printed after "
+                        "the answer (with --json: under 'grounded')")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -53,19 +57,41 @@ def run(args) -> int:
     except ValidationError as exc:
         flags = {name: "--" + name.replace("_", "-") for name in GenerationOptions.model_fields}
         raise UserError(explain(exc, names=flags, schema=GenerationOptions)) from None
+    original = image
     turns = [Turn("user", args.question, [image])]
     pieces: list[str] = []
     stream = _recorded(assistant.mllm.stream(turns, options), pieces)
     if args.json:
         for _ in stream:
             pass
-        emit(args, {"answer": "".join(pieces).strip()})
+        payload = {"answer": "".join(pieces).strip()}
+        if args.grounded:
+            payload["grounded"] = _grounded(assistant, original, payload["answer"], args.grounded).to_json()
+        emit(args, payload)
     else:
         for text in _trimmed(stream):
             sys.stdout.write(text)
             sys.stdout.flush()
         sys.stdout.write("\n")
+        if args.grounded:
+            grounded = _grounded(assistant, original, "".join(pieces).strip(), args.grounded)
+            for number, item in enumerate(grounded.phrases, 1):
+                where = f"box {','.join(map(str, item.region.bbox))}" if item.region else "not shown"
+                print(f"[{number}] {item.phrase}: {where}")
+            for note in grounded.notes:
+                print(f"note: {note}")
     return 0
+
+
+def _grounded(assistant, image, answer: str, out: str):
+    """The answer grounded on the unmarked image, drawn into ``out``."""
+    from chat.commands.common import save_image
+    from chat.grounding_model import ground
+    from tools.grounding.grounded import draw_grounded
+
+    grounded = ground(assistant, image, answer)
+    save_image(draw_grounded(image, grounded), out)
+    return grounded
 
 
 def _recorded(stream: Iterator[str], pieces: list[str]) -> Iterator[str]:

@@ -27,9 +27,10 @@ from chat.ui.progress import ProgressRelay, listen, progress_line  # noqa: F401
 from chat.ui.sessions import SessionList, file_path
 from chat.ui.turns import Pending, TurnRunner
 from chat.ui.views import View
+from tools.markers import CLICK_SHAPES, PROMPT_COLORS
 
-SHAPES = ("circle", "ellipse", "box", "arrow", "cross", "point")
-COLORS = ("red", "green", "blue", "yellow", "purple")
+SHAPES = CLICK_SHAPES  # what a click can place (tools.markers)
+COLORS = PROMPT_COLORS
 CLICK_MODES = ("new", "add", "exclude")  # SAM regions: a new object, add to the last one, cut from it
 
 
@@ -96,6 +97,19 @@ class Handlers:
 
     def new_session(self, session_id: str | None = None) -> View:
         return self.sessions.new_session(session_id)
+
+    def set_grounded(self, session_id: str | None, on: bool) -> View:
+        """The grounded-answers toggle: from now on each answer's phrases are found and drawn on the image."""
+        session, note = self.page.session(session_id)
+        with self.page.locked(session.id):
+            session.grounded = bool(on)
+            self.store.save(session)
+        status = ("Grounded answers: the things each answer mentions are found and drawn on the image."
+                  if session.grounded else "Grounded answers are off.")
+        view = View(session_id=session.id, status=status, grounded=session.grounded)
+        if note:
+            view.warnings.append(note)
+        return view
 
     def rename_session(self, session_id: str | None, title: str) -> View:
         return self.sessions.rename(session_id, title)

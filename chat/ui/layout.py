@@ -185,6 +185,8 @@ def build(assistant, router=None) -> gr.Blocks:
                     c.stop = gr.Button(t("stop"), elem_id="stop", variant="secondary", size="sm", interactive=False)
                     c.regenerate = gr.Button(t("regenerate"), elem_id="regenerate", size="sm")
                     c.clear_chat = gr.Button(t("clear_chat"), elem_id="clear-chat", size="sm")
+                    c.grounded = gr.Checkbox(False, label=t("grounded"), elem_id="grounded", container=False,
+                                             info=None)
                 c.status = gr.Markdown("", elem_id="status")
         c.export_file = gr.File(label="export", elem_id="export-file", visible="hidden")
 

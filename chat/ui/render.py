@@ -70,6 +70,7 @@ class Outputs:
                          if view.sessions is not None else gr.skip()),
             "title": tr(view.title) if view.title is not None else gr.skip(),
             "rename": view.rename if view.rename is not None else gr.skip(),
+            "grounded": view.grounded if view.grounded is not None else gr.skip(),
             "confirm_group": gr.update(visible=bool(view.confirm[0])) if view.confirm else gr.skip(),
             "confirm_text": tr(view.confirm[1]) if view.confirm else gr.skip(),
             "confirm_kind": view.confirm[0] if view.confirm else gr.skip(),

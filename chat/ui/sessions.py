@@ -52,6 +52,7 @@ class SessionList:
         view.sessions = self.rows()
         view.title = views.session_label(session, self._title(session))
         view.rename = self._title(session)
+        view.grounded = session.grounded
         view.busy = self.page.running.busy(session.id)
         return view
 

@@ -153,6 +153,25 @@ JA: dict[str, str] = {
     "Removed {target} from {image} (seed {seed}): the new version is {version}.":
         "{image} から {target} を消しました(シード {seed})。新しいバージョンは {version} です。",
     "Made {image} ({size}, seed {seed}).": "{image} を作りました({size}、シード {seed})。",
+    # finding by words (find, remove the dog, replace the cat with a tiger)
+    "Grounded answers: the things each answer mentions are found and drawn on the image.":
+        "回答の根拠を表示: 回答が触れているものを画像の中で探して描きます。",
+    "Grounded answers are off.": "回答の根拠の表示をオフにしました。",
+    "Shown on {image}: {legend}.": "{image} に表示: {legend}。",
+    "Nothing the answer mentions was found on {image}.": "回答が触れているものは {image} に見つかりませんでした。",
+    "More than one place could be '{phrase}' (numbered on the image): which one do you mean, {ids}? Say the "
+    "number, or click on it.":
+        "「{phrase}」に当たる場所が複数あります(画像に番号を表示)。どれですか、{ids}?番号で答えるか、クリックしてください。",
+    "More than one place could be '{phrase}': which one, {ids}? Say the number, or click on it.":
+        "「{phrase}」に当たる場所が複数あります。どれですか、{ids}?番号で答えるか、クリックしてください。",
+    "I could not find '{phrase}' in the image; click on it, or describe it differently.":
+        "画像の中に「{phrase}」が見つかりませんでした。クリックするか、別の言い方で説明してください。",
+    "Say what to remove (e.g. 'remove the dog'), or click on it in {image} first.":
+        "何を消すか言ってください(例: 'remove the dog')。または先に {image} の中でそれをクリックしてください。",
+    "A marker is on region 1 of {image}: add to it or cut from it with clicks, or undo it.":
+        "{image} の領域 1 にマーカーを置きました。クリックで広げたり削ったり、取り消したりできます。",
+    "Marked region {n} for '{phrase}' on {image}: add to it or cut from it with clicks, or undo it.":
+        "{image} の「{phrase}」として領域 {n} に印を付けました。クリックで広げたり削ったり、取り消したりできます。",
     "Numbered {n} regions of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
         "{image} の領域 {n} か所に番号を付けました(Set-of-Mark)。[1]〜[{m}] で参照できます。",
     "Numbered {n} region of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
@@ -172,6 +191,7 @@ JA: dict[str, str] = {
     # the trace's decisions in plain words
     "a button on the page": "ページのボタン",
     "a command you typed": "入力したコマンド",
+    "your answer to 'which one?'": "「どれですか？」への答え",
     "the model chose to answer in words": "モデルが文章で答えることを選択",
     "answered in words: the model leaned to {tool}, but not clearly enough": "文章で回答: モデルは {tool} に傾いたが、はっきりしなかった",
     "the model chose this tool": "モデルがこのツールを選択",

@@ -299,11 +299,9 @@ class TurnRunner:
                 view.image = page.display(session, item.overlay)
             if item.plot is not None:
                 view.plot = state.plot = page.files.put(item.plot)
-            result = (item.data or {}).get("result")
+            result = (item.data or {}).get("result")  # the tool's structured result, never its text re-read
             if result is not None and getattr(result, "scores", None) is not None and not item.entry.error:
-                view.scores = state.scores = views.score_rows(result, item.entry.summary)
-            elif "score" in item.entry.tool and not item.entry.error:
-                view.scores = state.scores = views.score_rows(None, item.entry.summary)
+                view.scores = state.scores = views.score_rows(result)
         elif isinstance(item, Done):
             state.done = True
             state.final_status = STOPPED if item.cancelled else None

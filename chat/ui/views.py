@@ -239,6 +239,8 @@ def decision_text(decision: str) -> str:
         return "a button on the page"
     if decision == "slash command":
         return "a command you typed"
+    if decision == "numbered answer":
+        return "your answer to 'which one?'"
     if decision == "model choice: answer directly":
         return "the model chose to answer in words"
     if match := _MARGIN.match(decision):
@@ -260,18 +262,13 @@ def trace_rows(session: Session) -> list[list]:
     return rows
 
 
-_SCORE = re.compile(r"(?P<label>[^,]+?)\s+(?P<score>\d+(?:\.\d+)?(?:e-?\d+)?)\s*(?:,|$|\()")
-
-
-def score_rows(result: Any = None, summary: str = "") -> list[list]:
-    """Rows (label, score) from a structured result ({"labels", "scores"} or an object with them),
-    else parsed from a summary like ``cat 0.71, dog 0.29``."""
-    if result is not None:
-        labels = result.get("labels") if isinstance(result, dict) else getattr(result, "labels", None)
-        scores = result.get("scores") if isinstance(result, dict) else getattr(result, "scores", None)
-        if labels is not None and scores is not None:
-            return [[str(label), float(f"{float(score):.4g}")] for label, score in zip(labels, scores)]
-    return [[m.group("label").strip(), float(m.group("score"))] for m in _SCORE.finditer(summary or "")]
+def score_rows(result: Any) -> list[list]:
+    """Rows (label, score) of a score tool's structured result ({"labels", "scores"} or an object with them)."""
+    labels = result.get("labels") if isinstance(result, dict) else getattr(result, "labels", None)
+    scores = result.get("scores") if isinstance(result, dict) else getattr(result, "scores", None)
+    if labels is None or scores is None:
+        return []
+    return [[str(label), float(f"{float(score):.4g}")] for label, score in zip(labels, scores)]
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -341,3 +338,4 @@ class View:
     show_tab: str | None = None  # open this tab (e.g. "compare")
     revision: str | None = None  # what the page now shows (see revision())
     rename: str | None = None  # the rename box's text
+    grounded: bool | None = None  # the session's grounded-answers toggle

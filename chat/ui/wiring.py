@@ -30,7 +30,8 @@ def wire(app: gr.Blocks, h, c) -> None:
                   confirm_kind=c.confirm_kind, tabs=c.tabs, stop=c.stop, edit_status=c.edit_status,
                   score_status=c.score_status, generate_status=c.generate_status, compare_status=c.compare_status,
                   edit=c.edit, remove=c.remove, som=c.som, score=c.score, generate=c.generate,
-                  regenerate=c.regenerate, clear_chat=c.clear_chat, compare_current=c.compare_current)
+                  regenerate=c.regenerate, clear_chat=c.clear_chat, compare_current=c.compare_current,
+                  grounded=c.grounded)
     outs = out.components
     quick = dict(outputs=outs, show_progress="hidden")
     turn = dict(outputs=outs, show_progress="hidden", concurrency_id="turn")
@@ -49,6 +50,7 @@ def wire(app: gr.Blocks, h, c) -> None:
     c.resume_btn.click(plain(out, h.resume), [c.sid, c.resume_id], api_name="resume", **quick)
     c.sessions.input(plain(out, h.resume), [c.sid, c.sessions], **quick, **private)
     c.rename_btn.click(plain(out, h.rename_session), [c.sid, c.rename], api_name="rename_session", **quick)
+    c.grounded.input(plain(out, h.set_grounded), [c.sid, c.grounded], api_name="set_grounded", **quick)
     c.rename.submit(plain(out, h.rename_session), [c.sid, c.rename], **quick, **private)
     c.delete_btn.click(plain(out, h.delete_session), [c.sid, c.resume_id], api_name="delete_session", **quick)
     c.import_file.upload(plain(out, h.import_session), [c.sid, c.import_file], api_name="import_session", **quick)

@@ -125,3 +125,25 @@ def test_remove_without_a_marker_or_a_name_says_what_to_do(assistant, session):
     router = Router(assistant, local(ScriptedChat("unused")))
     run(router, session, "/remove")
     assert "Say what to remove" in reply(session) and len(session.record().versions) == 1
+
+
+def test_grounded_answers_draw_what_the_answer_mentions(assistant, session, monkeypatch):
+    """With the session's toggle on, an answer's phrases (listed by the chat model; scripted here) are found and
+    drawn on the image in their colours, and named under the answer; off, nothing is added."""
+    import chat.grounding_model as grounding_model
+
+    monkeypatch.setattr(grounding_model, "answer_phrases", lambda chat, image, answer: ["A cat", "the blue square"])
+    monkeypatch.setattr(assistant.config.tools, "grounded_min_score", -1e9)  # random weights score anything
+    router = Router(assistant, local(ScriptedChat("A cat sits next to the blue square.")))
+    run(router, session, "what is this?")
+    assert not [e for e in session.trace if e.tool == "ground"]  # off by default
+    session.grounded = True
+    events = run(router, session, "what is this?")
+    out = finished(events).output
+    assert out.tool == "ground" and out.ok and out.overlay.size == (200, 150)
+    assert reply(session).startswith("A cat sits next to the blue square.\n\nShown on img1.v1: [1] A cat (red), "
+                                     "[2] the blue square (blue).")
+    grounded = out.data["grounded"]
+    assert [p.phrase for p in grounded.found] == ["A cat", "the blue square"]
+    drawn = np.asarray(out.overlay).astype(int) - np.asarray(session.pixels()).astype(int)
+    assert all(np.abs(drawn[p.region.mask]).sum() > 0 for p in grounded.found)  # each region is tinted

@@ -4,6 +4,8 @@ output; ViP-LLaVA is not asked for boxes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 from skimage import data
@@ -12,6 +14,8 @@ from chat.grounding_model import answer_phrases, box_asker, gives_boxes
 from chat.mllm import MultimodalChat
 from tools.grounding import GroundingError, find_regions
 from tools.grounding.grounded import ground_answer
+
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +82,35 @@ def test_answer_phrases_come_from_structured_output(chat, cat, monkeypatch):
     assert kwargs["constraint"].schema["properties"]["phrases"]["type"] == "array"
     grounded = ground_answer("A cat lies on a rug.", phrases, lambda p: find_regions(chat.registry, cat, {"phrase": p}))
     assert all(p.phrase.casefold() in "a cat lies on a rug." for p in grounded.phrases)
+
+
+def test_ask_grounded_draws_the_answers_phrases(capsys, tiny_dir, tmp_path, monkeypatch):
+    """``mmchat ask --grounded OUT``: the phrases the chat model lists (scripted here: the random model's own
+    words) are found and drawn in OUT; the JSON has each phrase's place in the answer, colour and box."""
+    import json
+
+    import chat.grounding_model as grounding_model
+    from tests.fakes import cli
+
+    photo = tmp_path / "cat.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    listed = []
+
+    def phrases(chat, image, answer):
+        listed.append(answer)
+        return answer.split()[:2] + ["a unicorn"]  # two words of the answer, one made up
+
+    monkeypatch.setattr(grounding_model, "answer_phrases", phrases)
+    out = tmp_path / "grounded.png"
+    code, stdout, err = cli(capsys, "ask", photo, "What is this?", "--max-new-tokens", "8", "--grounded", out,
+                            "--config", CONFIG, "--json")
+    assert code == 0, err
+    payload = json.loads(stdout)
+    grounded = payload["grounded"]
+    assert listed == [payload["answer"]] and grounded["answer"] == payload["answer"]
+    words = payload["answer"].split()[:2]
+    assert [p["phrase"] for p in grounded["phrases"]] == [w for w in dict.fromkeys(words)]
+    for p in grounded["phrases"]:
+        assert payload["answer"][p["start"]:p["end"]] == p["phrase"] and p["colour"].startswith("#")
+    assert any("'a unicorn'" in n for n in grounded["notes"])
+    assert Image.open(out).size == (451, 300)

@@ -190,3 +190,15 @@ def test_8_sam_clicks_and_mask_are_drawn():
     assert drawn[60, 300][0] > 180 and drawn[60, 300][1] < 80 or drawn[60, 300].tolist() == [255, 255, 255]
     assert (drawn[120, 200] != 128).any(), "the mask is tinted"
     assert (drawn[250, 50] == 128).all(), "outside the mask and markers: untouched"
+
+
+def test_grounded_answers_toggle_is_kept_with_the_session(h, assistant, tmp_path):
+    """The 'Grounded answers' box: on for this session (saved, shown again after a reload or a switch back),
+    off for a new one."""
+    sid = with_image(h, tmp_path)
+    view = h.set_grounded(sid, True)
+    assert view.grounded is True and "Grounded answers" in view.status
+    assert h.load(sid).grounded is True  # a reload shows the box ticked
+    other = h.upload(None, [str(sample_image(tmp_path / "y.png"))]).session_id
+    assert h.load(other).grounded is False
+    assert h.set_grounded(sid, False).grounded is False and h.load(sid).grounded is False

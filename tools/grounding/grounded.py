@@ -30,6 +30,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
+PALETTE_NAMES = dict(zip(PALETTE, ("red", "blue", "green", "orange", "purple", "cyan")))
+
+
 class Phrases(BaseModel):
     """The things an answer mentions that can be seen in the image."""
 
@@ -168,6 +171,7 @@ def highlight_html(grounded: GroundedAnswer) -> str:
 
 
 __all__ = [
-    "GroundedAnswer", "GroundedPhrase", "MAX_PHRASES", "PALETTE", "Phrases", "draw_grounded", "extraction_prompt",
+    "GroundedAnswer", "GroundedPhrase", "MAX_PHRASES", "PALETTE", "PALETTE_NAMES", "Phrases", "draw_grounded",
+    "extraction_prompt",
     "ground_answer", "highlight_html", "locate_phrases",
 ]
