@@ -214,3 +214,34 @@ def test_japanese_page(served, browser, photo):
         assert not any(word in page.locator("#status").inner_text() for word in ("label", "Invalid", "e.g."))
     finally:
         page.close()
+
+
+def test_remove_by_words_asks_which_one_then_makes_a_version(served, browser, tmp_path):
+    """Typed "remove the blue square" (no click): the assistant finds it; when two places match it shows them
+    numbered and asks, the person answers with a number, and a new version appears in the strip."""
+    from PIL import ImageDraw
+    from skimage import data
+
+    path = tmp_path / "square.png"
+    image = Image.fromarray(data.coffee()).resize((400, 266))
+    ImageDraw.Draw(image).rectangle((260, 150, 339, 229), fill=(30, 60, 220))
+    image.save(path)
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, path)
+        assert page.locator("#versions .thumbnail-item").count() == 1
+        said = "(w) => w.some(x => document.querySelector('#chat').innerText.includes(x))"
+        page.fill("#chat-input textarea", "/remove the blue square --steps 2 --seed 1")
+        page.press("#chat-input textarea", "Enter")
+        page.wait_for_function(said, arg=["which one", "Removed the blue square", "⚠"], timeout=90_000)
+        if "which one" in page.locator("#chat").inner_text():  # random weights: another place scores as well
+            assert "More than one place could be 'the blue square'" in page.locator("#chat").inner_text()
+            page.wait_for_function("() => document.querySelector('#stop').disabled")
+            page.fill("#chat-input textarea", "1")
+            page.press("#chat-input textarea", "Enter")
+            page.wait_for_function(said, arg=["Removed the blue square", "⚠"], timeout=90_000)
+        page.wait_for_function("() => document.querySelectorAll('#versions .thumbnail-item').length === 2")
+        assert "Removed the blue square (found: region " in page.locator("#chat").inner_text()
+    finally:
+        page.close()
