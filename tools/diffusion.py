@@ -152,13 +152,19 @@ def make_generator(pipe, seed: int):
     return torch.Generator("cpu" if device.type == "mps" else device).manual_seed(seed)
 
 
-def step_callback(progress: Progress | None):
-    """A diffusers ``callback_on_step_end`` that reports ``progress(step, total)``; None without progress."""
+def step_callback(progress: Progress | None, steps: int | None = None):
+    """A diffusers ``callback_on_step_end`` that reports ``progress(step, total)``; None without progress.
+
+    ``total`` is what the pipeline runs, never more than the ``steps`` asked for: some schedulers count one
+    timestep more than the steps (151 for 150), and a person who asked for 150 should see 150/150 at the end."""
     if progress is None:
         return None
 
     def on_step_end(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
-        progress(step + 1, int(getattr(pipe, "num_timesteps", 0) or step + 1))
+        total = int(getattr(pipe, "num_timesteps", 0) or steps or step + 1)
+        if steps:
+            total = min(total, int(steps))
+        progress(min(step + 1, total), total)
         return callback_kwargs
 
     return on_step_end

@@ -210,7 +210,7 @@ def edit_image(
         guidance_scale=float(guidance_scale),
         image_guidance_scale=float(image_guidance_scale),
         generator=make_generator(pipe, seed),
-        callback_on_step_end=step_callback(progress),
+        callback_on_step_end=step_callback(progress, steps),
     ).images[0]
     # 4. the change applied at the input's size: the photo's own detail stays where the model changed little
     return ImageResult(image=apply_change(image, out.convert("RGB"), reference), seed=seed, working_size=size)
@@ -261,7 +261,7 @@ def inpaint(
         num_inference_steps=steps,
         guidance_scale=float(guidance_scale),
         generator=make_generator(pipe, seed),
-        callback_on_step_end=step_callback(progress),
+        callback_on_step_end=step_callback(progress, steps),
     ).images[0]
     # 4. composite: original * (1 - alpha) + result * alpha, exactly the original where alpha == 0
     painted = np.asarray(resize(out.convert("RGB"), crop.size), dtype=np.float32)

@@ -137,7 +137,7 @@ def generate_image(
         num_inference_steps=steps,
         guidance_scale=float(guidance_scale),
         generator=make_generator(pipe, seed),
-        callback_on_step_end=step_callback(progress),
+        callback_on_step_end=step_callback(progress, steps),
     ).images[0]
     return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 
@@ -202,7 +202,7 @@ def sketch_to_image(
         guidance_scale=float(guidance_scale),
         controlnet_conditioning_scale=float(conditioning_scale),
         generator=make_generator(pipe, seed),
-        callback_on_step_end=step_callback(progress),
+        callback_on_step_end=step_callback(progress, steps),
     ).images[0]
     return ImageResult(image=resize(out.convert("RGB"), requested), seed=seed, working_size=work)
 

@@ -208,3 +208,22 @@ def test_the_config_and_the_tools_share_one_steps_limit(assistant, tmp_path):
     out = run_tool(edit, {"instruction": "make it snowy", "steps": 1000})
     assert out.error == f"Invalid steps for edit: input should be less than or equal to {MAX_STEPS}."
     assert f"1 to {MAX_STEPS}" in EditInput.model_json_schema()["properties"]["steps"]["description"]
+
+
+def test_step_counter_never_passes_the_steps_asked_for():
+    """A scheduler that runs one timestep more than asked (151 for 150) still reports 1/150 ... 150/150."""
+    from types import SimpleNamespace
+
+    from tools.diffusion import step_callback
+
+    seen = []
+    callback = step_callback(lambda step, total: seen.append((step, total)), 150)
+    pipe = SimpleNamespace(num_timesteps=151)
+    for step in range(151):
+        callback(pipe, step, None, {})
+    assert seen[0] == (1, 150) and seen[-1] == (150, 150) and all(t == 150 for _, t in seen)
+    fewer = []  # a pipeline that runs fewer (img2img strength < 1) reports its own count
+    short = step_callback(lambda step, total: fewer.append((step, total)), 20)
+    for step in range(8):
+        short(SimpleNamespace(num_timesteps=8), step, None, {})
+    assert fewer[-1] == (8, 8)
