@@ -40,7 +40,7 @@ from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
 from chat.session import Message, Session, TraceEntry, clean_text
 from chat.toolbox import TOOLS, Cancelled, ToolContext, ToolOutput, command, failed, help_text
-from chat.toolbox.free_text import numbered_answer
+from chat.toolbox.free_text import numbered_answer, region_question
 
 CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
 EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
@@ -129,6 +129,7 @@ class Router:
         limit = self.assistant.config.limits.max_message_chars
         if len(text) > limit:
             raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
+        tool, args = None, {}
         if action is not None:
             tool, args, decision = action, dict(arguments or {}), decision or "button"
         elif not text:
@@ -145,16 +146,20 @@ class Router:
                 yield Delta(turn.say(known + help_text()))
                 return
             tool, args, decision = spec.name, spec.parse(rest), "slash command"
-        elif self.native_tools:
-            chosen = yield from self._native(session, text, about, turn, cancel)
-            if chosen is None:
-                return
-            tool, args, decision = chosen
-        else:
-            tool, args, decision = self._choose(session, text, image)
-            if tool is None:
-                yield from self._answer(session, text, about, turn, cancel, decision=decision)
-                return
+        if tool is None:  # free text
+            thing = region_question(text) if image and not session.record(image).markers else None
+            if thing and not (yield from self._point_at(session, thing, image, turn, cancel)):
+                return  # not found, or the person is asked which one
+            if self.native_tools:
+                chosen = yield from self._native(session, text, about, turn, cancel)
+                if chosen is None:
+                    return
+                tool, args, decision = chosen
+            else:
+                tool, args, decision = self._choose(session, text, image)
+                if tool is None:
+                    yield from self._answer(session, text, about, turn, cancel, decision=decision)
+                    return
         spec = TOOLS.get(tool)
         if action is None and spec is not None and spec.image and (arguments or {}).get("image"):
             args["image"] = _pinned(session, args.get("image"), str(arguments["image"]))
@@ -167,6 +172,25 @@ class Router:
             yield from self._answer(session, text, about, turn, cancel, context=out, decision=f"after {tool}")
         elif not cancel.is_set():
             yield Delta(turn.say(out.text, error=out.error))
+
+    def _point_at(self, session, thing: str, image: str, turn, cancel) -> Iterator[Event]:
+        """"What colour is the cup?" with no marker: the cup is found and marked, so the model sees it circled;
+        returns whether the question can go on (False: not found, or the person is asked which one)."""
+        out = yield from self._call(session, "find", {"phrase": thing, "image": image,
+                                                      "margin": self.assistant.config.tools.find_margin},
+                                    f"the question names {thing}", turn, cancel)
+        if out.ok and session.record(image).markers:
+            return True
+        if cancel.is_set():
+            return False
+        if out.ok and out.data.get("asked"):
+            yield Delta(turn.say(out.text.rsplit("\n", 1)[-1]))  # which one? (the places are numbered)
+        elif out.ok:
+            yield Delta(turn.say(f"I could not find '{thing}' in the image; click on it, or describe it "
+                                 "differently."))
+        else:
+            yield Delta(turn.say(out.text, error=out.error))
+        return False
 
     # -- choosing a tool ---------------------------------------------------------------------
     def _choose(self, session, text, image):

@@ -84,6 +84,18 @@ def numbered_answer(text: str) -> int | None:
     return _ORDINALS[match.group(1).lower()] if match else None
 
 
+_ABOUT = re.compile(r"^\s*(?:what|which)\s+(?:colou?r|material|shape|pattern|brand|size)\s+(?:is|are)\s+"
+                    r"(the\s+.+?)\s*[?.!]*\s*$", re.IGNORECASE)
+_ABOUT_JA = re.compile(r"^\s*(.+?)\s*は\s*(?:何色|なに色|どんな色|何でできて|どんな形)")
+
+
+def region_question(text: str) -> str | None:
+    """The thing a question about one thing's look names: "what colour is the cup?" -> 'the cup' (and
+    「カップは何色ですか」 -> 'カップ'); None for other questions."""
+    match = _ABOUT.match(text) or _ABOUT_JA.match(text)
+    return match.group(1).strip() if match else None
+
+
 def drawing_prompt(text: str) -> str:
     """The text without "(please) draw/generate (me) an image of"; the text itself when that leaves nothing."""
     prompt = re.sub(r"^\s*(?:please\s+)?(?:generate|create|draw|make|paint)\s+(?:me\s+)?(?:an?\s+)?"
@@ -98,4 +110,4 @@ def phrase_to_find(text: str) -> str | None:
     return phrase or None
 
 
-__all__ = ["drawing_prompt", "edit_target", "numbered_answer", "labels_in_question", "phrase_to_find", "removal_target"]
+__all__ = ["drawing_prompt", "edit_target", "numbered_answer", "region_question", "labels_in_question", "phrase_to_find", "removal_target"]

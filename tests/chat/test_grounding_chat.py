@@ -147,3 +147,25 @@ def test_grounded_answers_draw_what_the_answer_mentions(assistant, session, monk
     assert [p.phrase for p in grounded.found] == ["A cat", "the blue square"]
     drawn = np.asarray(out.overlay).astype(int) - np.asarray(session.pixels()).astype(int)
     assert all(np.abs(drawn[p.region.mask]).sum() > 0 for p in grounded.found)  # each region is tinted
+
+
+def test_a_question_about_a_named_thing_marks_it_first(assistant, session, monkeypatch):
+    """"What colour is the blue square?" with no marker: it is found and marked, and the model answers seeing
+    the marker; when two places match, the person is asked which one and nothing is answered yet."""
+    from chat.toolbox.free_text import region_question
+
+    assert region_question("What colour is the cup?") == "the cup"
+    assert region_question("カップは何色ですか?") == "カップ" and region_question("what is this?") is None
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 0.0)
+    chat = ScriptedChat("It is blue.")
+    router = Router(assistant, local(chat))
+    events = run(router, session, "what colour is the blue square?")
+    assert [e.output.tool for e in of(events, ToolFinished)] == ["find"]
+    assert len(session.record().markers) == 1 and reply(session) == "It is blue."
+    assert [e.tool for e in session.trace] == ["find", "answer"]
+    other = Session()
+    other.add_image(photo())
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 100.0)
+    run(router, other, "What color is the cup?")
+    assert "which one" in reply(other) and not other.record().markers and other.pending["tool"] == "find"
+    assert [e.tool for e in other.trace] == ["find"]  # not answered about a guess
