@@ -110,19 +110,7 @@ class Page:
     # -- what the image panel shows ---------------------------------------------------------
     def som_overlay(self, session: Session, version_id: str):
         """The Set-of-Mark overlay of a version when it has one (numbers the model saw), else None."""
-        overlays = getattr(session, "overlays", None)  # stored with the session (when the session keeps them)
-        if isinstance(overlays, dict) and version_id in overlays:
-            found = overlays[version_id]
-            return getattr(found, "image", found)
-        cache = getattr(self._router, "_som", None)  # else the router's memory of this process
-        if cache is None:
-            return None
-        lock = getattr(self._router, "_lock", None)
-        if lock is None:
-            return None
-        with lock:
-            cached = cache.get((session.id, version_id))
-        return cached[0] if cached else None
+        return session.overlay(version_id)  # stored with the session (and saved with it)
 
     def remember_mask(self, session: Session, image_id: str, clicks, mask) -> None:
         with self._masks_guard:

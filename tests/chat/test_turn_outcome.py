@@ -47,7 +47,7 @@ def test_a_button_with_no_image_says_so_in_the_status_line(client, endpoint, inp
 
 
 @pytest.mark.parametrize("command, problem", [
-    ("/remove", "To remove something, click on it in img1 first (it has no markers)."),
+    ("/remove", "Say what to remove (e.g. 'remove the dog'), or click on it in img1 first."),
     ("/mark", "Image img1 has no markers; click on the image to place one first."),
     ("/edit --steps 1000 make it snowy", "Invalid steps for edit: input should be less than or equal to 150."),
     ("/generate a cat --seed -5", "Invalid seed for generate: input should be greater than or equal to 0."),
