@@ -155,16 +155,18 @@ def make_generator(pipe, seed: int):
 def step_callback(progress: Progress | None, steps: int | None = None):
     """A diffusers ``callback_on_step_end`` that reports ``progress(step, total)``; None without progress.
 
-    ``total`` is what the pipeline runs, never more than the ``steps`` asked for: some schedulers count one
-    timestep more than the steps (151 for 150), and a person who asked for 150 should see 150/150 at the end."""
+    Counted in the steps asked for: PNDM (SD-1.5's scheduler) runs one model evaluation more than the steps
+    (151 for 150), so the first, extra one is not reported and a person who asked for 150 sees 1/150 ... 150/150.
+    A pipeline that runs fewer (img2img strength below 1) counts its own."""
     if progress is None:
         return None
 
     def on_step_end(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
-        total = int(getattr(pipe, "num_timesteps", 0) or steps or step + 1)
-        if steps:
-            total = min(total, int(steps))
-        progress(min(step + 1, total), total)
+        runs = int(getattr(pipe, "num_timesteps", 0) or steps or step + 1)
+        total = min(runs, int(steps)) if steps else runs
+        done = step + 1 - (runs - total)  # the extra evaluations come first (PNDM's warm-up)
+        if done >= 1:
+            progress(done, total)
         return callback_kwargs
 
     return on_step_end

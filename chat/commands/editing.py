@@ -74,7 +74,7 @@ def asked(out, output: str):
     path = str(Path(output).with_suffix("")) + ".candidates.png"
     save_image(out.overlay, path)
     question = out.text.replace("(numbered on the image)", f"(numbered in {path})")
-    raise UserError(question.replace("Say the number, or click on it.", "Run it again with --choice N."))
+    raise UserError(question.replace("Say the number (or click on it and ask again).", "Run it again with --choice N."))
 
 
 def run_remove(args) -> int:

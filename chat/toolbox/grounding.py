@@ -96,13 +96,13 @@ def find(ctx: ToolContext, a) -> ToolOutput:
     text = f"Found in {vid}: {result.summary()}"
     if result.ambiguous:
         ctx.session.pending = {"tool": "find", "arguments": used | {"method": a.method, "margin": a.margin}}
-        text += (f"\nMore than one place could be '{a.phrase}': which one, "
-                 f"{numbers([r.id for r in result.regions])}? Say the number, or click on it.")
+        text += (f"\n\nMore than one place could be '{a.phrase}': which one, "
+                 f"{numbers([r.id for r in result.regions])}? Say the number (or click on it and ask again).")
         return ToolOutput("find", text, count + ", ambiguous: asked which", used, overlay=overlay,
                           data={"result": result, "asked": True})
     if result.best is not None and ctx.settings.get("place_marker", True):
         ctx.session.add_marker(found_marker(result.best), record.id)
-        text += f"\nA marker is on region 1 of {record.id}: add to it or cut from it with clicks, or undo it."
+        text += f"\n\nA marker is on region 1 of {record.id}: add to it or cut from it with clicks, or undo it."
     return ToolOutput("find", text, count, used, overlay=overlay, data={"result": result})
 
 

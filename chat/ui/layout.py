@@ -186,7 +186,7 @@ def build(assistant, router=None) -> gr.Blocks:
                     c.regenerate = gr.Button(t("regenerate"), elem_id="regenerate", size="sm")
                     c.clear_chat = gr.Button(t("clear_chat"), elem_id="clear-chat", size="sm")
                     c.grounded = gr.Checkbox(False, label=t("grounded"), elem_id="grounded", container=False,
-                                             info=None)
+                                             scale=0, min_width=0)
                 c.status = gr.Markdown("", elem_id="status")
         c.export_file = gr.File(label="export", elem_id="export-file", visible="hidden")
 

@@ -160,10 +160,26 @@ JA: dict[str, str] = {
     "Shown on {image}: {legend}.": "{image} に表示: {legend}。",
     "Nothing the answer mentions was found on {image}.": "回答が触れているものは {image} に見つかりませんでした。",
     "More than one place could be '{phrase}' (numbered on the image): which one do you mean, {ids}? Say the "
-    "number, or click on it.":
-        "「{phrase}」に当たる場所が複数あります(画像に番号を表示)。どれですか、{ids}?番号で答えるか、クリックしてください。",
-    "More than one place could be '{phrase}': which one, {ids}? Say the number, or click on it.":
-        "「{phrase}」に当たる場所が複数あります。どれですか、{ids}?番号で答えるか、クリックしてください。",
+    "number (or click on it and ask again).":
+        "「{phrase}」に当たる場所が複数あります(画像に番号を表示)。どれですか({ids})?番号で答えてください"
+        "(またはそこをクリックしてもう一度頼んでください)。",
+    "More than one place could be '{phrase}': which one, {ids}? Say the number (or click on it and ask again).":
+        "「{phrase}」に当たる場所が複数あります。どれですか({ids})?番号で答えてください"
+        "(またはそこをクリックしてもう一度頼んでください)。",
+    "The chat model's box {box} is empty or outside the image.": "チャットモデルの枠 {box} は空か、画像の外です。",
+    "The chat model's box {box} is empty or outside the image. Scored by CLIP alone.":
+        "チャットモデルの枠 {box} は空か、画像の外です。CLIP だけで採点しました。",
+    "No SAM model: the candidates are the Set-of-Mark regions only.":
+        "SAM モデルがないため、候補は Set-of-Mark の領域だけです。",
+    "{n} regions, ambiguous: asked which": "{n} 領域、どれか曖昧なので質問しました",
+    "{n} region": "{n} 領域",
+    "{n} regions": "{n} 領域",
+    "marked region {n}": "領域 {n} に印",
+    "nothing found": "見つかりませんでした",
+    "'{phrase}': {n} places, asked which": "「{phrase}」: {n} か所、どれか質問しました",
+    "grounded answers are on": "回答の根拠の表示がオン",
+    "Scored by CLIP alone.": "CLIP だけで採点しました。",
+    "the question names {thing}": "質問が {thing} を名指し",
     "I could not find '{phrase}' in the image; click on it, or describe it differently.":
         "画像の中に「{phrase}」が見つかりませんでした。クリックするか、別の言い方で説明してください。",
     "Say what to remove (e.g. 'remove the dog'), or click on it in {image} first.":
@@ -210,9 +226,10 @@ JA_HELP_LINES: dict[str, str] = {
     "/classify": "主な物体の名前を当てる(チャットモデルが候補を出し CLIP が確かめる)",
     "/mark": "置いたマーカーを画像に描く",
     "/som": "画像の領域に番号を付ける(Set-of-Mark)。そのあと [n] について質問できる",
-    "/edit": "画像を編集する(マーカーがあればその領域だけ)",
-    "/remove": "印を付けた物体を消して背景で埋める",
+    "/edit": "画像を編集する(マーカーがあればその領域だけ、--target なら言葉で指した領域だけ)",
+    "/remove": "印を付けた物体、または名前で指した物体を消して背景で埋める",
     "/generate": "文章から新しい画像を作る",
     "/sketch": "作業中の画像をスケッチとして絵を作る",
+    "/find": "言葉で指したもの(「左の赤いカップ」)の領域を探し、いちばん合う所に印を付ける",
     "/help": "このコマンド一覧を表示する",
 }

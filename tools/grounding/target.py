@@ -48,7 +48,7 @@ def choose_target(result: FindResult, choice: int | None = None) -> Region:
     if result.ambiguous:
         raise AmbiguousTarget(
             f"More than one place could be '{result.phrase}' (numbered on the image): which one do you mean, "
-            f"{numbers([r.id for r in result.regions])}? Say the number, or click on it.", result)
+            f"{numbers([r.id for r in result.regions])}? Say the number (or click on it and ask again).", result)
     return result.regions[0]
 
 
