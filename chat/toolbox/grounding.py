@@ -49,8 +49,8 @@ def found_marker(region):
 
 def target_region(ctx: ToolContext, image, phrase: str, choice: int | None, tool: str, arguments: dict,
                   top_k: int = 3, method: str = "auto"):
-    """(region, None) for the place ``phrase`` names, or (None, a ToolOutput asking which one / saying it was not
-    found). An ambiguous match leaves the request pending for a numbered answer."""
+    """(region, the find result) for the place ``phrase`` names, or (None, a ToolOutput asking which one or saying
+    it was not found). An ambiguous match leaves the request pending for a numbered answer."""
     from tools.grounding import draw_regions
     from tools.grounding.target import AmbiguousTarget, TargetNotFound, choose_target
 
