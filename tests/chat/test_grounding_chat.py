@@ -169,3 +169,24 @@ def test_a_question_about_a_named_thing_marks_it_first(assistant, session, monke
     run(router, other, "What color is the cup?")
     assert "which one" in reply(other) and not other.record().markers and other.pending["tool"] == "find"
     assert [e.tool for e in other.trace] == ["find"]  # not answered about a guess
+
+
+def test_a_pending_question_and_the_grounded_box_survive_a_restart(assistant, tmp_path, monkeypatch):
+    """Asked "which one?" and then the server restarts: the number still completes the request; the session's
+    grounded-answers box is kept too."""
+    from chat.store import SessionStore
+
+    monkeypatch.setattr(assistant.config.tools, "find_margin", 100.0)
+    store = SessionStore(tmp_path)
+    session = store.create()
+    session.add_image(photo())
+    session.grounded = True
+    router = Router(assistant, local(ScriptedChat("unused")))
+    run(router, session, "/remove the cup --steps 2 --seed 5")
+    assert "which one" in reply(session)
+    store.save(session)
+    reopened = SessionStore(tmp_path).get(session.id)  # a new process
+    assert reopened.pending == session.pending and reopened.grounded is True
+    events = run(router, reopened, "2")
+    out = finished(events).output
+    assert out.ok and out.new_versions == ["img1.v2"] and out.arguments["seed"] == 5
