@@ -3,7 +3,10 @@
 - :mod:`chat.ui.layout`   the page: components (DESIGN.md elem_ids), its CSS (page.css) and script (page.js)
 - :mod:`chat.ui.wiring`   which handler each control runs, under which api_name
 - :mod:`chat.ui.render`   View -> output values, in the browser's language; errors as one sentence
-- :mod:`chat.ui.handlers` what each action does, as plain functions over (session id, inputs)
+- :mod:`chat.ui.handlers` what each action does, as plain functions over (session id, inputs): the parts below
+- :mod:`chat.ui.images`   uploads, picking an image, making a version current
+- :mod:`chat.ui.markers`  clicks, keyboard points, undo and clear (SAM regions with progress)
+- :mod:`chat.ui.tooltabs` the tool tabs' buttons (score, set-of-mark, edit, remove, generate)
 - :mod:`chat.ui.context`  what the handlers share (store, files, router, running answers, View building)
 - :mod:`chat.ui.turns`    answers, one at a time per session and in order (a queue), Stop
 - :mod:`chat.ui.sessions` the sessions list, new/rename/delete with confirmation, import/export, two-tab sync

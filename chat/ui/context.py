@@ -1,8 +1,8 @@
 """What every part of the page's handlers shares: the assistant and its session store, the page's files, the
 router (built on first use), which sessions have an answer running, and how a session becomes a View.
 
-The parts (:mod:`chat.ui.turns`, :mod:`chat.ui.sessions`, :mod:`chat.ui.versions`, and the image and marker
-handlers of :mod:`chat.ui.handlers`) each hold this one object; none inherits from another.
+The parts (:mod:`chat.ui.turns`, :mod:`chat.ui.sessions`, :mod:`chat.ui.versions`, :mod:`chat.ui.images`,
+:mod:`chat.ui.markers`, :mod:`chat.ui.tooltabs`) each hold this one object; none inherits from another.
 """
 
 from __future__ import annotations

@@ -99,6 +99,16 @@ class SessionList:
         return View(session_id=session.id, sessions=self.rows(), title=views.session_label(session, title),
                     rename=title, status=f"Renamed the session to '{title}'.", warnings=[note] if note else [])
 
+    def set_grounded(self, session_id: str | None, on: bool) -> View:
+        """The grounded-answers toggle: from now on each answer's phrases are found and drawn on the image."""
+        session, note = self.page.session(session_id)
+        with self.page.locked(session.id):
+            session.grounded = bool(on)
+            self.page.store.save(session)
+        status = ("Grounded answers: the things each answer mentions are found and drawn on the image."
+                  if session.grounded else "Grounded answers are off.")
+        return View(session_id=session.id, status=status, grounded=session.grounded, warnings=[note] if note else [])
+
     def delete(self, session_id: str | None, target: str = "") -> View:
         """Delete a saved session and its files (default: the one the page shows; then the page moves to the
         most recent other session, or a new one)."""

@@ -155,7 +155,7 @@ class TurnRunner:
         if files:
             lock = page.store.lock(session.id)
             with lock:
-                from chat.ui.handlers import add_files
+                from chat.ui.images import add_files
 
                 changed_images = bool(add_files(page, session, files)[0])
                 page.store.save(session)
