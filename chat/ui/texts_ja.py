@@ -44,6 +44,8 @@ JA: dict[str, str] = {
     "Removed the last marker.": "最後のマーカーを取り消しました。",
     "There is no marker to remove.": "取り消すマーカーはありません。",
     "Queued: it is answered when the current answer ends.": "順番待ち: 今の回答が終わると回答します。",
+    "Waiting for your answer: say the number of the place you mean (the places are numbered on the image).":
+        "あなたの答えを待っています: どの場所のことか番号で答えてください(画像に番号が付いています)。",
     "Working…": "処理中…",
     "Running {tool}…": "{tool} を実行中…",
     "{tool}: done": "{tool}: 完了",

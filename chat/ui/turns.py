@@ -10,7 +10,6 @@ back through a queue and become Views. Stop sets the answer's cancel flag; the a
 from __future__ import annotations
 
 import queue
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -20,14 +19,13 @@ from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
 from chat.ui.chatview import STOPPED, queued_message, tool_message, uses_image
+from chat.ui.turnstate import (VERSION_ID, TurnState, last_user, marker_hint, remember_markers, repeated_image,
+                               waiting_text)
 from chat.ui.context import BUSY_SECONDS, Page
 from chat.ui.progress import listen, progress_line
 from chat.ui.views import View
 
-VERSION_ID = re.compile(r"img\d+\.v\d+")
 _END, _REFRESH = object(), object()
-MARKER_WORDS = re.compile(r"\b(?:red|green|blue|yellow|purple)?\s*(?:circle|ellipse|arrow|box|cross|marker|marked|"
-                          r"mark)s?\b|丸|円|矢印|印|マーカー|囲", re.IGNORECASE)
 
 
 @dataclass
@@ -49,8 +47,11 @@ class TurnRunner:
 
     # -- the queue --------------------------------------------------------------------------
     def submit(self, session_id: str, item: Pending) -> View:
-        """Queue ``item``; the page then calls :meth:`run`. While an answer runs, the chat shows it as queued."""
+        """Queue ``item``; the page then calls :meth:`run`. While an answer runs, the chat shows it as queued,
+        and it is pinned to the image version shown now (the running answer may make or pick another)."""
         running = self.page.running
+        if running.busy(session_id):
+            item = self._pinned(session_id, item)
         with running.guard:
             running.queues.setdefault(session_id, []).append(item)
             sink = running.sinks.get(session_id)
@@ -61,6 +62,25 @@ class TurnRunner:
                 sink.put(_REFRESH)  # the running answer shows the queued message at once
             view.status = "Queued: it is answered when the current answer ends."
         return view
+
+    def _pinned(self, session_id: str, item: Pending) -> Pending:
+        """``item`` about the version current now: a message (or a button's tool that works on an image) gets
+        ``image`` in its arguments, which the router keeps to (a version named in the text still wins)."""
+        from chat.toolbox import TOOLS
+
+        if item.regenerate or item.files or (item.arguments or {}).get("image"):
+            return item
+        try:
+            session = self.page.store.get(session_id)
+        except UserError:
+            return item
+        if not session.active:
+            return item
+        spec = TOOLS.get(item.action) if item.action else None
+        if item.action and (spec is None or not spec.image):
+            return item
+        item.arguments = {**(item.arguments or {}), "image": session.record().current_id}
+        return item
 
     def run(self, session_id: str) -> Iterator[View]:
         """Answer what waits in this session's queue, oldest first (another call while one runs does nothing)."""
@@ -121,17 +141,27 @@ class TurnRunner:
 
     # -- one answer -------------------------------------------------------------------------
     def _answer(self, session_id: str, item: Pending) -> Iterator[View]:
-        text, arguments = item.text, item.arguments
+        text, arguments, again = item.text, item.arguments, False
         if item.regenerate:
-            text, arguments = self._take_back_last(session_id)
+            if callable(getattr(self.page.router, "regenerate", None)):
+                text, arguments, again = self._last_asked(session_id), None, True
+            else:  # a router without regenerate: the last message is sent again, about the same version
+                text, arguments = self._take_back_last(session_id)
         yield from self.turn(session_id, text, action=item.action, arguments=arguments, files=item.files,
-                             tab=item.tab, note=item.note)
+                             tab=item.tab, note=item.note, regenerate=again)
+
+    def _last_asked(self, session_id: str) -> str:
+        session, _ = self.page.session(session_id)
+        last = last_user(session)
+        if last is None:
+            raise UserError("There is nothing to regenerate yet; ask something first.")
+        return session.messages[last].content
 
     def _take_back_last(self, session_id: str) -> tuple[str, dict | None]:
         """Regenerate: the last user message (its text, and the version it was about) leaves the history."""
         session, _ = self.page.session(session_id)
         with self.page.store.lock(session.id):
-            last = max((i for i, m in enumerate(session.messages) if m.role == "user"), default=None)
+            last = last_user(session)
             if last is None:
                 raise UserError("There is nothing to regenerate yet; ask something first.")
             text = session.messages[last].content
@@ -141,9 +171,14 @@ class TurnRunner:
         return text, ({"image": image} if image else None)
 
     def turn(self, session_id: str | None, text: str, *, action: str | None = None, arguments: dict | None = None,
-             files=(), tab: str | None = None, note: str | None = None) -> Iterator[View]:
+             files=(), tab: str | None = None, note: str | None = None, regenerate: bool = False) -> Iterator[View]:
         """Stream one answer: the router runs in a worker thread (holding the session lock); its events
-        become Views. Closing this generator (a closed tab) sets the router's cancel flag."""
+        become Views. Closing this generator (a closed tab) sets the router's cancel flag. ``regenerate``: the
+        router's :meth:`~chat.router.Router.regenerate` replays the last message (``text`` is what it said).
+
+        Progress ticks (a diffusion step, a model loading) change only the status lines (ticks already waiting
+        become one); the chat is sent again only when it changed, the buttons' busy state only at the start and
+        the end: a 150-step picture does not re-render the page 150 times."""
         page = self.page
         session, gone = page.session(session_id)
         text = clean_text(text).strip()
@@ -162,21 +197,28 @@ class TurnRunner:
         hint = marker_hint(session, text, action)
         cancel, events = threading.Event(), queue.Queue()
         base = page.chat.messages(session)
+        asked = len(session.messages)  # the router adds the user message there
+        if regenerate:
+            asked = last_user(session)
+            before = sum(1 for m in session.messages[:asked] if m.role == "user")
+            users = [i for i, m in enumerate(base) if m["role"] == "user"]
+            base = base[:users[before]] if before < len(users) else base
+            pinned = session.messages[asked].arguments.get("image") if asked is not None else None
+            arguments = {"image": pinned} if pinned else None  # shown with the version it is about
         page.running.start(session.id, cancel)
         with page.running.guard:
             page.running.sinks[session.id] = events
         remove = listen(page.assistant.registry, lambda n, f, m: events.put(Status(*progress_line(n, f, m))))
 
-        worker = threading.Thread(target=self._work, args=(session, text, action, arguments, cancel, events),
+        worker = threading.Thread(target=self._work, args=(session, text, action, arguments, cancel, events,
+                                                           regenerate),
                                   name=f"mmchat-turn-{session.id[:8]}", daemon=True)
         worker.start()
-        pinned = (arguments or {}).get("image")  # Regenerate: the version the turn is about again
+        pinned = (arguments or {}).get("image")  # Regenerate, a queued message: the version the turn is about
         about = pinned if isinstance(pinned, str) and VERSION_ID.fullmatch(pinned) else (
             session.record().current_id if session.active else None)
         shown = f"{text}\n\n_({about})_" if about and uses_image(text) else text
-        state = _TurnState(base=base, user={"role": "user", "content": shown},
-                           tab=tab)
-        asked = len(session.messages)  # the router adds the user message there
+        state = TurnState(base=base, user={"role": "user", "content": shown}, tab=tab)
         try:
             first = View(session_id=session.id, chat=state.chat() + self.queued_bubbles(session.id),
                          status="Thinking…", clear_input=True, busy=True)
@@ -195,16 +237,21 @@ class TurnRunner:
                         batch.append(events.get_nowait())
                     except queue.Empty:
                         break
-                view = View(session_id=session.id, busy=True)
+                view = View(session_id=session.id)
+                chat_changed = False
                 for event in batch:
                     if event is _END:
                         finished = True
-                    elif event is not _REFRESH:
+                    elif event is _REFRESH:
+                        chat_changed = True
+                    else:
+                        chat_changed |= not isinstance(event, Status)
                         self._apply(session, state, event, view)
                 if asked is not None and len(session.messages) > asked and session.messages[asked].role == "user":
                     state.user = {"role": "user", "content": page.chat.user_content(session, session.messages[asked])}
-                    asked = None  # shown as the model saw it: with its picture
-                view.chat = state.chat() + self.queued_bubbles(session.id) if not state.done else None
+                    asked, chat_changed = None, True  # shown as the model saw it: with its picture
+                if chat_changed and not state.done:
+                    view.chat = state.chat() + self.queued_bubbles(session.id)
                 if view.image is not None:
                     state.image = view.image
                 if finished:  # the last update is complete, so a client's predict() sees everything
@@ -218,7 +265,7 @@ class TurnRunner:
                     del page.running.sinks[session.id]
             remove()
 
-    def _work(self, session: Session, text, action, arguments, cancel, events) -> None:
+    def _work(self, session: Session, text, action, arguments, cancel, events, regenerate=False) -> None:
         page = self.page
         lock = page.store.lock(session.id)
         if not lock.acquire(timeout=BUSY_SECONDS):
@@ -228,9 +275,14 @@ class TurnRunner:
         try:
             router = page.router  # built on first use (it may load a model): after "Thinking…" is shown
             asked = len(session.messages)
-            for event in router.respond(session, text, action=action, arguments=arguments, cancel=cancel,
-                                        sink=events.put):  # a tool's progress comes as it happens
-                if asked is not None and len(session.messages) > asked:
+            if regenerate:  # the last message again, as it ran (its tool, arguments and seed)
+                asked = last_user(session)
+                answer = router.regenerate(session, cancel=cancel, sink=events.put)
+            else:
+                answer = router.respond(session, text, action=action, arguments=arguments, cancel=cancel,
+                                        sink=events.put)  # a tool's progress comes as it happens
+            for event in answer:
+                if asked is not None and len(session.messages) > asked and session.messages[asked].role == "user":
                     remember_markers(session, session.messages[asked])  # what the model saw, for the chat
                     asked = None
                 if isinstance(event, ToolFinished) and event.new_versions:
@@ -247,7 +299,7 @@ class TurnRunner:
                 lock.release()
                 events.put(_END)
 
-    def _final(self, session: Session, state: "_TurnState", view: View, changed_images: bool, hint, note) -> View:
+    def _final(self, session: Session, state: "TurnState", view: View, changed_images: bool, hint, note) -> View:
         page = self.page
         view.chat = page.chat.messages(session) + state.leftover() + self.queued_bubbles(session.id)
         view.trace = views.trace_rows(session)
@@ -257,18 +309,18 @@ class TurnRunner:
         view.scores = view.scores if view.scores is not None else state.scores
         # the turn's outcome, not the last progress line ("edit: done") that came in the same batch
         outcome = state.outcome()
-        view.status = outcome or views.ready_text(session)
+        view.status = outcome or waiting_text(session) or views.ready_text(session)
         if not outcome and (note or hint):
             view.status += " " + (note or hint)
         if state.tab:
-            view.tabs[state.tab] = outcome or ("✓ " + (state.answer.strip().splitlines() or ["Done."])[-1])
+            view.tabs[state.tab] = outcome or waiting_text(session) or ("✓ " + (state.answer.strip().splitlines() or ["Done."])[-1])
             if note and not outcome:
                 view.tabs[state.tab] += "\n\n" + note  # its own line under the result
         view.busy = bool(page.running.waiting(session.id))
         view.revision = views.revision(session)
         return view
 
-    def _apply(self, session: Session, state: "_TurnState", item, view: View) -> None:
+    def _apply(self, session: Session, state: "TurnState", item, view: View) -> None:
         page = self.page
         if isinstance(item, BaseException):
             state.error = describe(item)
@@ -306,76 +358,3 @@ class TurnRunner:
             state.done = True
             state.final_status = STOPPED if item.cancelled else None
             state.failed = item.error or state.failed
-
-
-def repeated_image(session: Session, index: int) -> str | None:
-    """The image version the user message at ``index`` was about, for Regenerate: the version its tool worked
-    on (in the trace of the answer after it), else the first image the message showed; None for none."""
-    answer = session.messages[index + 1] if index + 1 < len(session.messages) else None
-    for i in answer.trace if answer is not None and answer.role == "assistant" else []:
-        ref = session.trace[i].arguments.get("image") if 0 <= i < len(session.trace) else None
-        if isinstance(ref, str) and VERSION_ID.fullmatch(ref):
-            return ref
-    images = session.messages[index].images
-    return images[0] if images else None
-
-
-def remember_markers(session: Session, message) -> None:
-    """Keep with a user message the markers its image had when it was sent (the chat shows them)."""
-    if message.role != "user" or not message.images or not hasattr(message, "markers"):
-        return
-    try:
-        message.markers = [m.model_copy() for m in session.record(message.images[0]).markers]
-    except UserError:
-        pass
-
-
-def marker_hint(session: Session, text: str, action: str | None) -> str | None:
-    """A question about a marker ('the red circle') on an image without any: a hint to place one."""
-    if action is not None or text.startswith("/") or not session.active or not MARKER_WORDS.search(text):
-        return None
-    record = session.record()
-    if record.markers:
-        return None
-    return f"Note: nothing is marked on {record.current_id}; click the image to place a marker, then ask again."
-
-
-class _TurnState:
-    """The chat as it streams: history before the turn, the user's message, tool bubbles, the answer so far."""
-
-    def __init__(self, base: list[dict], user: dict, tab: str | None = None):
-        self.base, self.user, self.tab = base, user, tab
-        self.tools: list[dict] = []
-        self.answer = ""
-        self.done = False
-        self.error: str | None = None  # the turn itself failed (an exception): shown after the chat
-        self.failed: str | None = None  # a tool failed, or the reply is an 'Error: ...': the status says so
-        self.final_status: str | None = None
-        self.image = self.plot = self.scores = None  # the latest of each shown during the turn
-        self.new_versions = False  # a tool made a version: the compare view and download follow it
-
-    def outcome(self) -> str | None:
-        """The status line after the turn, when it is not 'Ready': what went wrong (one sentence), or 'Stopped.'."""
-        if self.error:
-            return f"⚠ {self.error}"
-        if self.final_status:
-            return self.final_status
-        return f"⚠ {self.failed}" if self.failed else None
-
-    def finish_tool(self, entry: TraceEntry) -> None:
-        done = tool_message(entry)
-        for i, message in enumerate(self.tools):
-            if message["metadata"]["status"] == "pending" and message["metadata"]["title"] == done["metadata"]["title"]:
-                self.tools[i] = done
-                return
-        self.tools.append(done)
-
-    def chat(self) -> list[dict]:
-        out = list(self.base) + [self.user] + self.tools
-        if self.answer:
-            out.append({"role": "assistant", "content": self.answer})
-        return out
-
-    def leftover(self) -> list[dict]:
-        """What the session does not hold after the turn: an error the router raised."""
-        return [{"role": "assistant", "content": f"Error: {self.error}"}] if self.error else []

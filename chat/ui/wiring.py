@@ -38,7 +38,7 @@ def wire(app: gr.Blocks, h, c) -> None:
     private = dict(api_visibility="private")
 
     # -- session ----------------------------------------------------------------------------
-    app.load(plain(out, h.load), [c.browser_sid], outs, **private)
+    app.load(plain(out, h.load), [c.browser_sid], outs, show_progress="hidden", **private)
     c.sid.change(lambda s: s, [c.sid], [c.browser_sid], show_progress="hidden", **private)
     c.timer.tick(plain(out, h.sync), [c.sid, c.rev], outs, show_progress="hidden", concurrency_limit=None,
                  **private)

@@ -202,3 +202,95 @@ def test_grounded_answers_toggle_is_kept_with_the_session(h, assistant, tmp_path
     other = h.upload(None, [str(sample_image(tmp_path / "y.png"))]).session_id
     assert h.load(other).grounded is False
     assert h.set_grounded(sid, False).grounded is False and h.load(sid).grounded is False
+
+
+# -- the behaviour leftovers of issue 15 (notes/15.md) ---------------------------------------------------------------
+class TickingRouter(ScriptedRouter):
+    """An edit that reports many diffusion steps quickly, as a 150-step run does, through the sink."""
+
+    def __init__(self, steps=150, pause=0.002):
+        super().__init__(delay=0)
+        self.steps, self.pause = steps, pause
+
+    def respond(self, session, text, *, action=None, arguments=None, cancel=None, sink=None):
+        import time
+
+        from chat.events import Status
+
+        if action == "edit":
+            for step in range(1, self.steps + 1):
+                if cancel is not None and cancel.is_set():
+                    break
+                sink(Status(f"edit: step {step}/{self.steps}", step / self.steps))
+                time.sleep(self.pause)
+        yield from super().respond(session, text, action=action, arguments=arguments, cancel=cancel, sink=sink)
+
+
+def test_progress_ticks_change_only_the_status_lines(assistant, tmp_path):
+    """A 150-step edit: the ticks between the first and the last update carry status lines only (no chat, no
+    busy buttons, no picture sent again)."""
+    h = Handlers(assistant, router=TickingRouter())
+    sid = with_image(h, tmp_path)
+    views = list(h.edit(sid, "make it snowy"))
+    first, ticks, last = views[0], views[1:-1], views[-1]
+    assert first.busy is True and last.busy is False and first.chat is not None
+    progress = [v for v in ticks if v.status and v.status.startswith("edit: step")]
+    assert len(progress) >= 2, "the steps are shown"
+    assert all(v.busy is None for v in ticks), "the buttons are set at the start and the end only"
+    assert all(v.chat is None and v.image is None and v.thumbs is None and v.versions is None
+               for v in progress), "a tick sends only the status lines"
+    assert "step 150/150" not in last.status and last.status.startswith("Ready")
+
+
+class WhichOneRouter(ScriptedRouter):
+    """'/find cat' on a picture with two cats: the answer asks which one and the session waits for a number."""
+
+    def respond(self, session, text, **kwargs):
+        for event in super().respond(session, text, **kwargs):
+            if text.startswith("/find") and type(event).__name__ == "Done":
+                session.pending = {"tool": "find", "arguments": {"phrase": "cat"}}
+            yield event
+
+
+def test_6_a_which_one_question_leaves_the_status_waiting(assistant, tmp_path):
+    h = Handlers(assistant, router=WhichOneRouter(delay=0))
+    sid = with_image(h, tmp_path)
+    status = list(h.turn(sid, "/find cat"))[-1].status
+    assert status.startswith("Waiting for your answer: say the number"), status
+    japanese = translate(status, "ja")
+    assert "番号" in japanese and "Waiting" not in japanese
+    h.store.get(sid).pending = None  # answered: the next turn ends on Ready again
+    assert list(h.turn(sid, "thanks"))[-1].status.startswith("Ready")
+
+
+def test_7_a_queued_message_acts_on_the_image_current_when_it_was_sent(assistant, tmp_path):
+    """'/caption' sent while an answer runs (which then makes img2 current) captions img1.v1, the image on
+    the page when it was sent, and its bubble says so."""
+    h = Handlers(assistant, router=assistant.router)
+    sid = with_image(h, tmp_path)
+    running = h.page.running
+    with running.guard:
+        running.runners.add(sid)  # an answer is being given
+    assert h.send(sid, {"text": "/caption", "files": []}).status.startswith("Queued")
+    with running.guard:
+        running.runners.discard(sid)
+    h.upload(sid, [str(sample_image(tmp_path / "second.png", size=(200, 160)))])  # what that answer made
+    assert h.store.get(sid).record().current_id == "img2.v1"
+    final = list(h.run_queue(sid))[-1]
+    captions = [e for e in h.store.get(sid).trace if e.tool == "caption"]
+    assert [e.arguments["image"] for e in captions] == ["img1.v1"]
+    assert "img1.v1" in last_user_line(final) and "img2" not in last_user_line(final)
+
+
+def test_8_regenerate_replays_the_button_through_the_router(assistant, tmp_path):
+    """Regenerate after a button runs Router.regenerate: the same tool again, still 'a button on the page' in
+    the trace (not the chat line re-read as a typed command), and the answer replaced, not added."""
+    h = Handlers(assistant, router=assistant.router)
+    sid = with_image(h, tmp_path)
+    list(h.som(sid))
+    final = list(h.regenerate(sid))[-1]
+    session = h.store.get(sid)
+    assert [e.tool for e in session.trace] == ["som", "som"]
+    assert [row[-1] for row in final.trace] == ["a button on the page", "a button on the page"]
+    assert [m.role for m in session.messages] == ["user", "assistant"]
+    assert last_user_line(final).startswith("/som")

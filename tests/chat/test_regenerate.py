@@ -49,7 +49,7 @@ def test_regenerate_scores_with_the_model_the_button_used(h, sid):
     session = session_of(h, sid)
     runs = [e for e in session.trace if e.tool == "score"]
     assert len(runs) == 2 and runs[-1].arguments["model"] == "siglip" and runs[-1].arguments["labels"] == ["cat", "dog"]
-    assert runs[-1].decision == "slash command" and said(again, "assistant").startswith("SIGLIP scores")
+    assert runs[-1].decision == "button" and said(again, "assistant").startswith("SIGLIP scores")  # replayed as it ran
     assert [m.role for m in session.messages] == ["user", "assistant"]  # the answer was replaced, not added
 
 

@@ -1,0 +1,91 @@
+"""The page's behaviour during a long answer, in Chromium, with the real router over the tiny checkpoints:
+a 150-step picture's progress ticks change the status lines and nothing else, Stop pressed by a script ends
+it within about two seconds, and the status line shows only the page's own words (never Gradio's timer,
+"processing | 0.1/0.1s"). One served app for the module.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fakes import ARGS, CHROMIUM, launch
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("tools.generate")
+if CHROMIUM is None:
+    pytest.skip("chromium is not installed; browser tests skipped", allow_module_level=True)
+
+# Records, from the page's script side, every text the status line shows and how often the rest of the page
+# changes (the chat, the buttons, the image), so a test can read what a person saw.
+WATCH = """() => {
+  const seen = window.mmSeen = { status: [], other: [] };
+  const status = document.querySelector('#status');
+  const note = () => {
+    const t = status.innerText.trim();
+    if (t && seen.status[seen.status.length - 1] !== t) { seen.status.push(t); }
+  };
+  new MutationObserver(note).observe(status, { childList: true, subtree: true, characterData: true });
+  // Gradio's own hidden tracker (a timer inside every output of a running event) is not the page's content.
+  const tracker = (node) => node && (node.nodeType === 1 ? node : node.parentElement)?.closest('[data-testid=status-tracker]');
+  for (const sel of ['#chat', '#chat-actions', '#image', '#tools', '#versions', '#thumbnails']) {
+    const el = document.querySelector(sel);
+    if (!el) { continue; }
+    new MutationObserver((records) => records.forEach((r) => {
+      const added = [...r.addedNodes, ...r.removedNodes];
+      if (tracker(r.target) || (added.length && added.every((n) => tracker(n) || n.nodeType !== 1 || n.matches('[data-testid=status-tracker]')))) { return; }
+      seen.other.push(sel + ' ' + r.type + ' ' + (r.attributeName || ''));
+    })).observe(el, { childList: true, subtree: true, attributes: true, characterData: true });
+  }
+}"""
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    from chat.app import create_app
+
+    app = create_app(assistant)
+    url = launch(app)
+    yield url, app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
+        page.set_default_timeout(60_000)
+        page.goto(served[0])
+        page.wait_for_selector("#chat-input textarea")
+        page.wait_for_function("() => document.querySelector('#status').innerText.trim().length > 0")
+        yield page
+        browser.close()
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def send(page, text: str) -> None:
+    page.fill("#chat-input textarea", text)
+    page.press("#chat-input textarea", "Enter")
+
+
+def test_a_long_generate_ticks_only_the_status_and_stops_within_two_seconds(page):
+    send(page, "/generate a boat on a lake --steps 150 --size 256x256")
+    page.wait_for_function("() => /step \\d+\\/150/.test(document.querySelector('#status').innerText)")
+    page.evaluate(WATCH)
+    page.wait_for_function("() => window.mmSeen.status.length >= 4")  # a few ticks
+    ticks = page.evaluate("() => ({...window.mmSeen})")
+    started = time.monotonic()
+    page.click("#stop")  # by script: Playwright waits until the button is stable and enabled
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Stopped')", timeout=30_000)
+    seconds = time.monotonic() - started
+    seen = page.evaluate("() => window.mmSeen.status")
+    print(f"stop took {seconds:.2f} s; {len(ticks['status'])} status ticks, {len(ticks['other'])} other changes {ticks['other'][:8]}; {seen[:6]}")
+    assert seconds < 2.5, f"Stop took {seconds:.1f} s"
+    assert len(ticks["other"]) <= 2, f"progress ticks changed other parts of the page: {ticks['other']}"
+    assert not [s for s in seen if "processing" in s or "/0." in s], seen
