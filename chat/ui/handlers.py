@@ -41,7 +41,7 @@ class Handlers:
         self.page = Page(assistant, router)
         self.turns = TurnRunner(self.page)
         self.sessions = SessionList(self.page)
-        self.images = Images(self.page, self.sessions.rows)
+        self.images = Images(self.page)
         self.markers = Markers(self.page)
         self.tools = ToolTabs(self.page, self.turns)
         self.versions = self.page.versions
@@ -89,6 +89,11 @@ class Handlers:
 
     def export(self, session_id: str | None) -> View:
         return self.sessions.export(session_id)
+
+    def export_when_free(self, session_id: str | None) -> Iterator[View]:
+        """Export (the page's button, API name ``export``); while an answer runs it says that the export waits,
+        and downloads when the answer has ended."""
+        yield from self.sessions.export_when_free(session_id)
 
     def clear_chat(self, session_id: str | None) -> View:
         return self.sessions.clear_chat(session_id)

@@ -10,7 +10,7 @@ from chat.errors import UserError
 from chat.session import Session, clean_text
 from chat.ui import views
 from chat.ui.context import Page
-from chat.ui.sessions import file_path
+from chat.ui.sessions import file_path, heading
 from chat.ui.views import View
 
 
@@ -46,9 +46,8 @@ def add_files(page: Page, session: Session, files) -> tuple[list[str], list[str]
 
 
 class Images:
-    def __init__(self, page: Page, rows):
+    def __init__(self, page: Page):
         self.page = page
-        self.rows = rows  # () -> the sessions list's rows (an upload may give a new session a title)
 
     def upload(self, session_id: str | None, files) -> View:
         session, note = self.page.session(session_id)
@@ -58,9 +57,7 @@ class Images:
             ids, notes = add_files(self.page, session, files)
             self.page.store.save(session)
         status = f"Added {', '.join(ids)}." + (f" ({'; '.join(notes)})" if notes else "") + " Click the image to mark a spot."
-        view = self.page.view(session, note, status=status)
-        view.sessions = self.rows()
-        return view
+        return heading(self.page, session, self.page.view(session, note, status=status))  # it is in the list now
 
     def select_image(self, session_id: str | None, ref: str) -> View:
         session, note = self.page.session(session_id)

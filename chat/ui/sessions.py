@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 from chat.errors import UserError
 from chat.session import Session, clean_text
@@ -19,6 +20,8 @@ from chat.ui.views import View
 
 MAX_LISTED = 200
 TITLE_CHARS = 80
+EXPORT_WAIT_SECONDS = 600.0
+EXPORT_WAITS = "The export waits for the running answer: the download starts when it ends (or press Stop)."
 
 
 def file_path(item) -> str:
@@ -32,18 +35,34 @@ def file_path(item) -> str:
     return str(getattr(item, "path", None) or getattr(item, "name", "") or "")
 
 
+def session_rows(store) -> list[tuple[str, str]]:
+    """(label, id) of the saved sessions, most recently used first: 'title · 3 Dec 14:05'."""
+    out = []
+    for entry in store.list()[:MAX_LISTED]:
+        when = datetime.fromtimestamp(entry["updated"] or entry["created"] or 0).strftime("%d %b %H:%M")
+        out.append((f"{entry['title'] or 'Untitled'} · {when}", entry["id"]))
+    return out
+
+
+def title_of(session: Session) -> str:
+    """The session's name: the one given, else the start of its first message (as the list shows it)."""
+    return session.title or next((m.content[:60] for m in session.messages if m.role == "user"), "")
+
+
+def heading(page: Page, session: Session, view: View) -> View:
+    """The header and the sessions list of ``view`` follow the session (its name may come from a first message)."""
+    view.sessions = session_rows(page.store)
+    view.title = views.session_label(session, title_of(session))
+    return view
+
+
 class SessionList:
     def __init__(self, page: Page):
         self.page = page
 
     # -- what the list and the header show ----------------------------------------------------
     def rows(self) -> list[tuple[str, str]]:
-        """(label, id) of the saved sessions, most recently used first: 'title · 3 Dec 14:05'."""
-        out = []
-        for entry in self.page.store.list()[:MAX_LISTED]:
-            when = datetime.fromtimestamp(entry["updated"] or entry["created"] or 0).strftime("%d %b %H:%M")
-            out.append((f"{entry['title'] or 'Untitled'} · {when}", entry["id"]))
-        return out
+        return session_rows(self.page.store)
 
     def full(self, session: Session, note: str | None = None, status: str | None = None) -> View:
         """Everything the page shows of a session (after a load, a switch, a sync)."""
@@ -57,7 +76,7 @@ class SessionList:
         return view
 
     def _title(self, session: Session) -> str:
-        return session.title or next((m.content[:60] for m in session.messages if m.role == "user"), "")
+        return title_of(session)
 
     def _leave(self, session_id: str | None, action: str) -> None:
         """Refuse to leave a session whose answer (or tool) is still running: its outputs would bring the page
@@ -160,6 +179,20 @@ class SessionList:
             raise UserError("Choose an exported session (.zip) to import.")
         session = self.page.store.import_zip(file_path(file[0] if isinstance(file, list) else file))
         return _switched(self.full(session, status="Imported the session: " + _summary(session)))
+
+    def export_when_free(self, session_id: str | None, wait_seconds: float = EXPORT_WAIT_SECONDS) -> Iterator[View]:
+        """Export; while an answer runs, say that the export waits for it, then export when it has ended (the
+        zip holds the whole answer)."""
+        running = self.page.running
+        if session_id and running.busy(session_id):
+            yield View(session_id=session_id, status=EXPORT_WAITS, warnings=[EXPORT_WAITS])
+            deadline = time.monotonic() + wait_seconds
+            while running.busy(session_id) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if running.busy(session_id):
+                raise UserError("The answer is still running, so nothing was exported; press Export again when "
+                                "it ends, or press Stop.")
+        yield self.export(session_id)
 
     def export(self, session_id: str | None) -> View:
         """A zip of the session (conversation, trace, every version) to download."""

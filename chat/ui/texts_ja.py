@@ -76,6 +76,10 @@ JA: dict[str, str] = {
     "{name}: the original upload, as it was sent (v1 is a smaller working copy).":
         "{name}: アップロードされた元のファイル(v1 は縮小した作業用コピー)。",
     "Downloading {name}.": "{name} をダウンロードしています。",
+    "The export waits for the running answer: the download starts when it ends (or press Stop).":
+        "エクスポートは実行中の回答を待っています: 回答が終わるとダウンロードが始まります(停止を押しても始まります)。",
+    "The answer is still running, so nothing was exported; press Export again when it ends, or press Stop.":
+        "回答がまだ実行中のため、エクスポートしませんでした。終わってからもう一度エクスポートを押すか、停止を押してください。",
     "Resumed the session: {summary}": "セッションを再開しました: {summary}",
     "Imported the session: {summary}": "セッションをインポートしました: {summary}",
     "Renamed the session to '{name}'.": "セッション名を「{name}」にしました。",

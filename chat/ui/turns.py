@@ -23,6 +23,7 @@ from chat.ui.turnstate import (VERSION_ID, TurnState, last_user, marker_hint, re
                                waiting_text)
 from chat.ui.context import BUSY_SECONDS, Page
 from chat.ui.progress import listen, progress_line
+from chat.ui.sessions import heading
 from chat.ui.views import View
 
 _END, _REFRESH = object(), object()
@@ -318,7 +319,7 @@ class TurnRunner:
                 view.tabs[state.tab] += "\n\n" + note  # its own line under the result
         view.busy = bool(page.running.waiting(session.id))
         view.revision = views.revision(session)
-        return view
+        return heading(page, session, view)  # a first message names the session: the header and list say so
 
     def _apply(self, session: Session, state: "TurnState", item, view: View) -> None:
         page = self.page

@@ -54,7 +54,7 @@ def wire(app: gr.Blocks, h, c) -> None:
     c.rename.submit(plain(out, h.rename_session), [c.sid, c.rename], **quick, **private)
     c.delete_btn.click(plain(out, h.delete_session), [c.sid, c.resume_id], api_name="delete_session", **quick)
     c.import_file.upload(plain(out, h.import_session), [c.sid, c.import_file], api_name="import_session", **quick)
-    c.export.click(plain(out, h.export), [c.sid], api_name="export", **quick).then(
+    c.export.click(stream(out, h.export_when_free), [c.sid], api_name="export", **quick).then(
         None, [c.export_file], None, js=DOWNLOAD_JS, **private)
 
     # -- images and markers -----------------------------------------------------------------

@@ -294,3 +294,34 @@ def test_8_regenerate_replays_the_button_through_the_router(assistant, tmp_path)
     assert [row[-1] for row in final.trace] == ["a button on the page", "a button on the page"]
     assert [m.role for m in session.messages] == ["user", "assistant"]
     assert last_user_line(final).startswith("/som")
+
+
+def test_4_the_header_and_the_list_follow_the_first_message(h, tmp_path):
+    """A new session is named by its first message: the turn's last update gives the header and the sessions
+    list that name at once (not at the next reload)."""
+    sid = with_image(h, tmp_path)
+    final = list(h.turn(sid, "boats on the lake"))[-1]
+    assert final.title is not None and "boats on the lake" in final.title and sid[:8] in final.title
+    assert any(value == sid and label.startswith("boats on the lake") for label, value in final.sessions)
+
+
+def test_5_export_during_an_answer_says_it_waits_then_downloads(h, tmp_path):
+    import threading
+    import time
+    import zipfile
+
+    sid = with_image(h, tmp_path)
+    running = h.page.running
+    with running.guard:
+        running.runners.add(sid)  # an answer is running
+    views = []
+    worker = threading.Thread(target=lambda: views.extend(h.export_when_free(sid)))
+    worker.start()
+    time.sleep(0.5)
+    assert len(views) == 1 and views[0].status.startswith("The export waits for the running answer")
+    assert views[0].warnings and "エクスポート" in translate(views[0].status, "ja")
+    with running.guard:
+        running.runners.discard(sid)  # the answer ends
+    worker.join(5)
+    assert views[-1].status.startswith("Downloading mmchat-") and zipfile.is_zipfile(views[-1].export)
+    assert len(list(h.export_when_free(sid))) == 1, "no answer running: at once"
