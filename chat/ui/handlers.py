@@ -105,6 +105,10 @@ class Handlers:
     def upload(self, session_id: str | None, files) -> View:
         return self.images.upload(session_id, files)
 
+    def upload_refused(self, session_id: str | None, info: str) -> View:
+        """A file over the upload limit (the page's script reports it instead of sending it): one sentence."""
+        return self.images.refused(session_id, info)
+
     def select_image(self, session_id: str | None, ref: str) -> View:
         return self.images.select_image(session_id, ref)
 

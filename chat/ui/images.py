@@ -59,6 +59,18 @@ class Images:
         status = f"Added {', '.join(ids)}." + (f" ({'; '.join(notes)})" if notes else "") + " Click the image to mark a spot."
         return heading(self.page, session, self.page.view(session, note, status=status))  # it is in the list now
 
+    def refused(self, session_id: str | None, info: str) -> View:
+        """A file the browser would not send (over the server's upload limit): ``info`` is 'bytes|limit|name'
+        as the page's script saw it. Says so in one sentence; nothing else changes."""
+        size, limit, name = (clean_text(info).split("|", 2) + ["", "", ""])[:3]
+        try:
+            size_mb, limit_mb = int(size) / 2**20, int(limit) / 2**20
+        except ValueError:
+            raise UserError("That file is too big to upload; make it smaller and upload it again.") from None
+        name = os.path.basename(name.strip()) or "That file"
+        raise UserError(f"{name} is {size_mb:.1f} MB, more than the {limit_mb:g} MB a file can have here; make it "
+                        "smaller (e.g. save it as a JPEG) and upload it again.")
+
     def select_image(self, session_id: str | None, ref: str) -> View:
         session, note = self.page.session(session_id)
         ref = clean_text(ref).strip()

@@ -214,6 +214,8 @@ def build(assistant, router=None) -> gr.Blocks:
             c.act_btn = gr.Button("chat_action", elem_id="api-act-btn")
             c.key = gr.Textbox(label="keyboard point", elem_id="api-key")
             c.key_btn = gr.Button("key_point", elem_id="api-key-btn")
+            c.too_big = gr.Textbox(label="refused upload", elem_id="api-too-big")  # page.js: a file over the limit
+            c.too_big_btn = gr.Button("upload_refused", elem_id="api-too-big-btn")
 
         wire(app, h, c)
     app.mmchat_handlers = h  # for tests and debugging

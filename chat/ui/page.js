@@ -94,4 +94,20 @@
   const focus = () => document.querySelector('#chat-input textarea')?.focus();
   setTimeout(focus, 300);
   setTimeout(focus, 1500);
+
+  // 6. A file over the server's upload limit is not sent: the page says why in one sentence, in its language.
+  const refuse = (files, event) => {
+    const max = window.gradio_config && window.gradio_config.max_file_size;
+    const big = max && files ? [...files].find((f) => f.size > max) : null;
+    if (!big) { return false; }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    send('api-too-big', 'api-too-big-btn', `${big.size}|${max}|${big.name}`);
+    return true;
+  };
+  document.addEventListener('change', (event) => {
+    const input = event.target;
+    if (input && input.type === 'file' && refuse(input.files, event)) { input.value = ''; }
+  }, true);
+  document.addEventListener('drop', (event) => { refuse(event.dataTransfer && event.dataTransfer.files, event); }, true);
 }

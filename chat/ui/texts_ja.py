@@ -76,6 +76,11 @@ JA: dict[str, str] = {
     "{name}: the original upload, as it was sent (v1 is a smaller working copy).":
         "{name}: アップロードされた元のファイル(v1 は縮小した作業用コピー)。",
     "Downloading {name}.": "{name} をダウンロードしています。",
+    "{name} is {size} MB, more than the {limit} MB a file can have here; make it smaller (e.g. save it as a JPEG) "
+    "and upload it again.": "{name} は {size} MB で、ここでアップロードできる {limit} MB を超えています。小さくして"
+                            "(例えば JPEG で保存して)もう一度アップロードしてください。",
+    "That file is too big to upload; make it smaller and upload it again.":
+        "ファイルが大きすぎてアップロードできません。小さくしてもう一度アップロードしてください。",
     "The export waits for the running answer: the download starts when it ends (or press Stop).":
         "エクスポートは実行中の回答を待っています: 回答が終わるとダウンロードが始まります(停止を押しても始まります)。",
     "The answer is still running, so nothing was exported; press Export again when it ends, or press Stop.":

@@ -60,6 +60,7 @@ def wire(app: gr.Blocks, h, c) -> None:
     # -- images and markers -----------------------------------------------------------------
     c.upload.upload(plain(out, h.upload), [c.sid, c.upload], api_name="upload", **quick)
     c.drop.upload(plain(out, h.upload), [c.sid, c.drop], **quick, **private)
+    c.too_big_btn.click(plain(out, h.upload_refused), [c.sid, c.too_big], **quick, **private)  # see page.js
 
     def on_click(session_id, shape, color, mode, evt: gr.SelectData):
         yield from h.click_with_progress(session_id, evt.index, shape, color, mode)

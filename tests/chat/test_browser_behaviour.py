@@ -1,7 +1,8 @@
-"""The page's behaviour during a long answer, in Chromium, with the real router over the tiny checkpoints:
-a 150-step picture's progress ticks change the status lines and nothing else, Stop pressed by a script ends
-it within about two seconds, and the status line shows only the page's own words (never Gradio's timer,
-"processing | 0.1/0.1s"). One served app for the module.
+"""The page's behaviour in Chromium, with the real router over the tiny checkpoints: a 150-step picture's
+progress ticks change the status lines and nothing else, Stop pressed by a script ends it within about two
+seconds, and the status line shows only the page's own words (never Gradio's timer, "processing | 0.1/0.1s");
+a file over the upload limit gets one sentence in the status line, in English and in Japanese (not only
+Gradio's own English toast). One served app for the module, its upload limit 1 MiB to keep the test file small.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import time
 
 import pytest
 
-from tests.fakes import ARGS, CHROMIUM, launch
+from tests.fakes import ARGS, CHROMIUM, free_port
+
+LIMIT = 2**20  # the served app's max_file_size
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("tools.generate")
@@ -46,23 +49,37 @@ def served(assistant):
     from chat.app import create_app
 
     app = create_app(assistant)
-    url = launch(app)
-    yield url, app
+    port = free_port()
+    app.queue()
+    app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True,
+               enable_monitoring=False, max_file_size=LIMIT)
+    yield f"http://127.0.0.1:{port}/", app
     app.close()
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
-        page.set_default_timeout(60_000)
-        page.goto(served[0])
-        page.wait_for_selector("#chat-input textarea")
-        page.wait_for_function("() => document.querySelector('#status').innerText.trim().length > 0")
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url, locale="en-US"):
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale=locale)
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#chat-input textarea")
+    page.wait_for_function("() => document.querySelector('#status').innerText.trim().length > 0")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(served, browser):
+    page = open_page(browser, served[0])
+    yield page
+    page.close()
 
 
 def status(page) -> str:
@@ -89,3 +106,20 @@ def test_a_long_generate_ticks_only_the_status_and_stops_within_two_seconds(page
     assert seconds < 2.5, f"Stop took {seconds:.1f} s"
     assert len(ticks["other"]) <= 2, f"progress ticks changed other parts of the page: {ticks['other']}"
     assert not [s for s in seen if "processing" in s or "/0." in s], seen
+
+
+@pytest.mark.parametrize("locale, expected", [("en-US", "big.png is 1.5 MB, more than the 1 MB a file can have here"),
+                                              ("ja-JP", "big.png は 1.5 MB で、ここでアップロードできる 1 MB を超えています")])
+def test_a_file_over_the_upload_limit_is_refused_in_one_sentence(served, browser, tmp_path, locale, expected):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(int(1.5 * LIMIT) - 4))
+    page = open_page(browser, served[0], locale)
+    try:
+        with page.expect_file_chooser() as chooser:
+            page.click("#upload")
+        chooser.value.set_files(str(big))
+        page.wait_for_function("(t) => document.querySelector('#status').innerText.includes(t)", arg=expected)
+        assert page.locator("#status").inner_text().startswith("⚠")
+        assert page.locator("#image img").count() == 0, "nothing was added"
+    finally:
+        page.close()
