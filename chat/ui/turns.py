@@ -19,8 +19,8 @@ from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
 from chat.session import Session, TraceEntry, clean_text
 from chat.ui import views
 from chat.ui.chatview import STOPPED, queued_message, tool_message, uses_image
-from chat.ui.turnstate import (VERSION_ID, TurnState, last_user, marker_hint, remember_markers, repeated_image,
-                               waiting_text)
+from chat.ui.turnstate import (VERSION_ID, TurnState, last_user, marker_hint, markers_as_sent, remember_markers,
+                               repeated_image, waiting_text)
 from chat.ui.context import BUSY_SECONDS, Page
 from chat.ui.progress import listen, progress_line
 from chat.ui.sessions import heading
@@ -40,6 +40,7 @@ class Pending:
     regenerate: bool = False
     tab: str | None = None  # the tab whose status line follows this answer (edit, score, generate)
     note: str | None = None  # said in that tab (and the status line) when the answer ends
+    markers: list | None = None  # queued: the markers its image had when it was sent (the answer uses those)
 
 
 class TurnRunner:
@@ -80,7 +81,9 @@ class TurnRunner:
         spec = TOOLS.get(item.action) if item.action else None
         if item.action and (spec is None or not spec.image):
             return item
-        item.arguments = {**(item.arguments or {}), "image": session.record().current_id}
+        record = session.record()
+        item.arguments = {**(item.arguments or {}), "image": record.current_id}
+        item.markers = [m.model_copy() for m in record.markers]
         return item
 
     def run(self, session_id: str) -> Iterator[View]:
@@ -149,7 +152,7 @@ class TurnRunner:
             else:  # a router without regenerate: the last message is sent again, about the same version
                 text, arguments = self._take_back_last(session_id)
         yield from self.turn(session_id, text, action=item.action, arguments=arguments, files=item.files,
-                             tab=item.tab, note=item.note, regenerate=again)
+                             tab=item.tab, note=item.note, regenerate=again, markers=item.markers)
 
     def _last_asked(self, session_id: str) -> str:
         session, _ = self.page.session(session_id)
@@ -172,10 +175,12 @@ class TurnRunner:
         return text, ({"image": image} if image else None)
 
     def turn(self, session_id: str | None, text: str, *, action: str | None = None, arguments: dict | None = None,
-             files=(), tab: str | None = None, note: str | None = None, regenerate: bool = False) -> Iterator[View]:
+             files=(), tab: str | None = None, note: str | None = None, regenerate: bool = False,
+             markers: list | None = None) -> Iterator[View]:
         """Stream one answer: the router runs in a worker thread (holding the session lock); its events
         become Views. Closing this generator (a closed tab) sets the router's cancel flag. ``regenerate``: the
         router's :meth:`~chat.router.Router.regenerate` replays the last message (``text`` is what it said).
+        ``markers``: the markers the image had when a queued message was sent (see :func:`markers_as_sent`).
 
         Progress ticks (a diffusion step, a model loading) change only the status lines (ticks already waiting
         become one); the chat is sent again only when it changed, the buttons' busy state only at the start and
@@ -212,7 +217,7 @@ class TurnRunner:
         remove = listen(page.assistant.registry, lambda n, f, m: events.put(Status(*progress_line(n, f, m))))
 
         worker = threading.Thread(target=self._work, args=(session, text, action, arguments, cancel, events,
-                                                           regenerate),
+                                                           regenerate, markers),
                                   name=f"mmchat-turn-{session.id[:8]}", daemon=True)
         worker.start()
         pinned = (arguments or {}).get("image")  # Regenerate, a queued message: the version the turn is about
@@ -266,7 +271,8 @@ class TurnRunner:
                     del page.running.sinks[session.id]
             remove()
 
-    def _work(self, session: Session, text, action, arguments, cancel, events, regenerate=False) -> None:
+    def _work(self, session: Session, text, action, arguments, cancel, events, regenerate=False,
+              markers=None) -> None:
         page = self.page
         lock = page.store.lock(session.id)
         if not lock.acquire(timeout=BUSY_SECONDS):
@@ -282,15 +288,16 @@ class TurnRunner:
             else:
                 answer = router.respond(session, text, action=action, arguments=arguments, cancel=cancel,
                                         sink=events.put)  # a tool's progress comes as it happens
-            for event in answer:
-                if asked is not None and len(session.messages) > asked and session.messages[asked].role == "user":
-                    remember_markers(session, session.messages[asked])  # what the model saw, for the chat
-                    asked = None
-                if isinstance(event, ToolFinished) and event.new_versions:
-                    page.store.save(session)
-                if isinstance(event, Done) and event.cancelled:
-                    event.message.content = f"{event.message.content}\n\n{STOPPED}".strip()
-                events.put(event)
+            with markers_as_sent(session, (arguments or {}).get("image"), markers):
+                for event in answer:
+                    if asked is not None and len(session.messages) > asked and session.messages[asked].role == "user":
+                        remember_markers(session, session.messages[asked])  # what the model saw, for the chat
+                        asked = None
+                    if isinstance(event, ToolFinished) and event.new_versions:
+                        page.store.save(session)
+                    if isinstance(event, Done) and event.cancelled:
+                        event.message.content = f"{event.message.content}\n\n{STOPPED}".strip()
+                    events.put(event)
         except BaseException as exc:  # noqa: BLE001 - shown as one sentence, the session stays intact
             events.put(exc)
         finally:
@@ -314,7 +321,8 @@ class TurnRunner:
         if not outcome and (note or hint):
             view.status += " " + (note or hint)
         if state.tab:
-            view.tabs[state.tab] = outcome or waiting_text(session) or ("✓ " + (state.answer.strip().splitlines() or ["Done."])[-1])
+            last_line = (state.answer.strip().splitlines() or ["Done."])[-1]
+            view.tabs[state.tab] = outcome or waiting_text(session) or "✓ " + last_line
             if note and not outcome:
                 view.tabs[state.tab] += "\n\n" + note  # its own line under the result
         view.busy = bool(page.running.waiting(session.id))

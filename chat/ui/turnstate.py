@@ -5,6 +5,7 @@ markers it showed, a hint when a question names a marker that is not there, a qu
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from chat.errors import UserError
 from chat.session import Session, TraceEntry
@@ -19,6 +20,28 @@ WAITING = "Waiting for your answer: say the number of the place you mean (the pl
 def waiting_text(session: Session) -> str | None:
     """The status line while the session's last answer asked 'which one?' and waits for a number."""
     return WAITING if getattr(session, "pending", None) else None
+
+
+@contextmanager
+def markers_as_sent(session: Session, image: str | None, markers: list | None):
+    """A queued message is answered with the markers its image had when it was sent (the running answer may
+    have marked something since, e.g. a find). Afterwards the image keeps the markers it had before, unless
+    this answer changed them itself."""
+    try:
+        record = session.record(image) if markers is not None and image else None
+    except UserError:
+        record = None
+    if record is None or list(record.markers) == list(markers):
+        yield
+        return
+    before = list(record.markers)
+    record.markers = [m.model_copy() for m in markers]
+    used = list(record.markers)
+    try:
+        yield
+    finally:
+        if list(record.markers) == used:
+            record.markers = before
 
 
 def last_user(session: Session) -> int | None:

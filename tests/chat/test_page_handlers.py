@@ -264,21 +264,28 @@ def test_6_a_which_one_question_leaves_the_status_waiting(assistant, tmp_path):
 
 
 def test_7_a_queued_message_acts_on_the_image_current_when_it_was_sent(assistant, tmp_path):
-    """'/caption' sent while an answer runs (which then makes img2 current) captions img1.v1, the image on
-    the page when it was sent, and its bubble says so."""
+    """'/caption' sent while an answer runs (which then marks img1 again and makes img2 current) captions
+    img1.v1 with the one marker it had, the image on the page when it was sent, and its bubble says so; the
+    mark made meanwhile stays on img1 afterwards."""
     h = Handlers(assistant, router=assistant.router)
     sid = with_image(h, tmp_path)
+    h.add_point(sid, 100, 80)
     running = h.page.running
     with running.guard:
         running.runners.add(sid)  # an answer is being given
     assert h.send(sid, {"text": "/caption", "files": []}).status.startswith("Queued")
     with running.guard:
         running.runners.discard(sid)
+    h.add_point(sid, 200, 150, color="blue")  # what that answer marked (as a find does)
     h.upload(sid, [str(sample_image(tmp_path / "second.png", size=(200, 160)))])  # what that answer made
     assert h.store.get(sid).record().current_id == "img2.v1"
     final = list(h.run_queue(sid))[-1]
     captions = [e for e in h.store.get(sid).trace if e.tool == "caption"]
     assert [e.arguments["image"] for e in captions] == ["img1.v1"]
+    session = h.store.get(sid)
+    asked = [m for m in session.messages if m.role == "user"][-1]
+    assert [(m.x, m.y) for m in asked.markers] == [(100, 80)], "the model saw the markers as they were when sent"
+    assert len(session.images["img1"].markers) == 2, "the later mark is still there"
     assert "img1.v1" in last_user_line(final) and "img2" not in last_user_line(final)
 
 
