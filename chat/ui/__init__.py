@@ -8,7 +8,8 @@
 - :mod:`chat.ui.markers`  clicks, keyboard points, undo and clear (SAM regions with progress)
 - :mod:`chat.ui.tooltabs` the tool tabs' buttons (score, set-of-mark, edit, remove, generate)
 - :mod:`chat.ui.context`  what the handlers share (store, files, router, running answers, View building)
-- :mod:`chat.ui.turns`    answers, one at a time per session and in order (a queue), Stop
+- :mod:`chat.ui.turns`    answers, one at a time per session and in order (a queue), Stop, Regenerate
+- :mod:`chat.ui.turnstate` what an answer shows while it streams, and the session facts read around it
 - :mod:`chat.ui.sessions` the sessions list, new/rename/delete with confirmation, import/export, two-tab sync
 - :mod:`chat.ui.versions` version files: strips, compare, download
 - :mod:`chat.ui.forms`    the tool tabs' fields -> a tool's arguments and the command that runs them
