@@ -176,7 +176,7 @@ def build(assistant, router=None) -> gr.Blocks:
                     with gr.Tab(t("tab_trace"), id="trace", elem_id="tab-trace"):
                         c.trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True,
                                                elem_id="tool-trace", max_height=320,
-                                               column_widths=["5%", "10%", "28%", "10%", "26%", "21%"])
+                                               column_widths=["4%", "12%", "25%", "11%", "27%", "21%"])
             with gr.Column(scale=5, elem_id="talk", min_width=320):
                 c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 250px)",
                                     min_height=300, buttons=["copy", "copy_all"], show_label=False,

@@ -272,6 +272,14 @@ CAPTIONS_CUT = """(sel) => [...document.querySelectorAll(sel)].filter((e) => {
       return true; }
   }
   return false; }).map((e) => e.innerText)"""
+SPLIT_WORDS = """(sel) => [...document.querySelectorAll(sel)].flatMap((e) => {  // words broken across two lines
+  const out = []; const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    for (const m of n.textContent.matchAll(/\\S+/g)) { const r = document.createRange();
+      r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter((q) => q.width > 0).map((q) => Math.round(q.top)));
+      if (tops.size > 1) { out.push(m[0]); } } }
+  return out; })"""
 
 
 def drop_targets(page, selector: str) -> list[str]:
@@ -315,6 +323,7 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         tab(page, "Compare")
         page.wait_for_function("() => document.querySelector('#compare img')?.complete")
         assert page.evaluate(IN_SIGHT, "#compare img") == "in sight"
+        page.locator("#compare img").first.scroll_into_view_if_needed()  # (the drag below needs it on screen)
         picture = page.evaluate("""() => { const i = document.querySelector('#compare img');
             const r = i.getBoundingClientRect(); const s = Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight);
             const w = i.naturalWidth * s; return [r.left + (r.width - w) / 2, r.left + (r.width + w) / 2, r.top + r.height / 2]; }""")
@@ -361,8 +370,10 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         heights["generate"] = page.evaluate(HEIGHT)
         # 6. No caption of the strips, nor a trace header, is cut (they wrap).
         assert page.evaluate(CAPTIONS_CUT, "#thumbnails .caption-label, #versions .caption-label") == []
-        tab(page, "Trace")
+        tab(page, "Trace")  # after the score: one row
+        page.wait_for_function("() => /score/.test(document.querySelector('#tool-trace .virtual-row')?.innerText || '')")
         assert page.evaluate(CAPTIONS_CUT, "#tool-trace thead th") == []
+        assert page.evaluate(SPLIT_WORDS, "#tool-trace thead th, #tool-trace .virtual-row > :nth-child(2)") == []
         heights["trace"] = page.evaluate(HEIGHT)
         print(f"page height at 1440x900: {heights}")
         assert all(h == 900 for h in heights.values()), heights
