@@ -1,7 +1,9 @@
-"""The page: one working screen. The image (a drop target while the session has none) with a compact toolbar,
-its images and versions strips, and the tool tabs (Edit, Score, Generate, Compare, Trace) on the left; the
-chat on the right; sessions in a side panel. Below 900 px wide the columns stack, the chat right after the
-picture. Components keep the elem_ids of DESIGN.md.
+"""The page: one working screen. The image (the one drop target while the session has none) with a compact
+toolbar, its images and versions strips beside it, and the tool tabs (Edit, Score, Generate, Compare, Trace)
+under it, each tab's button and result in the window; the chat on the right; sessions in a side panel; the
+New session / Delete question floats over the header. Below 900 px wide the columns stack, the chat right
+after the picture and its strips. Components keep the elem_ids of DESIGN.md; sizes the components cannot set
+are in page.css.
 
 Every action has a stable ``api_name`` so gradio_client can drive it; clicks on the image, the galleries and
 the chat's links (``.select`` and script events, which clients cannot send) have API twins fed by hidden inputs.

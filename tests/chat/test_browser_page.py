@@ -345,8 +345,11 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
                               " return Math.round(p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight)); }")
         assert lines >= 2, "the status wraps to two lines at this width"
         heights["two-line status"] = page.evaluate(HEIGHT)
+        page.fill("#chat-input textarea", "a message\nof four\nlines, being\ntyped")  # the input grows, not the page
+        heights["two-line status, four-line message typed"] = page.evaluate(HEIGHT)
         for selector in ("#status", "#chat-input", "#stop"):
             assert page.evaluate(IN_SIGHT, selector) == "in sight", selector
+        page.fill("#chat-input textarea", "")
         # 4. Score: the button, and after scoring the chart and the table, in sight.
         tab(page, "Score")
         page.fill("#labels textarea, #labels input", "cat | dog")
