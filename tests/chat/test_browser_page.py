@@ -370,6 +370,15 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         shown, fits = zoom * 512, min(pad["width"], pad["height"]) - 2 * 30  # Gradio keeps a 30 px frame round it
         print(f"\nsketch pad: canvas shown at {shown:.0f} px ({zoom:.0%}), the pad fits {fits:.0f} px")
         assert shown >= 0.9 * fits and shown >= 256, (shown, fits)
+        # ... and draws at once, no tool to pick first (a stroke can be undone).
+        undo = page.locator("#sketch button[aria-label='Undo']").first
+        assert undo.is_disabled()
+        x, y = pad["x"] + pad["width"] / 2 - 60, pad["y"] + pad["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 120, y + 40, steps=8)
+        page.mouse.up()
+        page.wait_for_function("() => !document.querySelector(\"#sketch button[aria-label='Undo']\").disabled")
         heights["generate"] = page.evaluate(HEIGHT)
         # 6. No caption of the strips, nor a trace header, is cut (they wrap).
         assert page.evaluate(CAPTIONS_CUT, "#thumbnails .caption-label, #versions .caption-label") == []
