@@ -132,7 +132,7 @@ def build(assistant, router=None) -> gr.Blocks:
                             c.labels = gr.Textbox(label=t("labels"), placeholder=t("labels_placeholder"),
                                                   elem_id="labels", scale=4, max_lines=2)
                             c.model = gr.Radio(["clip", "siglip"], value="clip", label=t("score_model"),
-                                               elem_id="score-model", scale=2, min_width=140)
+                                               elem_id="score-model", scale=2, min_width=180)
                             c.score = gr.Button(t("score_button"), elem_id="score", variant="primary", scale=1,
                                                 min_width=100)
                         c.score_status = gr.Markdown("", elem_id="score-status", elem_classes=["tab-status"])
@@ -147,8 +147,8 @@ def build(assistant, router=None) -> gr.Blocks:
                                                     canvas_size=(512, 512), fixed_canvas=True, height=340,
                                                     elem_id="sketch", layers=False, transforms=(),
                                                     brush=gr.Brush(colors=["#000000"], default_size=6,
-                                                                   color_mode="fixed"), scale=1, min_width=300)
-                            with gr.Column(scale=1, min_width=280):
+                                                                   color_mode="fixed"), scale=1, min_width=260)
+                            with gr.Column(scale=1, min_width=240):
                                 c.prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
                                                       elem_id="generate-prompt", max_lines=2)
                                 with gr.Row():
