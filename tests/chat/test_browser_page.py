@@ -387,6 +387,13 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         assert page.evaluate(CAPTIONS_CUT, "#tool-trace thead th") == []
         assert page.evaluate(SPLIT_WORDS, "#tool-trace thead th, #tool-trace .virtual-row > :nth-child(2)") == []
         heights["trace"] = page.evaluate(HEIGHT)
+        # With the sessions panel open (the work column narrower) the tabs still fit the window.
+        page.click("button[aria-label='Toggle Sidebar']")
+        page.wait_for_selector("#session-list", state="visible")
+        for name, selector in (("Score", "#score-plot img"), ("Generate", "#generate"), ("Compare", "#compare img")):
+            tab(page, name)
+            assert page.evaluate(IN_SIGHT, selector) == "in sight", (name, selector)
+            heights[f"{name}, sessions open"] = page.evaluate(HEIGHT)
         print(f"page height at 1440x900: {heights}")
         assert all(h == 900 for h in heights.values()), heights
         assert page.evaluate(WIDTH) <= 1440
