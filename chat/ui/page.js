@@ -92,7 +92,11 @@
       const strips = document.getElementById('strips');
       if (!strips || strips.scrollHeight <= strips.clientHeight) { return; }
       const s = strips.getBoundingClientRect(), r = item.getBoundingClientRect();
-      if (r.bottom > s.bottom) { strips.scrollTop += r.bottom - s.bottom; } else if (r.top < s.top) { strips.scrollTop -= s.top - r.top; }
+      if (r.bottom > s.bottom) {
+        strips.scrollTop += r.bottom - s.bottom;
+      } else if (r.top < s.top) {
+        strips.scrollTop -= s.top - r.top;
+      }
     });
   };
   new MutationObserver(() => { frame(); brush(); }).observe(document.body, { childList: true, subtree: true, characterData: true });

@@ -272,6 +272,9 @@ CAPTIONS_CUT = """(sel) => [...document.querySelectorAll(sel)].filter((e) => {
       return true; }
   }
   return false; }).map((e) => e.innerText)"""
+PICTURE = """(sel) => { const i = document.querySelector(sel); const r = i.getBoundingClientRect();
+  const s = Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight), w = i.naturalWidth * s;
+  return [r.left + (r.width - w) / 2, r.left + (r.width + w) / 2, r.top + r.height / 2]; }"""
 SPLIT_WORDS = """(sel) => [...document.querySelectorAll(sel)].flatMap((e) => {  // words broken across two lines
   const out = []; const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
   for (let n = walk.nextNode(); n; n = walk.nextNode()) {
@@ -324,10 +327,9 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         page.wait_for_function("() => document.querySelector('#compare img')?.complete")
         assert page.evaluate(IN_SIGHT, "#compare img") == "in sight"
         page.locator("#compare img").first.scroll_into_view_if_needed()  # (the drag below needs it on screen)
-        picture = page.evaluate("""() => { const i = document.querySelector('#compare img');
-            const r = i.getBoundingClientRect(); const s = Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight);
-            const w = i.naturalWidth * s; return [r.left + (r.width - w) / 2, r.left + (r.width + w) / 2, r.top + r.height / 2]; }""")
-        handle = "() => { const r = document.querySelector('#compare .outer').getBoundingClientRect(); return r.left + r.width / 2; }"
+        picture = page.evaluate(PICTURE, "#compare img")  # [left, right, middle] of the picture itself
+        handle = "() => { const r = document.querySelector('#compare .outer').getBoundingClientRect();" \
+                 " return r.left + r.width / 2; }"
         for target in (0, 1440):
             page.mouse.move(page.evaluate(handle), picture[2])
             page.mouse.down()
@@ -342,7 +344,8 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
             setTimeout(() => document.querySelector('#api-compare').click(), 100); }""")
         page.wait_for_function("() => document.querySelector('#status').innerText.includes('same version twice')")
         lines = page.evaluate("() => { const p = document.querySelector('#status p');"
-                              " return Math.round(p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight)); }")
+                              " const line = parseFloat(getComputedStyle(p).lineHeight);"
+                              " return Math.round(p.getBoundingClientRect().height / line); }")
         assert lines >= 2, "the status wraps to two lines at this width"
         heights["two-line status"] = page.evaluate(HEIGHT)
         page.fill("#chat-input textarea", "a message\nof four\nlines, being\ntyped")  # the input grows, not the page
@@ -383,7 +386,7 @@ def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_p
         # 6. No caption of the strips, nor a trace header, is cut (they wrap).
         assert page.evaluate(CAPTIONS_CUT, "#thumbnails .caption-label, #versions .caption-label") == []
         tab(page, "Trace")  # after the score: one row
-        page.wait_for_function("() => /score/.test(document.querySelector('#tool-trace .virtual-row')?.innerText || '')")
+        page.wait_for_function("() => /score/.test(document.querySelector('#tool-trace .virtual-row')?.innerText)")
         assert page.evaluate(CAPTIONS_CUT, "#tool-trace thead th") == []
         assert page.evaluate(SPLIT_WORDS, "#tool-trace thead th, #tool-trace .virtual-row > :nth-child(2)") == []
         heights["trace"] = page.evaluate(HEIGHT)
