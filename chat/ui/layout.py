@@ -1,7 +1,9 @@
-"""The page: one working screen. The image (a drop target while the session has none) with a compact toolbar,
-its images and versions strips, and the tool tabs (Edit, Score, Generate, Compare, Trace) on the left; the
-chat on the right; sessions in a side panel. Below 900 px wide the columns stack, the chat right after the
-picture. Components keep the elem_ids of DESIGN.md.
+"""The page: one working screen. The image (the one drop target while the session has none) with a compact
+toolbar, its images and versions strips beside it, and the tool tabs (Edit, Score, Generate, Compare, Trace)
+under it, each tab's button and result in the window; the chat on the right; sessions in a side panel; the
+New session / Delete question floats over the header. Below 900 px wide the columns stack, the chat right
+after the picture and its strips. Components keep the elem_ids of DESIGN.md; sizes the components cannot set
+are in page.css.
 
 Every action has a stable ``api_name`` so gradio_client can drive it; clicks on the image, the galleries and
 the chat's links (``.select`` and script events, which clients cannot send) have API twins fed by hidden inputs.
@@ -85,26 +87,27 @@ def build(assistant, router=None) -> gr.Blocks:
                     c.som = gr.Button(t("som"), elem_id="som", size="sm", scale=0, min_width=90)
                     c.upload = gr.UploadButton(t("upload"), file_types=["image"], file_count="multiple",
                                                elem_id="upload", size="sm", variant="primary", scale=0, min_width=90)
-                with gr.Column(elem_id="stage"):
-                    c.image = gr.Image(label=t("image"), type="pil", format="png", interactive=False, elem_id="image",
-                                       height=350, buttons=["fullscreen"], show_label=False)
-                    c.drop = gr.File(label=t("drop"), file_types=["image"], file_count="multiple", elem_id="drop",
-                                     height=350)
-                with gr.Column(elem_id="strips-box", visible=False) as c.strips_box:
-                    with gr.Row(elem_id="strips", equal_height=True):
-                        c.thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=4, height="auto",
-                                              object_fit="contain", allow_preview=False, interactive=False, format="png",
-                                              scale=2, buttons=[], fit_columns=False)
-                        with gr.Column(scale=3, elem_id="versions-box", min_width=200):
-                            c.versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=6, height="auto",
+                # The picture and, beside it on a desktop (under it on a phone), its images and versions strips.
+                with gr.Row(elem_id="picture", equal_height=False):
+                    with gr.Column(elem_id="stage", scale=3, min_width=300):
+                        c.image = gr.Image(label=t("image"), type="pil", format="png", interactive=False,
+                                           elem_id="image", height=350, buttons=["fullscreen"], show_label=False)
+                        c.drop = gr.File(label=t("drop"), file_types=["image"], file_count="multiple", elem_id="drop",
+                                         height=350)
+                    with gr.Column(elem_id="strips-box", visible=False, scale=1, min_width=240) as c.strips_box:
+                        with gr.Column(elem_id="strips"):
+                            c.thumbs = gr.Gallery(label=t("images"), elem_id="thumbnails", columns=3, height="auto",
+                                                  object_fit="contain", allow_preview=False, interactive=False,
+                                                  format="png", buttons=[], fit_columns=False)
+                            c.versions = gr.Gallery(label=t("versions"), elem_id="versions", columns=3, height="auto",
                                                     object_fit="contain", allow_preview=False, interactive=False,
                                                     format="png", buttons=[], fit_columns=False)
-                    with gr.Row(elem_id="version-bar", equal_height=True):
-                        c.versions_note = gr.Markdown("", elem_id="versions-note")
-                        c.compare_current = gr.Button(t("compare_parent"), elem_id="compare-current", size="sm",
-                                                      scale=0, min_width=150)
-                        c.download = gr.DownloadButton(t("download_version"), elem_id="download-version", size="sm",
-                                                       scale=0, min_width=150)
+                        with gr.Row(elem_id="version-bar", equal_height=True):
+                            c.versions_note = gr.Markdown("", elem_id="versions-note")
+                            c.compare_current = gr.Button(t("compare_parent"), elem_id="compare-current", size="sm",
+                                                          min_width=100)
+                            c.download = gr.DownloadButton(t("download_version"), elem_id="download-version",
+                                                           size="sm", min_width=100)
                 with gr.Tabs(elem_id="tools") as c.tabs:
                     with gr.Tab(t("tab_edit"), id="edit", elem_id="tab-edit"):
                         with gr.Row(equal_height=True, elem_classes=["form-row"]):
@@ -129,23 +132,23 @@ def build(assistant, router=None) -> gr.Blocks:
                             c.labels = gr.Textbox(label=t("labels"), placeholder=t("labels_placeholder"),
                                                   elem_id="labels", scale=4, max_lines=2)
                             c.model = gr.Radio(["clip", "siglip"], value="clip", label=t("score_model"),
-                                               elem_id="score-model", scale=2, min_width=140)
+                                               elem_id="score-model", scale=2, min_width=180)
                             c.score = gr.Button(t("score_button"), elem_id="score", variant="primary", scale=1,
                                                 min_width=100)
                         c.score_status = gr.Markdown("", elem_id="score-status", elem_classes=["tab-status"])
                         with gr.Row(equal_height=True):
                             c.plot = gr.Image(label=t("score_plot"), type="pil", format="png", interactive=False,
-                                              elem_id="score-plot", height=190, buttons=["fullscreen"])
+                                              elem_id="score-plot", height=200, buttons=["fullscreen"])
                             c.scores = gr.Dataframe(headers=SCORE_HEADERS, label=t("score_table"), interactive=False,
-                                                    elem_id="score-table", max_height=190, buttons=["copy"])
+                                                    elem_id="score-table", max_height=200, buttons=["copy"])
                     with gr.Tab(t("tab_generate"), id="generate", elem_id="tab-generate"):
                         with gr.Row(equal_height=False):
                             c.sketch = gr.Sketchpad(label=t("sketch"), type="pil", image_mode="RGB",
-                                                    canvas_size=(512, 512), fixed_canvas=True, height=250,
+                                                    canvas_size=(512, 512), fixed_canvas=True, height=340,
                                                     elem_id="sketch", layers=False, transforms=(),
                                                     brush=gr.Brush(colors=["#000000"], default_size=6,
-                                                                   color_mode="fixed"), scale=2)
-                            with gr.Column(scale=3):
+                                                                   color_mode="fixed"), scale=1, min_width=260)
+                            with gr.Column(scale=1, min_width=240):
                                 c.prompt = gr.Textbox(label=t("generate_prompt"), placeholder=t("generate_placeholder"),
                                                       elem_id="generate-prompt", max_lines=2)
                                 with gr.Row():
@@ -160,19 +163,22 @@ def build(assistant, router=None) -> gr.Blocks:
                                 c.generate_status = gr.Markdown("", elem_id="generate-status",
                                                                 elem_classes=["tab-status"])
                     with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare"):
-                        with gr.Row():
-                            c.compare_left = gr.Dropdown([], value=None, label=t("compare_left"),
-                                                         elem_id="compare-left")
-                            c.compare_right = gr.Dropdown([], value=None, label=t("compare_right"),
-                                                          elem_id="compare-right")
-                        c.compare_status = gr.Markdown("", elem_id="compare-status", elem_classes=["tab-status"])
-                        c.compare = gr.ImageSlider(label=t("compare_slider"), type="filepath", format="png",
-                                                   interactive=False, elem_id="compare", max_height=360,
-                                                   buttons=["fullscreen"])
+                        with gr.Row(equal_height=False):
+                            with gr.Column(scale=1, min_width=200):
+                                c.compare_left = gr.Dropdown([], value=None, label=t("compare_left"),
+                                                             elem_id="compare-left")
+                                c.compare_right = gr.Dropdown([], value=None, label=t("compare_right"),
+                                                              elem_id="compare-right")
+                                c.compare_status = gr.Markdown("", elem_id="compare-status",
+                                                               elem_classes=["tab-status"])
+                            # The slider is as wide as the picture (page.css), so its handle stays on it.
+                            c.compare = gr.ImageSlider(label=t("compare_slider"), type="filepath", format="png",
+                                                       interactive=False, elem_id="compare", max_height=320,
+                                                       buttons=["fullscreen"], scale=2, min_width=240)
                     with gr.Tab(t("tab_trace"), id="trace", elem_id="tab-trace"):
                         c.trace = gr.Dataframe(headers=TRACE_HEADERS, interactive=False, wrap=True,
-                                               elem_id="tool-trace", max_height=260,
-                                               column_widths=["5%", "9%", "30%", "8%", "26%", "22%"])
+                                               elem_id="tool-trace", max_height=320,
+                                               column_widths=["4%", "12%", "25%", "11%", "27%", "21%"])
             with gr.Column(scale=5, elem_id="talk", min_width=320):
                 c.chat = gr.Chatbot(label=t("chat"), elem_id="chat", height="calc(100vh - 250px)",
                                     min_height=300, buttons=["copy", "copy_all"], show_label=False,

@@ -85,7 +85,18 @@
     }
     document.querySelectorAll('#versions .thumbnail-item').forEach((item) => {
       const caption = item.querySelector('.caption-label');
-      item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));
+      const current = !!caption && caption.textContent.trim().startsWith('★');
+      item.classList.toggle('mm-current', current);
+      if (!current || item.dataset.mmShown) { return; }
+      item.dataset.mmShown = '1';  // newly current: scroll the strips (not the page) to show it
+      const strips = document.getElementById('strips');
+      if (!strips || strips.scrollHeight <= strips.clientHeight) { return; }
+      const s = strips.getBoundingClientRect(), r = item.getBoundingClientRect();
+      if (r.bottom > s.bottom) {
+        strips.scrollTop += r.bottom - s.bottom;
+      } else if (r.top < s.top) {
+        strips.scrollTop -= s.top - r.top;
+      }
     });
   };
   new MutationObserver(() => { frame(); brush(); }).observe(document.body, { childList: true, subtree: true, characterData: true });

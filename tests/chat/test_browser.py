@@ -53,7 +53,7 @@ def page(served, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 2000}, locale="en-US")  # everything in view
     page.set_default_timeout(15_000)
     page.goto(served[0])
-    page.wait_for_selector("#image")
+    page.wait_for_selector("#stage")  # the picture area: the image, or the drop box while empty
     yield page
     page.close()
 
@@ -284,7 +284,7 @@ def test_japanese_interface(served, browser):
     page = browser.new_page(locale="ja-JP")
     try:
         page.goto(served[0])
-        page.wait_for_selector("#image")
+        page.wait_for_selector("#stage")  # the picture area: the image, or the drop box while empty
         page.wait_for_function("() => document.querySelector('#stop').innerText.includes('停止')")
         assert "ダウンロード" in page.locator("#download-version").inner_text(all=True) if False else True
         assert "比較" in page.locator("#tools").inner_text()

@@ -245,3 +245,160 @@ def test_remove_by_words_asks_which_one_then_makes_a_version(served, browser, tm
         assert "Removed the blue square (found: region " in page.locator("#chat").inner_text()
     finally:
         page.close()
+
+
+# -- the layout's promises at 1440x900 (issue 15's layout leftovers) ----------------------------------------
+IN_SIGHT = """(sel) => { const e = document.querySelector(sel); if (!e) { return 'missing'; }
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) { return 'not shown'; }
+  if (r.top < -1 || r.left < -1 || r.bottom > innerHeight + 1 || r.right > innerWidth + 1) { return 'off the window'; }
+  for (let a = e.parentElement; a; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.overflowX === 'visible' && s.overflowY === 'visible') { continue; }
+    const q = a.getBoundingClientRect();
+    if (r.top < q.top - 1 || r.bottom > q.bottom + 1 || r.left < q.left - 1 || r.right > q.right + 1) {
+      return `needs a scroll in ${a.id || a.className}`; }
+  }
+  return 'in sight'; }"""
+CAPTIONS_CUT = """(sel) => [...document.querySelectorAll(sel)].filter((e) => {
+  if (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1) { return true; }  // text cut
+  const r = e.getBoundingClientRect();
+  for (let a = e.parentElement; a && a.id !== 'main'; a = a.parentElement) {  // cut by a box around it
+    const s = getComputedStyle(a);
+    if (s.overflowX === 'visible' && s.overflowY === 'visible') { continue; }
+    const q = a.getBoundingClientRect();
+    const scrolls = a.scrollHeight > a.clientHeight + 1 && r.top >= q.bottom - 1;  // a later row, reached by scrolling
+    if (!scrolls && (r.top < q.top - 1 || r.bottom > q.bottom + 1 || r.left < q.left - 1 || r.right > q.right + 1)) {
+      return true; }
+  }
+  return false; }).map((e) => e.innerText)"""
+PICTURE = """(sel) => { const i = document.querySelector(sel); const r = i.getBoundingClientRect();
+  const s = Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight), w = i.naturalWidth * s;
+  return [r.left + (r.width - w) / 2, r.left + (r.width + w) / 2, r.top + r.height / 2]; }"""
+SPLIT_WORDS = """(sel) => [...document.querySelectorAll(sel)].flatMap((e) => {  // words broken across two lines
+  const out = []; const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    for (const m of n.textContent.matchAll(/\\S+/g)) { const r = document.createRange();
+      r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter((q) => q.width > 0).map((q) => Math.round(q.top)));
+      if (tops.size > 1) { out.push(m[0]); } } }
+  return out; })"""
+
+
+def drop_targets(page, selector: str) -> list[str]:
+    """The components under the centre of ``selector`` that take a dropped file (Chrome's own listener list)."""
+    box = page.locator(selector).first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    n = page.evaluate("([x, y]) => (window.__mmStack = document.elementsFromPoint(x, y)).length", [x, y])
+    cdp = page.context.new_cdp_session(page)
+    found = []
+    for i in range(n):
+        handle = cdp.send("Runtime.evaluate", {"expression": f"window.__mmStack[{i}]"})["result"]["objectId"]
+        types = {item["type"] for item in cdp.send("DOMDebugger.getEventListeners", {"objectId": handle})["listeners"]}
+        component = page.evaluate(f"() => window.__mmStack[{i}].closest('.block[id]')?.id || ''")
+        if "drop" in types or component in ("image", "drop"):  # an image or file box is an upload target
+            found.append(component)
+    cdp.detach()
+    return sorted(set(found))
+
+
+def test_layout_every_tool_in_sight_and_one_screen(served, browser, photo, tmp_path):
+    """At 1440x900 on a real photo with a long file name: one drop target on the empty picture; the confirmation
+    bar and a two-line status leave the page at 900 px; each tab's button and result are in sight without a
+    scroll; the compare handle cannot leave the picture; the sketch pad shows its canvas at a usable size;
+    no caption or trace header is cut."""
+    named = tmp_path / "holiday-photo-of-our-cat-chelsea-on-the-sofa.png"
+    named.write_bytes(photo.read_bytes())
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        # 5. The empty picture is one drop target (the drop box), not a drop box over an empty image.
+        assert drop_targets(page, "#stage") == ["drop"]
+        # 3. The New session question floats: the page stays one screen while it is open.
+        page.click("#new-session")
+        page.wait_for_selector("#confirm-yes", state="visible")
+        heights = {"confirmation open": page.evaluate(HEIGHT)}
+        assert page.evaluate(IN_SIGHT, "#confirm-yes") == "in sight"
+        page.click("#confirm-no")
+        page.wait_for_selector("#confirm", state="hidden")
+        upload(page, named)
+        # 4 and 1. Compare: the slider in sight; its handle stays on the picture when dragged far past it.
+        tab(page, "Compare")
+        page.wait_for_function("() => document.querySelector('#compare img')?.complete")
+        assert page.evaluate(IN_SIGHT, "#compare img") == "in sight"
+        page.locator("#compare img").first.scroll_into_view_if_needed()  # (the drag below needs it on screen)
+        picture = page.evaluate(PICTURE, "#compare img")  # [left, right, middle] of the picture itself
+        handle = "() => { const r = document.querySelector('#compare .outer').getBoundingClientRect();" \
+                 " return r.left + r.width / 2; }"
+        for target in (0, 1440):
+            page.mouse.move(page.evaluate(handle), picture[2])
+            page.mouse.down()
+            page.mouse.move(target, picture[2], steps=6)
+            page.mouse.up()
+            time.sleep(0.2)
+            assert picture[0] - 1 <= page.evaluate(handle) <= picture[1] + 1, (target, page.evaluate(handle), picture)
+        # 3. A two-line status (comparing a version with itself says so at length) leaves the page at 900 px.
+        page.evaluate("""() => { for (const [id, v] of [['api-left', 'img1.v1'], ['api-right', 'img1.v1']]) {
+            const i = document.querySelector(`#${id} textarea, #${id} input`); i.value = v;
+            i.dispatchEvent(new Event('input', { bubbles: true })); }
+            setTimeout(() => document.querySelector('#api-compare').click(), 100); }""")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('same version twice')")
+        lines = page.evaluate("() => { const p = document.querySelector('#status p');"
+                              " const line = parseFloat(getComputedStyle(p).lineHeight);"
+                              " return Math.round(p.getBoundingClientRect().height / line); }")
+        assert lines >= 2, "the status wraps to two lines at this width"
+        heights["two-line status"] = page.evaluate(HEIGHT)
+        page.fill("#chat-input textarea", "a message\nof four\nlines, being\ntyped")  # the input grows, not the page
+        heights["two-line status, four-line message typed"] = page.evaluate(HEIGHT)
+        for selector in ("#status", "#chat-input", "#stop"):
+            assert page.evaluate(IN_SIGHT, selector) == "in sight", selector
+        page.fill("#chat-input textarea", "")
+        # 4. Score: the button, and after scoring the chart and the table, in sight.
+        tab(page, "Score")
+        page.fill("#labels textarea, #labels input", "cat | dog")
+        assert page.evaluate(IN_SIGHT, "#score") == "in sight"
+        page.click("#score")
+        page.wait_for_function("() => document.querySelector('#score-plot img')?.complete"
+                               " && /cat/.test(document.querySelector('#score-table').innerText)", timeout=90_000)
+        for selector in ("#score-plot img", "#score-table"):
+            assert page.evaluate(IN_SIGHT, selector) == "in sight", selector
+        heights["scored"] = page.evaluate(HEIGHT)
+        # 4 and 2. Generate: the button in sight; the sketch pad shows its canvas fitted and at a usable size.
+        tab(page, "Generate")
+        assert page.evaluate(IN_SIGHT, "#generate") == "in sight"
+        assert page.evaluate(IN_SIGHT, "#sketch canvas") == "in sight"
+        page.wait_for_function("() => /\\d+%/.test(document.querySelector('#sketch').innerText)")
+        zoom = float(page.locator("#sketch").inner_text().split("%")[0].split()[-1]) / 100
+        pad = page.locator("#sketch canvas").first.bounding_box()
+        shown, fits = zoom * 512, min(pad["width"], pad["height"]) - 2 * 30  # Gradio keeps a 30 px frame round it
+        print(f"\nsketch pad: canvas shown at {shown:.0f} px ({zoom:.0%}), the pad fits {fits:.0f} px")
+        assert shown >= 0.9 * fits and shown >= 256, (shown, fits)
+        # ... and draws at once, no tool to pick first (a stroke can be undone).
+        undo = page.locator("#sketch button[aria-label='Undo']").first
+        assert undo.is_disabled()
+        x, y = pad["x"] + pad["width"] / 2 - 60, pad["y"] + pad["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 120, y + 40, steps=8)
+        page.mouse.up()
+        page.wait_for_function("() => !document.querySelector(\"#sketch button[aria-label='Undo']\").disabled")
+        heights["generate"] = page.evaluate(HEIGHT)
+        # 6. No caption of the strips, nor a trace header, is cut (they wrap).
+        assert page.evaluate(CAPTIONS_CUT, "#thumbnails .caption-label, #versions .caption-label") == []
+        tab(page, "Trace")  # after the score: one row
+        page.wait_for_function("() => /score/.test(document.querySelector('#tool-trace .virtual-row')?.innerText)")
+        assert page.evaluate(CAPTIONS_CUT, "#tool-trace thead th") == []
+        assert page.evaluate(SPLIT_WORDS, "#tool-trace thead th, #tool-trace .virtual-row > :nth-child(2)") == []
+        heights["trace"] = page.evaluate(HEIGHT)
+        # With the sessions panel open (the work column narrower) the tabs still fit the window.
+        page.click("button[aria-label='Toggle Sidebar']")
+        page.wait_for_selector("#session-list", state="visible")
+        for name, selector in (("Score", "#score-plot img"), ("Generate", "#generate"), ("Compare", "#compare img")):
+            tab(page, name)
+            assert page.evaluate(IN_SIGHT, selector) == "in sight", (name, selector)
+            heights[f"{name}, sessions open"] = page.evaluate(HEIGHT)
+        print(f"page height at 1440x900: {heights}")
+        assert all(h == 900 for h in heights.values()), heights
+        assert page.evaluate(WIDTH) <= 1440
+    finally:
+        page.close()
