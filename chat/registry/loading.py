@@ -4,7 +4,7 @@ which cause it is (:mod:`chat.registry.load_errors`). What a loader chose or fil
 variants, processor fields, parts shared with another pipeline) ends the ``loaded`` line as notes and stays on the
 entry (``Entry.notes``).
 
-Diffusers pipelines on a GPU may instead use ``enable_model_cpu_offload()`` (``offload.diffusers``): the
+Diffusers pipelines on a GPU may instead use ``enablemodel_cpu_offload()`` (``offload.diffusers``): the
 pipeline lives in CPU RAM and each component visits the GPU while it runs, so the budget is charged nothing while
 it waits and, during a call, the largest of its components with that component's activations. ``auto`` does so
 for a pipeline that would not fit beside the resident models.
@@ -41,7 +41,7 @@ class ModelLoader:
         self.load_count: dict[str, int] = {}
         self._hooks_of: str | None = None  # the offloaded pipeline whose hooks the shared parts carry now
 
-    def _model_cpu_offload(self, what: str, estimate: int, name: str = "") -> bool:
+    def model_cpu_offload(self, what: str, estimate: int, name: str = "") -> bool:
         """Whether a diffusers pipeline should run under ``enable_model_cpu_offload`` (GPU only)."""
         mode = self.config.offload.diffusers
         if self.memory.device != "cuda" or mode == "never" or not what.endswith("pipeline"):
@@ -77,7 +77,7 @@ class ModelLoader:
         dtype = self.memory.dtype_for(spec)
         quantize = spec.quantize if loader.__name__ == "load_mllm" else "none"  # only LLaVA-style models quantize
         estimate = estimate_bytes(path, quantize, _torch().empty((), dtype=dtype).element_size(), spec.revision)
-        cpu_offload = self._model_cpu_offload(what, estimate, name)
+        cpu_offload = self.model_cpu_offload(what, estimate, name)
         self.memory.make_room(name, 0 if cpu_offload else estimate)
         progress = LoadProgress(lambda fraction, message: self._report(name, fraction, message), f"loading {name}")
         device = "cpu" if cpu_offload else self.memory.device
@@ -138,7 +138,7 @@ class ModelLoader:
         shared = any(key.startswith("shared:") for key in entry.part_of.values())
         if entry.offloadable or not shared or entry.name == self._hooks_of:
             return
-        entry.obj.enable_model_cpu_offload(device=self.memory.device)
+        entry.obj.enablemodel_cpu_offload(device=self.memory.device)
         self._hooks_of = entry.name
 
     def _load_once(self, loader, path: str, settings: LoadSettings, cpu_offload: bool, name: str) -> Any:
@@ -146,7 +146,7 @@ class ModelLoader:
         def load():
             obj = loader(path, settings)
             if cpu_offload:
-                obj.enable_model_cpu_offload(device=self.memory.device)
+                obj.enablemodel_cpu_offload(device=self.memory.device)
             return obj
 
         try:

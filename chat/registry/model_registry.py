@@ -11,7 +11,7 @@ from typing import Any, Callable
 from chat.config import Config, ModelSpec
 from chat.errors import OutOfMemory, describe, is_out_of_memory, out_of_memory_message
 from chat.registry.loading import ModelLoader
-from chat.registry.memory import Entry, ModelMemory, Progress, UnloadListener
+from chat.registry.memory import Entry, ModelMemory, Placement, Progress, UnloadListener
 from chat.registry.sharing import SharedParts
 
 
@@ -136,6 +136,10 @@ class ModelRegistry:
 
     def used_bytes(self) -> int:
         return self.memory.used_bytes()
+
+    def placement(self) -> Placement:
+        """Where every model is now: on the device, in CPU RAM, which parts the device holds (a snapshot)."""
+        return self.memory.placement()
 
     def is_loaded(self, name: str) -> bool:
         return self.memory.is_loaded(name)
