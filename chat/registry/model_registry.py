@@ -80,6 +80,13 @@ class ModelRegistry:
             self.loader.before_call(entry)
             return entry.obj
 
+    def model_config(self, name: str) -> Any:
+        """The transformers config of a model, without loading it or moving it: the loaded model's own (on the
+        device or waiting in CPU RAM), else read from its checkpoint's ``config.json`` (once)."""
+        entry = self.memory.entry(name)
+        config = getattr(getattr(getattr(entry, "obj", None), "model", None), "config", None)
+        return config if config is not None else self.loader.checkpoint_config(name)
+
     def retry_on_oom(self, work: Callable[[], Any], what: str) -> Any:
         """Run ``work``; if the device runs out of memory, free it (the caches and every other model, to CPU RAM
         where they may wait) and run it once more. The recovery is told to the progress listeners in one sentence;
