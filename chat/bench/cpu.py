@@ -67,12 +67,15 @@ def scoring(runs: int, quick: bool) -> dict:
     return {
         "model": result["model"],
         "compares": result["compares"],
+        "image": result["image"],
         "labels": result["labels"],
+        "runs": result["runs"],
         "with_cache_ms": result["with_cache_ms"],
         "without_cache_ms": result["without_cache_ms"],
         "speedup": result["speedup"],
         "max_score_diff": result["max_score_diff"],
         "max_diff_from_model": result["max_diff_from_model"],
+        "spent": result["spent"],
     }
 
 
@@ -221,8 +224,11 @@ def render(result: dict) -> str:
         if not skipped(s):
             lines.append(f"  {s['compares']}")
             lines.append(f"  with cache {s['with_cache_ms']} ms, without {s['without_cache_ms']} ms: "
-                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e}, "
-                         f"from the model's own forward {s['max_diff_from_model']:.1e})")
+                         f"{s['speedup']}x faster ({s['labels']} labels on a {s['image']} image; max score difference "
+                         f"{s['max_score_diff']:.1e}, from the model's own forward {s['max_diff_from_model']:.1e})")
+            p = s["spent"]
+            lines.append(f"  spent alone: the image {p['image_ms']} ms, the whole prompts' text pass "
+                         f"{p['whole_prompts_text_ms']} ms, the labels' own tokens {p['own_tokens_text_ms']} ms")
     if "followup" in result:
         f = result["followup"]
         lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "

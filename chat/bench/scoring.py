@@ -4,16 +4,24 @@
 
 Builds a randomly initialised CLIP with ViT-B/32 dimensions (vision: hidden 768, 12 layers, patch 32,
 224 px; text: hidden 512, 12 layers; projection 512) and a locally trained tokenizer, so nothing is
-downloaded; speed depends on the shapes, not the weights. Each run scores ``--labels`` labels never
-seen before (a colour and an object, "red cat": one token each, in CLIP's vocabulary as in this one) on
-one 640x480 image, the same labels both ways, with the prompt template "a photo of a {}.":
+downloaded; speed depends on the shapes, not the weights (the shipped CLIP, ViT-L/14 at 336 px, has a vision
+tower about 40 times as costly (577 tokens through 24 layers of 1024) for a text tower 2.3 times as large:
+this is the hard case for the cache). Each
+run scores ``--labels`` labels never seen before (a colour and an object, "red cat": one token each, in CLIP's
+vocabulary as in this one) on one 640x480 RGB image, the same labels both ways, with the prompt template
+"a photo of a {}.":
 
 * with the cache: the image was scored before (its embedding is cached) and so was the template (the keys
-  and values of "<bos> a photo of a" are cached): the text encoder runs each label's own tokens only;
-* without it (no cache object, as a first call): the image is preprocessed and encoded, and the whole
-  prompts run through the text encoder in one pass.
+  and values of "<bos> a photo of a" are cached): the text encoder runs each label's own tokens only
+  ("red cat . <eos>": 4 tokens);
+* without it (no cache object, as a first call): the image is padded to square, preprocessed and encoded, and
+  the whole prompts (9 tokens each) run through the text encoder in one pass.
 
-Prints the median times, the speedup and the largest score difference between the two.
+Runs alternate between the two (the same machine load for both); the figures are the medians of ``--runs``
+runs of one process, and their ratio. ``spent`` times the parts alone the same way: the image (padding,
+processor, vision tower), the whole prompts' text pass, the labels' own tokens' text pass. Every run's scores
+are compared both ways (``max_score_diff``), and the last run's against transformers' ``CLIPModel`` forward on
+the whole prompts and the padded image (``max_diff_from_model``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import sys
 import time
 
 COLOURS = ("red", "green", "blue", "yellow", "black", "white", "orange", "purple", "pink", "brown", "gray", "gold")
+TEMPLATE = "a photo of a {}."  # the tool's default template (tools.scoring.DEFAULT_TEMPLATES)
 OBJECTS = ("cat", "dog", "car", "tree", "house", "bird", "boat", "chair", "horse", "apple", "flower", "bus", "cup",
            "bottle", "table", "book", "clock", "vase", "kite", "ball", "hat", "shoe", "bag", "plate", "bowl")
 
@@ -112,6 +121,7 @@ def run(runs: int = 7, n_labels: int = 5, device: str = "cpu") -> dict:
         "compares": "cached image and template prefix vs no cache (image encoded, whole prompts in one pass)",
         "device": device,
         "threads": torch.get_num_threads(),
+        "image": f"{image.width}x{image.height}",
         "labels": n_labels,
         "runs": runs,
         "build_s": round(build_s, 2),
@@ -120,16 +130,42 @@ def run(runs: int = 7, n_labels: int = 5, device: str = "cpu") -> dict:
         "speedup": round(without / with_cache, 2),
         "max_score_diff": max_diff,
         "max_diff_from_model": model_diff,
+        "spent": _parts(models["clip"], image, [labels(r) for r in range(runs)], timed),
     }
+
+
+def _parts(bundle, image, label_sets: list[list[str]], timed) -> dict:
+    """Median ms of what the two paths spend, each part alone, alternating like the runs: the image (padded,
+    preprocessed, vision tower), the whole prompts' text pass (no cache), the labels' own tokens' pass (cache)."""
+    from tools.scoring import EmbeddingCache, encode_images
+    from tools.scoring.text_prefix import encode_with_prefixes
+
+    prefix = TEMPLATE[: TEMPLATE.index("{}")]
+    seen = EmbeddingCache()
+    encode_with_prefixes(bundle, "clip", [TEMPLATE.format("warm")], [prefix], seen)  # the template's prefix
+    image_s, whole_s, own_s = [], [], []
+    for labels in label_sets:
+        prompts = [TEMPLATE.format(label) for label in labels]
+        image_s.append(timed(lambda: encode_images(bundle, [image]))[0])
+        whole_s.append(timed(lambda: encode_with_prefixes(bundle, "clip", prompts, [prefix] * len(prompts),
+                                                          EmbeddingCache()))[0])
+        own_s.append(timed(lambda: encode_with_prefixes(bundle, "clip", prompts, [prefix] * len(prompts), seen))[0])
+    return {"image_ms": round(statistics.median(image_s) * 1000, 1),
+            "whole_prompts_text_ms": round(statistics.median(whole_s) * 1000, 1),
+            "own_tokens_text_ms": round(statistics.median(own_s) * 1000, 1)}
 
 
 def _diff_from_model(bundle, image, result) -> float:
     """Largest difference between ``result``'s scores and the softmax of the model's own forward on the whole
-    prompts (transformers' ``CLIPModel``: both towers, nothing reused)."""
+    prompts and the image padded to square as the tool pads it (transformers' ``CLIPModel``: both towers,
+    nothing reused)."""
     import torch
 
-    prompts = [f"a photo of a {label}." for label in result.labels]
-    inputs = bundle.processor(images=image, text=prompts, padding=True, return_tensors="pt")
+    from tools.aspect import square_images
+
+    prompts = [TEMPLATE.format(label) for label in result.labels]
+    square = square_images([image], bundle.processor, "auto")[0]
+    inputs = bundle.processor(images=square, text=prompts, padding=True, return_tensors="pt")
     inputs = {k: v.to(bundle.model.device) for k, v in inputs.items()}
     with torch.inference_mode():
         expected = bundle.model(**inputs).logits_per_image.float().softmax(-1)[0].tolist()
@@ -149,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['model']} on {result['device']} ({result['threads']} threads), "
-              f"{result['labels']} new labels on a seen image, median of {result['runs']} runs:")
+        print(f"{result['model']} on {result['device']} ({result['threads']} threads), {result['labels']} new labels on "
+              f"a seen {result['image']} image, median of {result['runs']} runs:")
         print(f"  with cache    {result['with_cache_ms']:8.1f} ms  (the labels' own tokens through the text encoder)")
         print(f"  without cache {result['without_cache_ms']:8.1f} ms  (image preprocessed and encoded, whole prompts)")
         print(f"  speedup       {result['speedup']:8.2f}x  (max score difference {result['max_score_diff']:.1e}; from the "
               f"model's own forward {result['max_diff_from_model']:.1e})")
+        spent = result["spent"]
+        print(f"  spent alone: image {spent['image_ms']} ms, whole prompts' text pass {spent['whole_prompts_text_ms']} "
+              f"ms, the labels' own tokens {spent['own_tokens_text_ms']} ms")
     return 0
 
 
