@@ -1,15 +1,16 @@
 """Benchmark: scoring new labels on an image seen before, with and without the embedding cache.
 
-    python -m chat.bench.scoring [--runs 7] [--labels 5] [--device cpu|cuda] [--json]
+    python -m chat.bench.scoring [--runs 7] [--labels 5] [--model vit-b32|vit-l14-336] [--device cpu|cuda]
+                                 [--threads N] [--json]
 
 Builds a randomly initialised CLIP with ViT-B/32 dimensions (vision: hidden 768, 12 layers, patch 32,
 224 px; text: hidden 512, 12 layers; projection 512) and a locally trained tokenizer, so nothing is
-downloaded; speed depends on the shapes, not the weights (the shipped CLIP, ViT-L/14 at 336 px, has a vision
-tower about 40 times as costly (577 tokens through 24 layers of 1024) for a text tower 2.3 times as large:
-this is the hard case for the cache). Each
-run scores ``--labels`` labels never seen before (a colour and an object, "red cat": one token each, in CLIP's
-vocabulary as in this one) on one 640x480 RGB image, the same labels both ways, with the prompt template
-"a photo of a {}.":
+downloaded; speed depends on the shapes, not the weights. This is the hard case for the cache: 50 image tokens
+through a vision tower only 2.3 times the text tower's size. ``--model vit-l14-336`` builds the dimensions of
+the CLIP the shipped configs load (openai/clip-vit-large-patch14-336: 577 image tokens through 24 layers of
+1024, a text tower of 12 layers of 768). Each run scores ``--labels`` labels never seen before (a colour and an
+object, "red cat": one token each, in CLIP's vocabulary as in this one) on one 640x480 RGB image, the same
+labels both ways, with the prompt template "a photo of a {}.":
 
 * with the cache: the image was scored before (its embedding is cached) and so was the template (the keys
   and values of "<bos> a photo of a" are cached): the text encoder runs each label's own tokens only
@@ -44,8 +45,29 @@ def new_labels(count: int, start: int) -> list[str]:
     return [pairs[(start + i) % len(pairs)] for i in range(count)]
 
 
-def build_vit_b32(device: str = "cpu"):
-    """``{"clip": Bundle}``: a random-weight CLIP of ViT-B/32 dimensions with its processor."""
+# the text and vision towers' dimensions: ViT-B/32 (the bench's default, the hard case for the cache) and
+# ViT-L/14 at 336 px (openai/clip-vit-large-patch14-336, the CLIP the shipped configs load)
+DIMENSIONS = {
+    "vit-b32": (
+        dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),
+        dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+             patch_size=32),
+        512,
+    ),
+    "vit-l14-336": (
+        dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+        dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336,
+             patch_size=14),
+        768,
+    ),
+}
+NAMES = {"vit-b32": "CLIP ViT-B/32 dimensions (random init)", "vit-l14-336": "CLIP ViT-L/14-336 dimensions (random init)"}
+
+
+def build_clip(dims: str = "vit-b32", device: str = "cpu"):
+    """``{"clip": Bundle}``: a random-weight CLIP of the ``dims`` dimensions (:data:`DIMENSIONS`) with its
+    processor (the locally trained CLIP tokenizer: its vocabulary is smaller, which only changes the size of a
+    table that is looked up, not multiplied)."""
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPVisionConfig
 
@@ -53,22 +75,25 @@ def build_vit_b32(device: str = "cpu"):
     from chat.tiny.common import clip_image_processor
     from chat.tiny.text_tokenizers import clip_tokenizer
 
+    text_dims, vision_dims, projection = DIMENSIONS[dims]
     tokenizer = clip_tokenizer()
     text = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-        num_attention_heads=8, max_position_embeddings=77, projection_dim=512, hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), **text_dims, max_position_embeddings=77, projection_dim=projection,
+        hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    vision = CLIPVisionConfig(
-        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        image_size=224, patch_size=32, projection_dim=512, hidden_act="quick_gelu",
-    )
+    vision = CLIPVisionConfig(**vision_dims, projection_dim=projection, hidden_act="quick_gelu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=512))
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection))
     model = model.to(device).eval()
-    processor = CLIPProcessor(image_processor=clip_image_processor(224), tokenizer=tokenizer)
+    processor = CLIPProcessor(image_processor=clip_image_processor(vision_dims["image_size"]), tokenizer=tokenizer)
     return {"clip": Bundle(processor, model)}
+
+
+def build_vit_b32(device: str = "cpu"):
+    """``{"clip": Bundle}``: a random-weight CLIP of ViT-B/32 dimensions with its processor."""
+    return build_clip("vit-b32", device)
 
 
 def _image(seed: int = 0):
@@ -79,13 +104,13 @@ def _image(seed: int = 0):
     return Image.fromarray(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
 
 
-def run(runs: int = 7, n_labels: int = 5, device: str = "cpu") -> dict:
+def run(runs: int = 7, n_labels: int = 5, device: str = "cpu", dims: str = "vit-b32") -> dict:
     import torch
 
     from tools.scoring import EmbeddingCache, score_labels
 
     start = time.perf_counter()
-    models = build_vit_b32(device)
+    models = build_clip(dims, device)
     build_s = time.perf_counter() - start
     image = _image()
     cache = EmbeddingCache()
@@ -117,7 +142,7 @@ def run(runs: int = 7, n_labels: int = 5, device: str = "cpu") -> dict:
     model_diff = _diff_from_model(models["clip"], image, a)
     with_cache, without = statistics.median(cached), statistics.median(uncached)
     return {
-        "model": "CLIP ViT-B/32 dimensions (random init)",
+        "model": NAMES[dims],
         "compares": "cached image and template prefix vs no cache (image encoded, whole prompts in one pass)",
         "device": device,
         "threads": torch.get_num_threads(),
@@ -177,11 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per mode (median reported)")
     parser.add_argument("--labels", type=int, default=5, help="new labels scored per run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--model", choices=sorted(DIMENSIONS), default="vit-b32",
+                        help="the CLIP dimensions (vit-l14-336: the shipped CLIP's; slower to build and run)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.labels < 1:
-        parser.error("--runs and --labels must be at least 1")
-    result = run(args.runs, args.labels, args.device)
+    if args.runs < 1 or args.labels < 1 or args.threads < 0:
+        parser.error("--runs and --labels must be at least 1, --threads 0 (torch's default) or more")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = run(args.runs, args.labels, args.device, args.model)
     if args.json:
         print(json.dumps(result))
     else:
