@@ -266,5 +266,9 @@ def run(args) -> tuple[dict, str]:
     # what a user asks: does each profile fit its card (every tool's peak + the CUDA context <= the card)?
     result["fits"] = all(p.fits for p in proofs)
     result["fits_by_profile"] = {p.profile: p.fits for p in proofs}
-    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates, source)])
+    misfits = [p.profile for p in proofs if not p.fits]
+    verdict = (f"Every profile fits its card (each tool's peak + the CUDA context): {', '.join(p.profile for p in proofs)}."
+               if not misfits else f"DOES NOT FIT its card: {', '.join(misfits)}.")
+    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates, source),
+                         verdict])
     return result, text
