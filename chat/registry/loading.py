@@ -4,7 +4,7 @@ which cause it is (:mod:`chat.registry.load_errors`). What a loader chose or fil
 variants, processor fields, parts shared with another pipeline) ends the ``loaded`` line as notes and stays on the
 entry (``Entry.notes``).
 
-Diffusers pipelines on a GPU may instead use ``enablemodel_cpu_offload()`` (``offload.diffusers``): the
+Diffusers pipelines on a GPU may instead use ``enable_model_cpu_offload()`` (``offload.diffusers``): the
 pipeline lives in CPU RAM and each component visits the GPU while it runs, so the budget is charged nothing while
 it waits and, during a call, the largest of its components with that component's activations. ``auto`` does so
 for a pipeline that would not fit beside the resident models.
@@ -150,7 +150,7 @@ class ModelLoader:
         shared = any(key.startswith("shared:") for key in entry.part_of.values())
         if entry.offloadable or not shared or entry.name == self._hooks_of:
             return
-        entry.obj.enablemodel_cpu_offload(device=self.memory.device)
+        entry.obj.enable_model_cpu_offload(device=self.memory.device)
         self._hooks_of = entry.name
 
     def _load_once(self, loader, path: str, settings: LoadSettings, cpu_offload: bool, name: str) -> Any:
@@ -158,7 +158,7 @@ class ModelLoader:
         def load():
             obj = loader(path, settings)
             if cpu_offload:
-                obj.enablemodel_cpu_offload(device=self.memory.device)
+                obj.enable_model_cpu_offload(device=self.memory.device)
             return obj
 
         try:
