@@ -255,6 +255,26 @@ def test_diffusers_model_cpu_offload_only_on_gpu_and_where_it_helps():
     assert not cpu.model_cpu_offload("instruct-pix2pix pipeline", 2**40, "pix2pix")
 
 
+def test_a_pipeline_chosen_for_model_cpu_offload_gets_diffusers_hooks_at_load_and_before_a_shared_call():
+    from chat.registry import Entry
+
+    class Pipeline:
+        def __init__(self):
+            self.hooks: list[str] = []
+
+        def enable_model_cpu_offload(self, device):
+            self.hooks.append(device)
+
+    loader = ModelRegistry(_config(device="cuda", offload={"diffusers": "always"})).loader
+    loaded = loader._load_once(lambda path, settings: Pipeline(), "unused", None, True, "inpaint")
+    assert loaded.hooks == ["cuda"]
+    pipeline = Pipeline()  # sharing the VAE with another offloaded pipeline: its own hooks again before its call
+    entry = Entry("inpaint", pipeline, 0, 0.0, 0.0, offloadable=False, part_of={"vae": "shared:vae"})
+    loader.before_call(entry)
+    loader.before_call(entry)  # already its hooks: nothing again
+    assert pipeline.hooks == ["cuda"]
+
+
 def test_estimate_reads_headers_of_the_files_a_load_reads_at_the_load_dtype(tmp_path):
     import json
 
