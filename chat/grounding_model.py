@@ -48,20 +48,41 @@ def _document(chat, text: str, image: Image.Image, schema: dict, max_new_tokens:
 
 
 def gives_boxes(chat) -> bool:
-    """Whether ``chat`` is a local LLaVA-1.5 (fine-tuned on RefCOCO boxes of the padded square image)."""
-    training = getattr(chat, "training", None)
-    known = training() if callable(training) else None
+    """Whether ``chat`` is a local LLaVA-1.5 (fine-tuned on RefCOCO boxes of the padded square image). Read from
+    the checkpoint's config through the registry: a model offloaded or not loaded yet is not loaded for it."""
+    from chat.prompt_format import training
+
+    if not callable(getattr(chat, "training", None)):  # a remote model: its training is unknown
+        return False
+    registry, name = getattr(chat, "registry", None), getattr(chat, "name", None)
+    try:
+        config = registry.model_config(name) if hasattr(registry, "model_config") else None
+    except Exception:  # noqa: BLE001 - no readable config: the model itself could not load either
+        return False
+    known = training(config) if config is not None else chat.training()
     return known is not None and known.family == "LLaVA-1.5"
 
 
-def box_asker(chat) -> BoxFromModel | None:
+def box_asker(chat, cache=None) -> BoxFromModel | None:
     """``(image, phrase) -> [x0, y0, x1, y1]`` asked of the chat model as LLaVA-1.5 was trained; None when the
-    chat model was not trained to give boxes."""
+    chat model was not trained to give boxes. With ``cache`` (a :class:`tools.grounding.CandidateCache`) the
+    answer for an image and a phrase is kept: asking again (a numbered answer to "which one?") generates nothing."""
     if not gives_boxes(chat):
         return None
+    spec = chat.registry.config.model(chat.name)
 
     def ask(image: Image.Image, phrase: str):
-        return check_box(_document(chat, box_prompt(phrase), image, BOX_SCHEMA, BOX_TOKENS))
+        question = box_prompt(phrase)
+
+        def generate():
+            return _document(chat, question, image, BOX_SCHEMA, BOX_TOKENS)
+
+        if cache is None:
+            return check_box(generate())
+        from tools.scoring import EmbeddingCache
+
+        key = (chat.name, spec.path, spec.revision, EmbeddingCache.image_digest(image), question)
+        return check_box(cache.model_box(key, generate))
 
     return ask
 

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only these parts (repeatable)")
     cpu.add_argument("--quantize", choices=["none", "nf4"], default="none",
                      help="quantization of the benchmark LLaVA's language model (default none: float32)")
+    cpu.add_argument("--threads", type=_positive, default=None,
+                     help="torch CPU threads (default: torch's own, one per core)")
     cpu.add_argument("--json", action="store_true", help="print one JSON object")
 
     memory = sub.add_parser("memory", help="each profile's weights, peaks and worst tool switch, from the "

@@ -1,6 +1,6 @@
 """CPU benchmarks in one command; every figure is a median of N runs or a ratio of two medians of one run.
 
-    python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router|grounding] [--json]
+    python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router|grounding] [--threads N] [--json]
 
 1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
    CLIP of ViT-B/32 dimensions, random weights; the cache holds the image's embedding and the prompt
@@ -67,12 +67,18 @@ def scoring(runs: int, quick: bool) -> dict:
     return {
         "model": result["model"],
         "compares": result["compares"],
+        "image": result["image"],
         "labels": result["labels"],
+        "runs": result["runs"],
         "with_cache_ms": result["with_cache_ms"],
         "without_cache_ms": result["without_cache_ms"],
         "speedup": result["speedup"],
         "max_score_diff": result["max_score_diff"],
         "max_diff_from_model": result["max_diff_from_model"],
+        "with_cache_cpu_ms": result["with_cache_cpu_ms"],
+        "without_cache_cpu_ms": result["without_cache_cpu_ms"],
+        "cpu_speedup": result["cpu_speedup"],
+        "spent": result["spent"],
     }
 
 
@@ -181,6 +187,8 @@ def router(runs: int, quick: bool) -> dict:
 # ------------------------------------------------------------------------------------------------
 def run(args) -> tuple[dict, str]:
     torch = _torch()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     quick = bool(getattr(args, "quick", False))
     runs = getattr(args, "runs", None) or (2 if quick else 5)
     parts = getattr(args, "only", None) or list(PARTS)
@@ -221,8 +229,13 @@ def render(result: dict) -> str:
         if not skipped(s):
             lines.append(f"  {s['compares']}")
             lines.append(f"  with cache {s['with_cache_ms']} ms, without {s['without_cache_ms']} ms: "
-                         f"{s['speedup']}x faster ({s['labels']} labels; max score difference {s['max_score_diff']:.1e}, "
-                         f"from the model's own forward {s['max_diff_from_model']:.1e})")
+                         f"{s['speedup']}x faster ({s['labels']} labels on a {s['image']} image; max score difference "
+                         f"{s['max_score_diff']:.1e}, from the model's own forward {s['max_diff_from_model']:.1e})")
+            lines.append(f"  CPU time of the process: {s['with_cache_cpu_ms']} vs {s['without_cache_cpu_ms']} ms: "
+                         f"{s['cpu_speedup']}x (not counting waits for other jobs)")
+            p = s["spent"]
+            lines.append(f"  spent alone: the image {p['image_ms']} ms, the whole prompts' text pass "
+                         f"{p['whole_prompts_text_ms']} ms, the labels' own tokens {p['own_tokens_text_ms']} ms")
     if "followup" in result:
         f = result["followup"]
         lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "

@@ -14,6 +14,12 @@ parameters and buffers are counted at the dtype and quantization the registry wo
 
 The registry counts the same bytes for a loaded model (:func:`chat.registry.footprint`), so the table is
 what the budget sees. Activations, KV caches and the CUDA context come on top of it.
+
+With ``--json``, the top-level ``fits`` answers what a user asks: every profile proven (the one of ``--config``, or
+all four shipped) fits its card, i.e. each tool's peak (weights on the device, caches, activations) plus the CUDA
+context is at most the card's size; ``fits_by_profile`` gives it per profile. ``all_weights_co_resident`` (the
+old meaning of ``fits``) says whether every model of ``--config`` fits its budget at once, which only the 24 GB
+default is made for.
 """
 
 from __future__ import annotations
@@ -74,7 +80,9 @@ class Report:
             "budget_gib": round(self.budget_bytes / GIB, 2),
             "total_gib": round(self.total_bytes / GIB, 2),
             "total_bytes": self.total_bytes,
-            "fits": self.total_bytes <= self.budget_bytes,
+            # every model's weights on the device at once within this config's budget (true only for the 24 GB
+            # default: the smaller profiles keep some in CPU RAM or on disk by design; see "fits" for the cards)
+            "all_weights_co_resident": self.total_bytes <= self.budget_bytes,
             "co_resident": self.co_resident(),
             "shareable_gib": round(self.shareable_bytes / GIB, 2),
             "models": [dict(asdict(r), gib=round(r.gib, 3)) for r in self.rows],
@@ -255,5 +263,12 @@ def run(args) -> tuple[dict, str]:
     result["speeds"] = rates
     result["activations_mib"] = profiles.activations_mib(traced)
     result["profiles"] = [p.as_dict() for p in proofs]
-    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates, source)])
+    # what a user asks: does each profile fit its card (every tool's peak + the CUDA context <= the card)?
+    result["fits"] = all(p.fits for p in proofs)
+    result["fits_by_profile"] = {p.profile: p.fits for p in proofs}
+    misfits = [p.profile for p in proofs if not p.fits]
+    verdict = (f"Every profile fits its card (each tool's peak + the CUDA context): {', '.join(p.profile for p in proofs)}."
+               if not misfits else f"DOES NOT FIT its card: {', '.join(misfits)}.")
+    text = "\n\n".join([render(report), profiles.render_activations(traced), profiles.render(proofs, rates, source),
+                         verdict])
     return result, text

@@ -72,10 +72,15 @@ class Proof:
     def peak_bytes(self) -> int:
         return max(c.peak_bytes for c in self.calls)
 
+    @property
+    def fits(self) -> bool:
+        """Whether every tool's peak plus the CUDA context fits the card the profile is made for."""
+        return self.peak_bytes + self.context_gib * GIB <= self.card_gib * GIB
+
     def as_dict(self) -> dict:
         out = asdict(self)
         out.update(peak_gib=round(self.peak_bytes / GIB, 2), budget_gib=round(self.budget_bytes / GIB, 2),
-                   fits=self.peak_bytes + self.context_gib * GIB <= self.card_gib * GIB)
+                   peak_with_context_gib=round(self.peak_bytes / GIB + self.context_gib, 2), fits=self.fits)
         return out
 
 
@@ -94,9 +99,9 @@ class Simulation:
         self.loader = ModelLoader(config, self.memory, lambda *a: None)
         self.ram_peak = 0
 
-    def _offloads(self, key: str) -> bool:
+    def offloads(self, key: str) -> bool:
         what = "pipeline" if key in PIPELINES else "model"
-        return self.loader._model_cpu_offload(what, self.rows[key].bytes, key)
+        return self.loader.model_cpu_offload(what, self.rows[key].bytes, key)
 
     def _call_of(self, key: str, components: dict[str, int] | None = None) -> int:
         from chat.registry import budget
@@ -105,7 +110,7 @@ class Simulation:
         if key.startswith(("llava", "vip_llava")):
             return budget.llava_call_bytes(self.config.model(key), self.config, phases[0].bytes / 2**20)
         extra = 0
-        if key == "controlnet" and self._offloads("txt2img"):  # the txt2img UNet visits with it
+        if key == "controlnet" and self.offloads("txt2img"):  # the txt2img UNet visits with it
             extra = self.rows["txt2img"].component_bytes["unet"]
         if components is None:
             return max(p.bytes for p in phases) + extra
@@ -121,7 +126,7 @@ class Simulation:
             return Entry(key, object(), row.bytes, 0.0, time.monotonic(), call_bytes=self._call_of(key))
         fake = SimpleNamespace(components={c: object() for c in row.component_bytes})  # parts move one by one
         part_of = {c: f"shared:{c}" if c != "unet" else f"{key}:unet" for c in row.component_bytes}
-        if self._offloads(key):
+        if self.offloads(key):
             return Entry(key, fake, 0, 0.0, time.monotonic(), offloadable=False, part_of=part_of,
                          call_bytes=self._call_of(key, row.component_bytes), host_bytes=row.bytes)
         parts = {part_of[c]: b for c, b in row.component_bytes.items()}
@@ -138,10 +143,10 @@ class Simulation:
         from chat.registry.budget import cache_bytes
 
         memory = self.memory
-        on_device = set(memory._entries)
-        held = {k for e in memory._entries.values() for k in e.sizes()}
-        in_ram = set(memory._offloaded)
-        known = on_device | in_ram
+        before = memory.placement()
+        held = set(before.device_parts)
+        in_ram = set(before.in_ram)
+        known = set(before.on_device) | in_ram
         entries, peak, weights = [], 0, 0
         for m in models:  # each model's call runs once it is on the device, in the tool's order
             entry = memory.acquire(m, lambda m=m: self._load(m))
@@ -160,8 +165,7 @@ class Simulation:
                 row = self.rows[entry.name]
                 from_disk += int(row.disk_bytes * (new or row.bytes) / max(row.bytes, 1))
                 loaded += new or entry.host_bytes
-        ram = sum(e.host_bytes for e in memory._entries.values()) + memory.offloaded_bytes()
-        self.ram_peak = max(self.ram_peak, ram)
+        self.ram_peak = max(self.ram_peak, memory.placement().host_bytes)
         pinned = self.speeds["pinned"] if self.config.offload.pinned else self.speeds["pageable"]
         seconds = (from_ram / pinned + (pageable + loaded) / self.speeds["pageable"]
                    + from_disk / self.speeds["disk"])
@@ -219,17 +223,18 @@ def prove(config_path: str, speeds: dict, context_gib: float | None = None, trac
             if worst is None or call.seconds > worst.seconds:
                 worst, worst_after = call, before
     state = warm()
+    placed = state.memory.placement()
     offload = config.offload
     proof = Proof(
         profile=config.profile, config=str(config_path), card_gib=card, budget_bytes=budget, context_gib=context_gib,
         resident=[k for k in rows if k in offload.resident],
-        on_device=[n for n, e in state.memory._entries.items() if e.offloadable],
-        in_ram=state.memory.offloaded() + [n for n, e in state.memory._entries.items() if not e.offloadable],
+        on_device=[n for n in placed.on_device if n not in placed.self_managed],
+        in_ram=list(placed.waiting_in_ram),
         on_disk=[k for k in rows if k in offload.disk or (offload.ram_gb <= 0 and k not in offload.resident)],
         ram_bytes=ram_peak, calls=list(calls.values()), worst=worst, worst_after=worst_after,
         caches=cache_parts(config),
     )
-    offloaded = [k for k in PIPELINES if k in rows and state._offloads(k)]
+    offloaded = [k for k in PIPELINES if k in rows and state.offloads(k)]
     if offloaded:
         proof.notes.append(f"{', '.join(offloaded)} run under model CPU offload (offload.diffusers "
                            f"{offload.diffusers}): each call moves their parts to the GPU one at a time")
@@ -268,7 +273,7 @@ def render(proofs: list[Proof], speeds: dict, context_source: str = "") -> str:
              f"GB/s pageable ({speeds.get('host_source', 'given')}); disk {speeds['disk'] / 1e9:.2f} GB/s "
              f"({speeds.get('disk_source', 'given')})."]
     for p in proofs:
-        fits = p.peak_bytes + p.context_gib * GIB <= p.card_gib * GIB
+        fits = p.fits
         caches = ", ".join(f"{k.replace('_', ' ')} {v / 2**20:.0f} MiB" for k, v in p.caches.items())
         lines += ["", f"Profile {p.profile} ({p.config}) for {p.card_gib} GB cards: budget {_gib(p.budget_bytes)} GiB "
                       f"(CUDA context {p.context_gib:.2f} GiB outside it); caches at their limits: {caches}",

@@ -21,11 +21,11 @@ One concern per module:
 - :mod:`chat.registry.sizes`: bytes of a checkpoint before loading it and of a loaded model.
 """
 
-from chat.registry.memory import Entry, ModelMemory, Progress, UnloadListener
+from chat.registry.memory import Entry, ModelMemory, Placement, Progress, UnloadListener
 from chat.registry.model_registry import ModelRegistry
 from chat.registry.sizes import GIB, estimate_bytes, footprint, int8_bytes, local_folder, nf4_bytes, peak_footprint
 
 __all__ = [
-    "GIB", "Entry", "ModelMemory", "ModelRegistry", "Progress", "estimate_bytes", "footprint", "int8_bytes",
+    "GIB", "Entry", "ModelMemory", "ModelRegistry", "Placement", "Progress", "estimate_bytes", "footprint", "int8_bytes",
     "local_folder", "nf4_bytes", "peak_footprint", "UnloadListener",
 ]

@@ -40,8 +40,20 @@ class ModelLoader:
         self.parts = parts if parts is not None else SharedParts()
         self.load_count: dict[str, int] = {}
         self._hooks_of: str | None = None  # the offloaded pipeline whose hooks the shared parts carry now
+        self._configs: dict[tuple[str, str, str | None], Any] = {}  # (name, path, revision) -> transformers config
 
-    def _model_cpu_offload(self, what: str, estimate: int, name: str = "") -> bool:
+    def checkpoint_config(self, name: str) -> Any:
+        """The transformers config of ``name``'s checkpoint, read from its ``config.json`` without loading any
+        weights (a missing tiny checkpoint is built first); kept, so it is read once per checkpoint."""
+        from transformers import AutoConfig
+
+        spec = self.config.model(name)
+        key = (name, spec.path, spec.revision)
+        if key not in self._configs:
+            self._configs[key] = AutoConfig.from_pretrained(self._resolve_path(name, spec), revision=spec.revision)
+        return self._configs[key]
+
+    def model_cpu_offload(self, what: str, estimate: int, name: str = "") -> bool:
         """Whether a diffusers pipeline should run under ``enable_model_cpu_offload`` (GPU only)."""
         mode = self.config.offload.diffusers
         if self.memory.device != "cuda" or mode == "never" or not what.endswith("pipeline"):
@@ -77,7 +89,7 @@ class ModelLoader:
         dtype = self.memory.dtype_for(spec)
         quantize = spec.quantize if loader.__name__ == "load_mllm" else "none"  # only LLaVA-style models quantize
         estimate = estimate_bytes(path, quantize, _torch().empty((), dtype=dtype).element_size(), spec.revision)
-        cpu_offload = self._model_cpu_offload(what, estimate, name)
+        cpu_offload = self.model_cpu_offload(what, estimate, name)
         self.memory.make_room(name, 0 if cpu_offload else estimate)
         progress = LoadProgress(lambda fraction, message: self._report(name, fraction, message), f"loading {name}")
         device = "cpu" if cpu_offload else self.memory.device

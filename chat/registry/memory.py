@@ -58,6 +58,22 @@ class Entry:
         return self.parts or {self.name: self.nbytes}
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the models are at one moment (:meth:`ModelMemory.placement`): a read-only snapshot."""
+
+    on_device: tuple[str, ...]  # models that count as loaded, least recently used first
+    self_managed: tuple[str, ...]  # those of them under diffusers' model CPU offload: their parts wait in CPU RAM
+    in_ram: tuple[str, ...]  # models offloaded to CPU RAM, least recently used first
+    device_parts: frozenset[str]  # the part keys on the device (a shared VAE or text encoder is one key)
+    host_bytes: int  # CPU RAM the models hold: the offloaded ones and those under model CPU offload
+
+    @property
+    def waiting_in_ram(self) -> tuple[str, ...]:
+        """Models whose weights are in CPU RAM between calls: offloaded or under model CPU offload."""
+        return self.in_ram + self.self_managed
+
+
 def _torch():
     import torch
 
@@ -153,6 +169,17 @@ class ModelMemory:
         """Models waiting in CPU RAM (offloaded from the GPU), least recently used first."""
         with self.lock:
             return list(self._offloaded)
+
+    def placement(self) -> Placement:
+        """Where every model is now (what the memory bench reports), as a snapshot the caller cannot change."""
+        with self.lock:
+            return Placement(
+                on_device=tuple(self._entries),
+                self_managed=tuple(n for n, e in self._entries.items() if not e.offloadable),
+                in_ram=tuple(self._offloaded),
+                device_parts=frozenset(_union(self._entries.values())),
+                host_bytes=sum(e.host_bytes for e in self._entries.values()) + self.offloaded_bytes(),
+            )
 
     def used_bytes(self) -> int:
         """Bytes of weights charged to the device budget (a part shared by several models counts once)."""

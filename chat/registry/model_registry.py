@@ -11,7 +11,7 @@ from typing import Any, Callable
 from chat.config import Config, ModelSpec
 from chat.errors import OutOfMemory, describe, is_out_of_memory, out_of_memory_message
 from chat.registry.loading import ModelLoader
-from chat.registry.memory import Entry, ModelMemory, Progress, UnloadListener
+from chat.registry.memory import Entry, ModelMemory, Placement, Progress, UnloadListener
 from chat.registry.sharing import SharedParts
 
 
@@ -80,6 +80,13 @@ class ModelRegistry:
             self.loader.before_call(entry)
             return entry.obj
 
+    def model_config(self, name: str) -> Any:
+        """The transformers config of a model, without loading it or moving it: the loaded model's own (on the
+        device or waiting in CPU RAM), else read from its checkpoint's ``config.json`` (once)."""
+        entry = self.memory.entry(name)
+        config = getattr(getattr(getattr(entry, "obj", None), "model", None), "config", None)
+        return config if config is not None else self.loader.checkpoint_config(name)
+
     def retry_on_oom(self, work: Callable[[], Any], what: str) -> Any:
         """Run ``work``; if the device runs out of memory, free it (the caches and every other model, to CPU RAM
         where they may wait) and run it once more. The recovery is told to the progress listeners in one sentence;
@@ -136,6 +143,10 @@ class ModelRegistry:
 
     def used_bytes(self) -> int:
         return self.memory.used_bytes()
+
+    def placement(self) -> Placement:
+        """Where every model is now: on the device, in CPU RAM, which parts the device holds (a snapshot)."""
+        return self.memory.placement()
 
     def is_loaded(self, name: str) -> bool:
         return self.memory.is_loaded(name)

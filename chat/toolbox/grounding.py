@@ -29,7 +29,7 @@ def find_result(ctx: ToolContext, image, request: dict[str, Any] | FindInput):
     sam = ctx.models.get("sam") if ctx.settings.get("sam", True) and "sam" in ctx.models.available() else None
     args = request if isinstance(request, FindInput) else FindInput.model_validate(request)
     args = FindInput.model_validate(args.model_dump(include=set(FindInput.model_fields)))
-    asker = box_asker(ctx.assistant.mllm) if args.method in ("llava", "auto") and ctx.settings.get("llava", True) \
+    asker = box_asker(ctx.assistant.mllm, ctx.assistant.candidate_cache) if args.method in ("llava", "auto") and ctx.settings.get("llava", True) \
         else None
     return find_regions(ctx.models, image, args, model=ctx.settings.get("model", "clip"), sam=sam,
                         box_from_model=asker, cache=ctx.assistant.embedding_cache,

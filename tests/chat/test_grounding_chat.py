@@ -75,6 +75,34 @@ def test_an_ambiguous_find_asks_and_the_number_answers(assistant, session):
     assert session.messages[-2].action == "find"  # Regenerate replays the choice
 
 
+def test_the_numbered_answer_does_not_ask_the_chat_model_for_its_box_again(assistant, session, monkeypatch):
+    """The tiny LLaVA-1.5 is asked for the phrase's box once per image and phrase: the numbered answer to
+    "which one?" reruns find with the box kept by the assistant's candidate cache."""
+    asked: list[str] = []
+    mllm, original = assistant.mllm, assistant.mllm.stream
+
+    def stream(turns, *args, **kwargs):
+        asked.append(turns[-1].text)
+        return original(turns, *args, **kwargs)
+
+    monkeypatch.setattr(mllm, "stream", stream)
+    cache = assistant.candidate_cache
+    before = cache.box_asks
+    router = Router(assistant, local(ScriptedChat("unused")))
+    run(router, session, "/find the striped mug --margin 100 --top 3")
+    assert "which one, 1, 2 or 3?" in reply(session)
+    boxes = [t for t in asked if t.startswith("Please provide the bounding box")]
+    assert boxes == ["Please provide the bounding box coordinate of the region this sentence describes: "
+                     "the striped mug."] and cache.box_asks == before + 1
+    run(router, session, "2")
+    assert "Marked region 2" in reply(session) and session.pending is None
+    assert [t for t in asked if t.startswith("Please provide the bounding box")] == boxes  # not asked again
+    assert cache.box_asks == before + 1
+    session.add_image(photo().rotate(180))  # another image: asked again
+    run(router, session, "/find the striped mug --margin 0")
+    assert cache.box_asks == before + 2
+
+
 def test_a_question_is_dropped_by_any_other_message(assistant, session):
     router = Router(assistant, local(ScriptedChat("A cat.")))
     run(router, session, "/find the cat --margin 100")

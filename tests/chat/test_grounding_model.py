@@ -46,6 +46,57 @@ def test_only_llava_15_is_asked_for_boxes(assistant, chat):
     assert not gives_boxes(vip) and box_asker(vip) is None
 
 
+def test_asking_whether_the_chat_model_gives_boxes_loads_nothing(tiny_config, monkeypatch):
+    """``gives_boxes`` reads the checkpoint's config: a LLaVA not loaded yet stays unloaded, one waiting in CPU
+    RAM stays there (nothing is loaded or moved back just to read a config)."""
+    from chat.registry import ModelRegistry
+
+    registry = ModelRegistry(tiny_config)
+    moves: list[str] = []
+    registry.add_progress_listener(lambda name, fraction, message: moves.append(message))
+    llava, vip = MultimodalChat(registry, "llava"), MultimodalChat(registry, "vip_llava")
+    assert gives_boxes(llava) and not gives_boxes(vip) and box_asker(vip) is None
+    assert registry.load_count == {} and registry.loaded() == [] and moves == []
+    registry.get("llava")
+    registry.memory.offload_device = "ram"  # as on a GPU: the budget moves LLaVA to CPU RAM for CLIP
+    monkeypatch.setattr(tiny_config.offload, "ram_gb", 64)
+    registry.memory.move = lambda obj, device: None
+    registry.memory.budget_bytes = registry.used_bytes() + 1
+    registry.get("clip")
+    assert registry.offloaded() == ["llava"]
+    moves.clear()
+    assert gives_boxes(llava) and box_asker(llava) is not None
+    assert registry.offloaded() == ["llava"] and registry.load_count == {"llava": 1, "clip": 1} and moves == []
+
+
+def test_the_box_for_an_image_and_a_phrase_is_asked_once_with_a_cache(chat, cat, monkeypatch):
+    from tools.grounding import CandidateCache
+
+    seen = spy(chat, monkeypatch)
+    cache = CandidateCache(max_boxes=2)
+
+    def box(image, phrase):
+        try:
+            return box_asker(chat, cache)(image, phrase)
+        except GroundingError as exc:  # the random model's box may be unusable: the same sentence every time
+            return str(exc)
+
+    first = box(cat, "the cat")
+    assert box(cat, "the cat") == first and box(cat, "the cat.") == first  # the same question
+    assert len(seen) == 1 and cache.box_asks == 1
+    box(cat, "the rug")
+    box(cat.rotate(90, expand=True), "the cat")  # another image
+    assert len(seen) == 3 and cache.box_asks == 3
+    box(cat, "the cat")  # the oldest of at most two answers was dropped
+    assert len(seen) == 4
+    uncached = len(seen)
+    try:
+        box_asker(chat)(cat, "the rug")
+    except GroundingError:
+        pass
+    assert len(seen) == uncached + 1  # without a cache, every call asks
+
+
 def test_the_box_is_asked_as_llava_was_trained_and_always_parses(chat, cat, monkeypatch):
     seen = spy(chat, monkeypatch)
     try:

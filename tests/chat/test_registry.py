@@ -92,6 +92,38 @@ def test_unload_listeners_hear_an_offload_to_cpu_ram(tiny_dir):
     assert heard == ["clip"] and registry.offloaded() == ["siglip"]
 
 
+def test_placement_is_a_read_only_snapshot_of_where_the_models_are(tiny_dir):
+    """What the memory bench reports (``chat.bench.profiles``) comes from this public snapshot, not from the
+    memory's own tables: changing the snapshot changes nothing, and a later one sees the next move."""
+    import dataclasses
+
+    registry = _fake_gpu(_config(memory_budget_gb=1e-6, offload={"ram_gb": 64}))
+    registry.get("clip")
+    before = registry.placement()
+    assert before.on_device == ("clip",) and before.in_ram == () and before.device_parts == {"clip"}
+    registry.get("siglip")  # clip waits in CPU RAM now
+    after = registry.placement()
+    assert after.on_device == ("siglip",) and after.in_ram == ("clip",) and after.waiting_in_ram == ("clip",)
+    assert after.host_bytes == registry.entry("clip").nbytes > 0 and after.self_managed == ()
+    assert before.on_device == ("clip",)  # the earlier snapshot did not follow
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.on_device = ("clip",)  # type: ignore[misc]
+    assert registry.loaded() == ["siglip"] and registry.offloaded() == ["clip"]
+
+
+def test_the_memory_bench_reads_the_registry_through_its_public_api():
+    import ast
+    import inspect
+
+    from chat.bench import profiles
+
+    tree = ast.parse(inspect.getsource(profiles))
+    private = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                      and node.attr.startswith("_") and not node.attr.startswith("__")
+                      and not (isinstance(node.value, ast.Name) and node.value.id == "self")})
+    assert private == []  # e.g. memory._entries, memory._offloaded, loader._model_cpu_offload
+
+
 def _load_reports(name: str) -> list[tuple[str, float, str]]:
     seen: list[tuple[str, float, str]] = []
     ModelRegistry(_config(), progress=lambda model, f, msg: seen.append((model, f, msg))).get(name)

@@ -16,7 +16,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -143,16 +143,37 @@ def propose_candidates(image: Image.Image, sam_bundle: Any, options: CandidateOp
 class CandidateCache:
     """Bounded LRU of :class:`Candidates`, keyed by the image's pixels, the SAM checkpoint and the options.
 
-    ``proposals`` counts how many times candidates were actually proposed (misses). Thread-safe.
+    ``proposals`` counts how many times candidates were actually proposed (misses). It also keeps the chat
+    model's answers to "where is <phrase>?" (:meth:`model_box`: a few numbers each, in CPU memory, at most
+    ``max_boxes``), counted in ``box_asks``. Thread-safe.
     """
 
-    def __init__(self, max_entries: int = 8):
-        if max_entries < 0:
-            raise ValueError("max_entries must be 0 (no cache) or more")
+    def __init__(self, max_entries: int = 8, max_boxes: int = 64):
+        if max_entries < 0 or max_boxes < 0:
+            raise ValueError("max_entries and max_boxes must be 0 (no cache) or more")
         self.max_entries = max_entries
+        self.max_boxes = max_boxes
         self._items: OrderedDict[tuple, Candidates] = OrderedDict()
+        self._boxes: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.proposals = 0
+        self.box_asks = 0
+
+    def model_box(self, key: tuple, ask: Callable[[], Any]) -> Any:
+        """The chat model's box answer for ``key`` (its checkpoint, the image's pixel digest, the question),
+        asked once: the same phrase on the same image again (a numbered answer to "which one?") asks nothing."""
+        with self._lock:
+            if key in self._boxes:
+                self._boxes.move_to_end(key)
+                return self._boxes[key]
+        answer = ask()
+        with self._lock:
+            self.box_asks += 1
+            if self.max_boxes:
+                self._boxes[key] = answer
+                while len(self._boxes) > self.max_boxes:
+                    self._boxes.popitem(last=False)
+        return answer
 
     def get(self, image: Image.Image, digest: str, sam_bundle: Any, options: CandidateOptions) -> Candidates:
         sam_id = getattr(getattr(getattr(sam_bundle, "model", None), "config", None), "_name_or_path", None)

@@ -45,30 +45,27 @@ def reuses_prefix(bundle) -> bool:
     )
 
 
-def _layer(layer, hidden, past=None, keep: list | None = None, only=None):
+def _layer(layer, hidden, mask, past=None, keep: list | None = None, only=None):
     """One CLIP encoder layer (pre-norm attention then MLP) over ``hidden`` [b, s, d], attending to the ``past``
-    keys and values [1, heads, p, head_dim] before it; appends this layer's own keys and values to ``keep``.
-    With ``only`` [b] (a position per row), just that position's output is computed: [b, 1, d]."""
+    keys and values [b, heads, p, head_dim] before it under ``mask`` (additive, [s, p+s] or [b, 1, 1, p+s]);
+    appends this layer's own keys and values to ``keep``. With ``only`` (row indices, positions), just one position
+    per row is computed: [b, 1, d]."""
     torch = _torch()
     attn = layer.self_attn
     x = layer.layer_norm1(hidden)
-    b, s, _ = x.shape
-    k, v = (proj(x).view(b, s, attn.num_heads, attn.head_dim).transpose(1, 2) for proj in (attn.k_proj, attn.v_proj))
+    b, s, d = x.shape
+    heads, head_dim = attn.num_heads, attn.head_dim
+    k = attn.k_proj(x).view(b, s, heads, head_dim).transpose(1, 2)
+    v = attn.v_proj(x).view(b, s, heads, head_dim).transpose(1, 2)
     if keep is not None:
         keep.append((k, v))
     if past is not None:
-        k = torch.cat([past[0].expand(b, -1, -1, -1), k], dim=2)
-        v = torch.cat([past[1].expand(b, -1, -1, -1), v], dim=2)
-    p = k.shape[2] - s
-    rows = torch.arange(s, device=x.device) if only is None else only
+        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
     if only is not None:  # the queries, residual and MLP of one position per row
-        x, hidden = x[torch.arange(b, device=x.device), only].unsqueeze(1), hidden[torch.arange(b, device=x.device), only].unsqueeze(1)
-    q = attn.q_proj(x).view(b, x.shape[1], attn.num_heads, attn.head_dim).transpose(1, 2)
-    causal = torch.arange(k.shape[2], device=x.device) <= (rows + p).reshape(-1, 1)  # [s, p+s] or [b, p+s]
-    if only is not None:
-        causal = causal[:, None, None, :]  # one query per row: [b, 1, 1, p+s]
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=causal, scale=attn.scale)
-    hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(b, x.shape[1], -1))
+        x, hidden = x[only].unsqueeze(1), hidden[only].unsqueeze(1)
+    q = attn.q_proj(x).view(b, -1, heads, head_dim).transpose(1, 2)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(b, -1, d))
     return hidden + layer.mlp(layer.layer_norm2(hidden))
 
 
@@ -79,16 +76,23 @@ def text_features(model, ids, states: Sequence = (), keep: list | None = None) -
     ``ids`` are appended to ``keep``."""
     torch = _torch()
     text = model.text_model
+    b, s = ids.shape
     p = states[0][0].shape[2] if states else 0
-    positions = torch.arange(p, p + ids.shape[1], device=ids.device).unsqueeze(0)
+    positions = torch.arange(p, p + s, device=ids.device).unsqueeze(0)
     if text.eos_token_id == 2:  # CLIP configs from before transformers#24773: EOS is the largest id (as there)
         eos = ids.to(torch.int).argmax(dim=-1)
     else:  # the first EOS (the pad token may be EOS too)
         eos = (ids == text.eos_token_id).int().argmax(dim=-1)
     hidden = text.embeddings(input_ids=ids, position_ids=positions)
+    # token i sees the prefix and the tokens up to itself: one additive mask for every layer, built once
+    allowed = torch.ones(s, p + s, dtype=torch.bool, device=ids.device).tril(p)
+    mask = torch.zeros(s, p + s, dtype=hidden.dtype, device=ids.device).masked_fill(~allowed, float("-inf"))
+    only = (torch.arange(b, device=ids.device), eos)
     last = len(text.encoder.layers) - 1
     for n, layer in enumerate(text.encoder.layers):  # the last layer computes only the pooled (EOS) position
-        hidden = _layer(layer, hidden, past=states[n] if states else None, keep=keep, only=eos if n == last else None)
+        past = (states[n][0].expand(b, -1, -1, -1), states[n][1].expand(b, -1, -1, -1)) if states else None
+        hidden = _layer(layer, hidden, mask[eos][:, None, None] if n == last else mask, past, keep,
+                        only if n == last else None)
     return model.text_projection(text.final_layer_norm(hidden[:, 0]))
 
 
