@@ -199,9 +199,10 @@ def test_earlier_tool_calls_and_results_are_replayed_as_the_model_wrote_them():
                ToolMessage("sunny", tool_call_id="1", name="weather")]
     LocalMultimodalChatModel(chat=chat).bind_tools([weather], tool_choice="none").invoke(history)
     turns = chat.streams[0][0]
-    assert [t.role for t in turns] == ["user", "assistant", "user"]
-    assert turns[1].text == '{"name": "weather", "arguments": {"city": "Oslo"}}'
-    assert turns[2].text == "Result of the tool weather: sunny"
+    assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
+    assert "- weather(city)" in turns[0].text  # tool_choice none: listed as with auto, never called
+    assert turns[2].text == '{"name": "weather", "arguments": {"city": "Oslo"}}'
+    assert turns[3].text == "Result of the tool weather: sunny\nMy request: weather in Oslo?"
 
 
 def test_usage_adds_the_choice_and_the_answer():
