@@ -206,7 +206,7 @@ class Router:
         tools = make_tools(self.assistant, session, chat_model=self.chat_model)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
         messages = self.prompts.messages(session, text, about, tools=tools)
-        limit, ran, done = self.assistant.config.limits.max_tool_steps, [], set()
+        limit, ran, done, why = self.assistant.config.limits.max_tool_steps, [], set(), None
         for step in range(1, limit + 2):
             answer_now = len(ran) >= limit or step > limit
             start = time.perf_counter()
@@ -228,9 +228,9 @@ class Router:
                     names = ", ".join(sorted({str(c.get("name")) for c in unusable}))
                     self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
                                        "model tool call: unusable, answered directly")
-                    limit = len(ran)  # the next step answers in words
+                    limit, why = len(ran), "answer directly (unusable tool call)"  # the next step answers in words
                     continue
-                self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran))
+                self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
                 if about and not cancel.is_set():
                     yield from self._highlight(session, about[0], answer)
                     yield from self._ground(session, about[0], answer, turn, cancel)
@@ -413,10 +413,12 @@ def _call_decision(reply, step: int) -> str:
     return f"model tool call (step {step}{margin})"
 
 
-def _answer_decision(reply, ran: list[str]) -> str:
+def _answer_decision(reply, ran: list[str], why: str | None) -> str:
     """Why the model answered in words, for the trace (the strings the page's trace puts in plain words)."""
     if ran:
         return f"after {', '.join(dict.fromkeys(ran))}"
+    if why:
+        return why
     choice = (getattr(reply, "response_metadata", None) or {}).get("tool_choice") or {}
     if "margin" not in choice:
         return "model tool call: none, answered directly"

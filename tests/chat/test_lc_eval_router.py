@@ -91,14 +91,23 @@ class ScriptedChat:
     """A local chat model's turn protocol that picks the tool a request's words name (and "answer" otherwise),
     and whose answers are counted."""
 
+    ARGUMENTS = {"score": {"labels": ["cat", "dog"]}, "edit": {"instruction": "make the sky purple"}}
+
     def __init__(self):
         self.answers = 0
+        self.chosen = None
 
     def choice_logprobs(self, turns, options):
         text = turns[-1].text.lower()
-        return [-0.1 if option in text else -5.0 for option in options[:-1]] + [-2.0]
+        scores = [-0.1 if option in text else -5.0 for option in options[:-1]] + [-2.0]
+        self.chosen = options[scores.index(max(scores))]
+        return scores
 
     def stream(self, turns, options=None, cancel=None):
+        chosen, self.chosen = self.chosen, None
+        if chosen in self.ARGUMENTS:  # the chosen tool's arguments, as the model writes them
+            yield json.dumps({"name": chosen, "arguments": self.ARGUMENTS[chosen]})
+            return
         self.answers += 1
         yield from ["It ", "is ", "a ", "cat."]
 
