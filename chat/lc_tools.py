@@ -7,7 +7,8 @@
 Each tool's arguments are its chat schema (the tool's own from ``tools/`` plus the session's image id), so
 LangChain's ``bind_tools`` shows a model exactly what the typed function accepts; calling one runs the entry's
 ``run`` (:meth:`chat.toolbox.ToolSpec.execute`): every failure, bad arguments included, comes back as a
-ToolOutput whose text is ``"Error: <one sentence>"``.
+ToolOutput whose text is ``"Error: <one sentence>"``. A tool whose entry is ``final`` (an edit, a new image, a
+drawing on the image) is ``return_direct``: its confirmation ends an agent's turn, as it ends the router's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def make_tools(assistant, session, *, progress: Progress | None = None, chat_mod
     """One StructuredTool per entry of the table, bound to ``session`` (images, markers, versions)."""
     ctx = ToolContext(assistant, session, progress=progress, chat_model=chat_model)
     return [StructuredTool.from_function(lambda spec=spec, **kwargs: spec.execute(ctx, kwargs), name=spec.name,
-                                         description=spec.help, args_schema=spec.schema)
+                                         description=spec.help, args_schema=spec.schema, return_direct=spec.final)
             for spec in TOOLS.values()]
 
 

@@ -47,7 +47,7 @@ from chat.lc_model import LocalMultimodalChatModel
 from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
 from chat.session import Message, Session, TraceEntry, clean_text
-from chat.toolbox import TOOLS, Cancelled, ToolContext, ToolOutput, command, failed, help_text
+from chat.toolbox import TOOLS, Cancelled, ToolContext, command, failed, help_text
 from chat.toolbox.free_text import numbered_answer, region_question
 
 EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
@@ -232,8 +232,7 @@ class Router:
                     continue
                 self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
                 if about and not cancel.is_set():
-                    yield from self._highlight(session, about[0], answer)
-                    yield from self._ground(session, about[0], answer, turn, cancel)
+                    yield from self._marks(session, about[0], answer, turn, cancel)
                 return
             messages.append(AIMessage(content=answer, tool_calls=calls))
             ended = False
@@ -298,8 +297,7 @@ class Router:
         _, answer, error = yield from self._stream(self.chat_model, messages, turn, cancel, extra)
         self._trace_answer(session, about, start, answer, error, decision)
         if about and not cancel.is_set():
-            yield from self._highlight(session, about[0], answer)
-            yield from self._ground(session, about[0], answer, turn, cancel)
+            yield from self._marks(session, about[0], answer, turn, cancel)
 
     def _stream(self, model, messages, turn, cancel, extra: dict | None = None, quiet: bool = False) -> Iterator[Event]:
         """Deltas of a model's reply; returns (all chunks added up, the text, an error or None). An error is also
@@ -320,54 +318,19 @@ class Router:
                 yield Delta(turn.say(f"Error: {error}", error=error))
         return message, answer, error
 
+    def _marks(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
+        """What an answer points at, drawn on its image: the Set-of-Mark regions it cites, and (grounded answers
+        on) the things it mentions (:mod:`chat.answer_marks`)."""
+        from chat.answer_marks import grounded, highlighted
+
+        yield from highlighted(session, version_id, answer)
+        if session.grounded and answer.strip() and not cancel.is_set():
+            out = yield from grounded(self.assistant, session, version_id, answer)
+            yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
+
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
         session.add_trace(TraceEntry(tool="answer", arguments={"images": about}, seconds=time.perf_counter() - start,
                                      summary=answer.strip()[:120], error=error, decision=decision))
-
-    def _highlight(self, session, version_id: str, answer: str) -> Iterator[Event]:
-        """If the answer cites Set-of-Mark regions ([n]) of the image, an overlay highlighting them."""
-        from tools.som import highlight_marks, parse_mark_refs
-
-        refs = parse_mark_refs(answer)
-        masks = session.overlay_masks(version_id) if refs else []
-        ids = [i for i in refs if 1 <= i <= len(masks)]
-        if not ids:
-            return
-        start = time.perf_counter()
-        overlay = highlight_marks(session.pixels(version_id), masks, ids)
-        marks = f"marks {', '.join(map(str, ids))}"
-        out = ToolOutput("highlight", f"Highlighted {marks} of {version_id}.", marks,
-                         {"image": version_id, "marks": ids}, overlay=overlay)
-        entry = out.entry(time.perf_counter() - start, "the answer cites Set-of-Mark regions")
-        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
-
-
-    def _ground(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
-        """Grounded answers (the session's toggle): the things the answer mentions, found and drawn on the image
-        in the colours of their numbers, and named under the answer."""
-        if not session.grounded or not answer.strip() or cancel.is_set():
-            return
-        from chat.grounding_model import ground
-        from tools.grounding.grounded import PALETTE_NAMES, draw_grounded
-
-        yield ToolStarted(tool="ground", arguments={"image": version_id}, decision="grounded answers are on")
-        start = time.perf_counter()
-        try:
-            image = session.pixels(version_id)
-            grounded = ground(self.assistant, image, answer, self.assistant.config.tools.grounded_min_score)
-            shown = [(n, p) for n, p in enumerate(grounded.phrases, 1) if p.region is not None]
-            legend = ", ".join(f"[{n}] {p.phrase} ({PALETTE_NAMES[p.colour]})" for n, p in shown)
-            text = f"Shown on {version_id}: {legend}." if shown else f"Nothing the answer mentions was found on {version_id}."
-            out = ToolOutput("ground", text, legend or "nothing found",
-                             {"image": version_id, "phrases": [p.phrase for p in grounded.phrases]},
-                             overlay=draw_grounded(image, grounded) if shown else None,
-                             data={"grounded": grounded})
-        except Exception as exc:  # noqa: BLE001 - the answer stands; grounding it failed
-            out = failed("ground", describe(exc), {"image": version_id})
-        entry = out.entry(time.perf_counter() - start, "grounded answers are on")
-        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
-        yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
-
 
 class _Turn:
     """What one respond() call has said and made so far, and where its progress goes."""

@@ -231,9 +231,12 @@ def test_a_langchain_agent_with_the_project_tools_completes_a_turn(assistant):
     state = agent.invoke({"messages": [HumanMessage("caption it, then make the sky purple")]},
                          {"recursion_limit": 12})
     messages = state["messages"]
-    assert isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls
+    last = messages[-1]  # a reply, or the confirmation of a final tool (return_direct: an edit ends the turn)
+    assert (isinstance(last, AIMessage) and not last.tool_calls) or (
+        isinstance(last, ToolMessage) and TOOLS[last.name].final)
     calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
     results = [m for m in messages if isinstance(m, ToolMessage)]
     assert calls and len(results) == len(calls) and all(r.content for r in results)
     ran = [r for r in results if "limit" not in r.content]
-    assert len(ran) == 2 and all(r.name in TOOLS for r in ran)
+    assert 1 <= len(ran) <= 2 and all(r.name in TOOLS for r in ran)
+    assert len(ran) == 2 or TOOLS[ran[0].name].final  # only a final tool ends the run before the limit
