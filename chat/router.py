@@ -206,7 +206,7 @@ class Router:
         tools = make_tools(self.assistant, session, chat_model=self.chat_model)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
         messages = self.prompts.messages(session, text, about, tools=tools)
-        limit, ran, done, why = self.assistant.config.limits.max_tool_steps, [], set(), None
+        limit, ran, done, why, last = self.assistant.config.limits.max_tool_steps, [], set(), None, None
         for step in range(1, limit + 2):
             answer_now = len(ran) >= limit or step > limit
             start = time.perf_counter()
@@ -231,6 +231,8 @@ class Router:
                     limit, why = len(ran), "answer directly (unusable tool call)"  # the next step answers in words
                     continue
                 self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
+                if last is not None and last.ok and not answer.strip() and error is None and not cancel.is_set():
+                    yield Delta(turn.say(last.text))  # the model had nothing to add: the tool's result is the reply
                 if about and not cancel.is_set():
                     yield from self._marks(session, about[0], answer, turn, cancel)
                 return
@@ -249,7 +251,7 @@ class Router:
                     continue
                 done.add(key)
                 ran.append(spec.name)
-                out = yield from self._call(session, spec.name, args, _call_decision(reply, step), turn, cancel)
+                out = last = yield from self._call(session, spec.name, args, _call_decision(reply, step), turn, cancel)
                 messages.append(ToolMessage(out.text, tool_call_id=call["id"], name=spec.name))
                 if cancel.is_set():
                     return

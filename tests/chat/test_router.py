@@ -190,6 +190,13 @@ def test_the_loop_stops_at_the_step_limit_and_at_a_repeated_call(assistant, sess
     assert "".join(d.text for d in of(events, Delta)) == "Green."
 
 
+def test_a_model_with_nothing_to_add_after_a_tool_replies_with_the_tools_result(assistant, session, calls):
+    fake = FakeMLLM(choice=[{"caption": -0.1, "answer": -5.0}, {"answer": 0.0}])
+    fake.answers = [call("caption"), " "]
+    events = run(Router(assistant, local(fake)), session, "describe it")
+    assert events[-1].message.content == "caption done" and session.trace[-1].decision == "after caption"
+
+
 def test_a_failed_call_is_said_and_the_model_goes_on(assistant, session, calls, monkeypatch):
     replace_run(monkeypatch, "remove", lambda ctx, args: (_ for _ in ()).throw(
         UserError("Nothing is marked: click on the object to remove, or name it.")))
@@ -271,6 +278,23 @@ def test_cancel_stops_a_running_tool(assistant, session, monkeypatch):
     assert time.perf_counter() - start < 1.5 and events[-1].cancelled
     assert of(sunk, Status)[0].fraction == pytest.approx(0.001) and session.trace[-1].error == "Cancelled."
     assert not of(events, Status)  # the progress went to the sink, not after the tool
+
+
+def test_stop_during_a_called_tool_ends_the_loop(assistant, session, monkeypatch):
+    """Stop while the model's first call runs: the tool stops, and the model is not asked for a next step."""
+    cancel = threading.Event()
+
+    def vqa_then_stop(ctx, args):
+        cancel.set()
+        ctx.progress(1, 10)  # the tool's next step sees Stop
+
+    replace_run(monkeypatch, "vqa", vqa_then_stop)
+    fake = FakeMLLM(choice=[{"vqa": -0.1, "answer": -5.0}, {"edit": -0.1, "answer": -5.0}])
+    fake.answers = [call("vqa", question="what colour?"), call("edit", instruction="make it blue")]
+    events = list(Router(assistant, local(fake)).respond(session, "what colour? then make it blue", cancel=cancel))
+    assert events[-1].cancelled and len(fake.choices) == 1 and len(fake.turns) == 1
+    assert [t.tool for t in session.trace] == ["vqa"] and session.trace[-1].error == "Cancelled."
+    assert len(session.record("img1").versions) == 1
 
 
 def test_the_model_sees_the_image_with_markers_and_the_history(assistant, session):
