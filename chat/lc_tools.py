@@ -22,11 +22,15 @@ from chat.errors import describe, explain
 from chat.toolbox import TOOLS, Progress, ToolContext, ToolOutput, failed
 
 
-def make_tools(assistant, session, *, progress: Progress | None = None, chat_model=None) -> list[StructuredTool]:
-    """One StructuredTool per entry of the table, bound to ``session`` (images, markers, versions)."""
+def make_tools(assistant, session, *, progress: Progress | None = None, chat_model=None,
+               brief: bool = False) -> list[StructuredTool]:
+    """One StructuredTool per entry of the table, bound to ``session`` (images, markers, versions). ``brief``: each
+    described by its one-line summary (for a model whose context is short, e.g. LLaVA-1.5's 2048 tokens, where the
+    tools' full descriptions would take 500 tokens of every prompt) instead of its full description."""
     ctx = ToolContext(assistant, session, progress=progress, chat_model=chat_model)
     return [StructuredTool.from_function(lambda spec=spec, **kwargs: spec.execute(ctx, kwargs), name=spec.name,
-                                         description=spec.help, args_schema=spec.schema, return_direct=spec.final)
+                                         description=spec.summary if brief else spec.help, args_schema=spec.schema,
+                                         return_direct=spec.final)
             for spec in TOOLS.values()]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from chat.lc_messages import part_key
 from chat.session import Session
 from chat.toolbox.chat_model import IMAGE_SIDE, image_content
 
@@ -32,8 +33,8 @@ DEFAULT_MAX_IMAGES = 3  # a chat model without models.<name>.max_images: this tu
 
 
 def _urls(messages) -> set[str]:
-    return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
-            for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
+    """What the image parts of ``messages`` show (:func:`chat.lc_messages.part_key`: a data URL or a part's id)."""
+    return {key for m in messages if isinstance(m.content, list) for p in m.content if (key := part_key(p))}
 
 
 def _request(text: str, image: str | None) -> str:
@@ -123,7 +124,7 @@ class PromptBuilder:
             if isinstance(message, HumanMessage) and _urls([message]):
                 content = []
                 for part in message.content:
-                    url = part["image_url"]["url"] if isinstance(part, dict) and part.get("type") == "image_url" else None
+                    url = part_key(part)
                     if url is None or (url in allowed and url not in seen):
                         content.append(part)
                         seen.add(url)
@@ -152,9 +153,9 @@ class PromptBuilder:
             history = earlier[drop:]
             while history and isinstance(history[0], AIMessage):
                 history = history[1:]
-            history = self._one_view_each(history, [p["image_url"]["url"] for p in parts], limit)
+            history = self._one_view_each(history, [part_key(p) for p in parts], limit)
             shown = _urls(history)
-            current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
+            current = [p for p in parts if part_key(p) not in shown] + [{"type": "text", "text": request}]
             messages = [self.system(), *history, HumanMessage(content=current[:-1] + [
                 {"type": "text", "text": request + suffix}])]
             if window is None or not history:

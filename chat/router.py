@@ -203,7 +203,7 @@ class Router:
                         else "answer directly (the model has no tool calling)")
             yield from self._answer(session, text, about, turn, cancel, decision=decision)
             return
-        tools = make_tools(self.assistant, session, chat_model=self.chat_model)
+        tools = make_tools(self.assistant, session, chat_model=self.chat_model, brief=self.local)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
         messages = self.prompts.messages(session, text, about, tools=tools)
         limit, ran, done, why, last = self.assistant.config.limits.max_tool_steps, [], set(), None, None

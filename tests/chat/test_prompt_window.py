@@ -128,7 +128,7 @@ def test_the_trained_system_sentence_comes_first(assistant, monkeypatch):
     session.add_image(picture((40, 160, 60)))
     run(router, session, "what is this?")
     prompt, _ = assistant.mllm.render(seen[0])  # what the model was asked, the bound tools listed
-    assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption(prefix?, image?): ")
+    assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption(prefix?, image?): describe the image in one sentence (BLIP)\n")
     assert " USER: <image>\n[img1.v1] what is this?\n\nWhich tool should handle this request?" in prompt
 
 
