@@ -73,6 +73,7 @@ class LimitsConfig(Strict):
     max_images_per_session: int = Field(32, ge=1)
     max_message_chars: int = Field(8000, ge=1)
     max_labels: int = Field(100, ge=1)
+    max_tool_steps: int = Field(4, ge=1, le=20)  # tool calls the chat model may make for one message
     max_import_bytes: int = Field(2**30, ge=1)  # an imported export, uncompressed (zip bombs are refused)
     max_import_files: int = Field(4096, ge=1)  # files in an imported export
 

@@ -13,9 +13,8 @@ the same items; a number or a flag must be equal); ``markers`` places that many 
 
 Each request is a new session holding one photo (scikit-image's cat, ``skimage.data.chelsea()``) and goes through
 the router as a typed message does (:func:`router_decide`); the turn is stopped at its first step, so no tool runs:
-the tool the router starts with its arguments, or the first words of an answer in words. With ``--tool-calls``
-the chat model's own tool calls decide instead (:func:`tool_call_decide`: the arguments are generated under each
-tool's schema rather than filled from the message). Reported: tool accuracy
+the tool the router starts with its arguments (the chat model's own tool call, its arguments generated under the
+tool's schema by the local model), or the first words of an answer in words. Reported: tool accuracy
 (overall, per language, per kind), argument accuracy (of the requests with ``args`` whose tool was right), a
 confusion table (expected x chosen) and the time per decision (from the message to that first step: median, 90th
 percentile).
@@ -177,34 +176,6 @@ def router_decide(router) -> Callable[[Any, str], tuple[str, dict]]:
     return decide
 
 
-def tool_call_decide(router) -> Callable[[Any, str], tuple[str, dict]]:
-    """``decide`` through the chat model's own tool calls, the path where its calls drive the tools: the router's
-    prompt for the message, ``chat_model.bind_tools(<the session's tools>)`` (``tool_choice`` auto, the router's
-    margin over answering), and the first tool call with its generated arguments, or ``answer`` at the first
-    words of a reply (then the reply is stopped)."""
-    from chat.lc_tools import make_tools
-
-    def decide(session, text: str) -> tuple[str, dict]:
-        about = [session.version().id]
-        session.add_message("user", text, images=about)
-        messages = router.prompts.messages(session, text, about)
-        extra = {"tool_margin": router.choice_margin} if router.local else {}
-        bound = router.chat_model.bind_tools(make_tools(router.assistant, session), **extra)
-        reply = None
-        stream = bound.stream(messages)
-        try:
-            for chunk in stream:
-                reply = chunk if reply is None else reply + chunk
-                if chunk.content and not reply.tool_call_chunks:
-                    break  # an answer in words
-        finally:
-            stream.close()
-        calls = list(getattr(reply, "tool_calls", None) or [])
-        return (calls[0]["name"], dict(calls[0]["args"])) if calls else (ANSWER, {})
-
-    return decide
-
-
 def photo():
     """The photo every request is about: scikit-image's cat (451 x 300)."""
     from PIL import Image
@@ -241,4 +212,4 @@ def evaluate(decide: Callable[[Any, str], tuple[str, dict]], requests: list[Requ
 
 
 __all__ = ["ANSWER", "BUNDLED", "Outcome", "Request", "Table", "argument_matches", "evaluate", "read_requests",
-           "router_decide", "tool_call_decide"]
+           "router_decide"]

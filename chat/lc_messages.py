@@ -11,7 +11,8 @@ Images travel in message content in any of these parts:
 
 A system message becomes the system turn, a human message a user turn with its images, an AI message an
 assistant turn whose tool calls are written as the model writes them (``{"name": ..., "arguments": {...}}``, one
-per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images.
+per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images (the last one followed by the
+request it serves).
 """
 
 from __future__ import annotations
@@ -125,8 +126,18 @@ def message_to_turn(message: BaseMessage):
 
 
 def messages_to_turns(messages: list[BaseMessage]) -> list:
-    """The messages as :class:`chat.mllm.Turn`s (images in their content decoded, or taken as they are)."""
-    return [message_to_turn(m) for m in messages]
+    """The messages as :class:`chat.mllm.Turn`s (images in their content decoded, or taken as they are). When the
+    last message is a tool's result, it ends with the request it serves (``My request: ...``, the last human
+    message's text), so what the model does next (another tool, or the answer) is about that request."""
+    from chat.mllm import Turn
+
+    turns = [message_to_turn(m) for m in messages]
+    if messages and isinstance(messages[-1], ToolMessage):
+        request = next((t.text for m, t in zip(reversed(messages), reversed(turns))
+                        if not isinstance(m, (AIMessage, ToolMessage, SystemMessage))), "")
+        if request.strip():
+            turns[-1] = Turn("user", f"{turns[-1].text}\nMy request: {request.strip()}", turns[-1].images)
+    return turns
 
 
 def with_system_text(turns: list, text: str) -> list:

@@ -16,7 +16,10 @@ tool should handle this request?"); a tool must beat the answer by ``tool_margin
 arguments are generated, as ``{"name": ..., "arguments": {...}}`` constrained to its JSON schema by
 :mod:`chat.structured` (the name and the forced start are prefilled), so every ``tool_calls`` entry validates
 against the tool's schema. A call whose arguments did not complete within the budget is no call: the reply says
-so in one sentence. **Structured output** (``with_structured_output``: pydantic, TypedDict or JSON schema;
+so in one sentence. With ``none`` the tools are listed the same way and the model answers in words (so each step
+of a tool-calling loop starts with the same prompt, and the kept KV cache serves the next). How the choice went is
+on the reply's ``response_metadata["tool_choice"]``: ``best`` (the likeliest tool), ``margin`` (its mean
+log-probability over the answer's) and ``required`` (``tool_margin``). **Structured output** (``with_structured_output``: pydantic, TypedDict or JSON schema;
 ``method`` ``json_schema`` (default: the answer is the document), ``function_calling`` (a forced tool call) or
 ``json_mode`` (any JSON object)) uses the same constraint.
 
@@ -287,8 +290,9 @@ class LocalMultimodalChatModel(BaseChatModel):
             usage.add(stats)
 
     def _choose(self, chat, turns: list, tools: list[dict], tool_choice: Any, margin: float,
-                usage: _Usage) -> dict | None:
-        """The tool to call (None: answer in words), by constrained choice when there is one to make."""
+                usage: _Usage, choice: dict) -> dict | None:
+        """The tool to call (None: answer in words), by constrained choice when there is one to make; ``choice``
+        receives how it went (the best tool, its margin over the answer, the margin asked for)."""
         names = [t["function"]["name"] for t in tools]
         among, answer = _chosen(tool_choice, names)
         if len(among) == 1 and not answer:
@@ -302,8 +306,11 @@ class LocalMultimodalChatModel(BaseChatModel):
             scores = chat.choice_logprobs(asked, options)
         usage.add(stats)
         best = max(range(len(among)), key=lambda i: scores[i])
-        if answer and scores[best] - scores[-1] <= margin:
-            return None
+        choice["best"] = among[best]
+        if answer:
+            choice.update(margin=round(float(scores[best] - scores[-1]), 2), required=margin)
+            if scores[best] - scores[-1] <= margin:
+                return None
         return next(t for t in tools if t["function"]["name"] == among[best])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -314,13 +321,14 @@ class LocalMultimodalChatModel(BaseChatModel):
         tool_choice = kwargs.get("tool_choice")
         response_format = kwargs.get("response_format")
         turns = messages_to_turns(messages)
-        finish = "stop"
+        finish, choice = "stop", {}
         if response_format is not None:
             turns = with_system_text(turns, JSON_PROMPT.format(schema=json.dumps(response_format)))
             chunks = self._document(chat, turns, response_format, kwargs, usage)
-        elif tools and tool_choice != "none":
-            turns = with_system_text(turns, tools_text(tools, with_answer=tool_choice in (None, "auto")))
-            tool = self._choose(chat, turns, tools, tool_choice, kwargs.get("tool_margin", self.tool_margin), usage)
+        elif tools:  # listed the same way whatever the choice, so every step of a turn shares the prompt's start
+            turns = with_system_text(turns, tools_text(tools, with_answer=tool_choice in (None, "auto", "none")))
+            tool = None if tool_choice == "none" else self._choose(
+                chat, turns, tools, tool_choice, kwargs.get("tool_margin", self.tool_margin), usage, choice)
             if tool is not None:
                 chunks = self._tool_call(chat, turns, tool, kwargs, usage)
                 finish = "tool_calls"
@@ -334,7 +342,8 @@ class LocalMultimodalChatModel(BaseChatModel):
             yield chunk
         yield ChatGenerationChunk(message=AIMessageChunk(
             content="", usage_metadata=usage.metadata(), chunk_position="last",
-            response_metadata={"model_name": self._name_of(chat), "model_provider": "mmchat", "finish_reason": finish}))
+            response_metadata={"model_name": self._name_of(chat), "model_provider": "mmchat", "finish_reason": finish,
+                               **({"tool_choice": choice} if choice else {})}))
 
     def _text(self, chat, turns, stop, kwargs, usage) -> Iterator[ChatGenerationChunk]:
         trimmed = _Trimmed()

@@ -7,7 +7,8 @@
 Each tool's arguments are its chat schema (the tool's own from ``tools/`` plus the session's image id), so
 LangChain's ``bind_tools`` shows a model exactly what the typed function accepts; calling one runs the entry's
 ``run`` (:meth:`chat.toolbox.ToolSpec.execute`): every failure, bad arguments included, comes back as a
-ToolOutput whose text is ``"Error: <one sentence>"``.
+ToolOutput whose text is ``"Error: <one sentence>"``. A tool whose entry is ``final`` (an edit, a new image, a
+drawing on the image) is ``return_direct``: its confirmation ends an agent's turn, as it ends the router's.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from chat.errors import describe, explain
 from chat.toolbox import TOOLS, Progress, ToolContext, ToolOutput, failed
 
 
-def make_tools(assistant, session, *, progress: Progress | None = None, chat_model=None) -> list[StructuredTool]:
-    """One StructuredTool per entry of the table, bound to ``session`` (images, markers, versions)."""
+def make_tools(assistant, session, *, progress: Progress | None = None, chat_model=None,
+               brief: bool = False) -> list[StructuredTool]:
+    """One StructuredTool per entry of the table, bound to ``session`` (images, markers, versions). ``brief``: each
+    described by its one-line summary (for a model whose context is short, e.g. LLaVA-1.5's 2048 tokens, where the
+    tools' full descriptions would take 500 tokens of every prompt) instead of its full description."""
     ctx = ToolContext(assistant, session, progress=progress, chat_model=chat_model)
     return [StructuredTool.from_function(lambda spec=spec, **kwargs: spec.execute(ctx, kwargs), name=spec.name,
-                                         description=spec.help, args_schema=spec.schema)
+                                         description=spec.summary if brief else spec.help, args_schema=spec.schema,
+                                         return_direct=spec.final)
             for spec in TOOLS.values()]
 
 

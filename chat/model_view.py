@@ -8,8 +8,9 @@ image by id. The recent turns of the conversation are replayed exactly as they w
 turn that first showed it), so a follow-up about the same image starts with the previous prompt and the local
 model continues its KV cache; a new image (or view) starts a new prefix. The window of earlier turns moves in
 steps, by count and by the context (``models.<name>.context_tokens``), so the prompt's start stays the same for
-several turns. The local model's system prompt lists the tools of :data:`chat.toolbox.TOOLS` once, after the
-trained system sentence its chat template writes first (see :mod:`chat.prompt_format`).
+several turns. The tools are not in these messages: the router binds them to the model (``bind_tools``), and the
+local model lists them in its system turn, after the trained system sentence its chat template writes first (see
+:mod:`chat.prompt_format`); ``tools`` lets the window count them.
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from chat.lc_messages import part_key
 from chat.session import Session
-from chat.toolbox import TOOLS
 from chat.toolbox.chat_model import IMAGE_SIDE, image_content
 
 SYSTEM = ("You are mmchat, a helpful assistant that looks at images. Images are named img1, img2, ... "
           "(img1.v2 is version 2 of img1). Red circles, arrows and boxes on an image are markers the user "
           "placed to point at something; numbers on regions are Set-of-Mark labels you may cite as [n]. "
           "Answer in the language the user writes in.")
-TOOLS_PROMPT = "\nTools you can use:\n{tools}\n- answer: reply in words, no tool needed"
 DEFAULT_MAX_IMAGES = 3  # a chat model without models.<name>.max_images: this turn's image and 2 earlier ones
 
 
 def _urls(messages) -> set[str]:
-    return {p["image_url"]["url"] for m in messages if isinstance(m.content, list)
-            for p in m.content if isinstance(p, dict) and p.get("type") == "image_url"}
+    """What the image parts of ``messages`` show (:func:`chat.lc_messages.part_key`: a data URL or a part's id)."""
+    return {key for m in messages if isinstance(m.content, list) for p in m.content if (key := part_key(p))}
 
 
 def _request(text: str, image: str | None) -> str:
@@ -124,7 +124,7 @@ class PromptBuilder:
             if isinstance(message, HumanMessage) and _urls([message]):
                 content = []
                 for part in message.content:
-                    url = part["image_url"]["url"] if isinstance(part, dict) and part.get("type") == "image_url" else None
+                    url = part_key(part)
                     if url is None or (url in allowed and url not in seen):
                         content.append(part)
                         seen.add(url)
@@ -134,14 +134,10 @@ class PromptBuilder:
 
     # -- the prompt -------------------------------------------------------------------------------
     def system(self) -> SystemMessage:
-        """The system prompt; the local model's lists the tools (once, at the start of every prompt, so the
-        constrained choice after a user turn is a short question that reuses the cached prefix)."""
-        if not self.local:
-            return SystemMessage(SYSTEM)
-        tools = "\n".join(f"- {name}: {spec.summary}" for name, spec in TOOLS.items())
-        return SystemMessage(SYSTEM + TOOLS_PROMPT.format(tools=tools))
+        return SystemMessage(SYSTEM)
 
-    def messages(self, session: Session, text: str, about: list[str], suffix: str = "") -> list[BaseMessage]:
+    def messages(self, session: Session, text: str, about: list[str], suffix: str = "",
+                 tools: list | None = None) -> list[BaseMessage]:
         """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
         which is not remembered) and the images it is about that the history does not already show, at most
         :meth:`max_images` images in all (the others are named by their id in the text)."""
@@ -157,14 +153,14 @@ class PromptBuilder:
             history = earlier[drop:]
             while history and isinstance(history[0], AIMessage):
                 history = history[1:]
-            history = self._one_view_each(history, [p["image_url"]["url"] for p in parts], limit)
+            history = self._one_view_each(history, [part_key(p) for p in parts], limit)
             shown = _urls(history)
-            current = [p for p in parts if p["image_url"]["url"] not in shown] + [{"type": "text", "text": request}]
+            current = [p for p in parts if part_key(p) not in shown] + [{"type": "text", "text": request}]
             messages = [self.system(), *history, HumanMessage(content=current[:-1] + [
                 {"type": "text", "text": request + suffix}])]
             if window is None or not history:
                 break
-            if self.chat_model.get_num_tokens_from_messages(messages) + reserve <= window:
+            if self.chat_model.get_num_tokens_from_messages(messages, tools=tools) + reserve <= window:
                 break
         if session.messages and session.messages[-1].role == "user":
             key = (session.id, len(session.messages) - 1, session.messages[-1].content)
@@ -175,4 +171,4 @@ class PromptBuilder:
         return messages
 
 
-__all__ = ["DEFAULT_MAX_IMAGES", "SYSTEM", "TOOLS_PROMPT", "PromptBuilder"]
+__all__ = ["DEFAULT_MAX_IMAGES", "SYSTEM", "PromptBuilder"]

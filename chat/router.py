@@ -8,14 +8,21 @@ Routing, in order:
 1. A button (``action=`` + ``arguments=``) or a slash command (``/score cat | dog``, read by the tool's entry in
    :data:`chat.toolbox.TOOLS`) runs that tool with those arguments; the tool's own text is the reply (no model
    call: fast and deterministic).
-2. Free text: the chat model picks a tool or "answer". The local model makes a *constrained choice*:
-   ``choice_logprobs`` scores each tool name and "answer" after a prompt listing them; the best tool wins only
-   if it beats "answer" by ``choice_margin`` and its arguments can be filled from the message (the entry's
-   ``fill``), else the model answers directly. A chat model with native tool calling (e.g. a remote
-   OpenAI-compatible server) gets the tools through ``bind_tools``.
-3. After a tool that informs (caption, vqa, score, classify) the model answers with the tool's result as
-   context; a tool whose entry is ``final`` (edit, remove, generate, sketch, som, mark, find) replies with its
-   confirmation.
+2. Free text, one path for the local model and a remote one: the chat model bound to the table's tools
+   (``bind_tools``) answers in words or calls tools; each call's result goes back to it as a ``ToolMessage`` and
+   it goes on (another call, or its answer, streamed), up to ``limits.max_tool_steps`` calls, so "caption it,
+   then make the sky purple" is two calls in one message. The local model decides by a batched *constrained
+   choice* among the tool names and "answer" (a tool must beat the answer by ``choice_margin``) and generates
+   only the chosen tool's arguments, under its JSON schema (:mod:`chat.lc_model`); a remote server calls tools
+   natively. A tool whose entry is ``final`` (edit, remove, generate, sketch, som, mark, find) ends the turn with
+   its confirmation, as LangChain's ``return_direct``.
+
+   Why a loop here rather than LangChain's agent runtime (``langchain.agents.create_agent``, which the tests
+   also drive with these tools): a turn is a stream of this module's typed events (text deltas, a tool's start,
+   its progress while it runs, its end with images), Stop must end it between and inside steps, every step goes
+   into the session's trace, and the prompt is the session's (images with their markers, history, KV-cache
+   friendly); the loop over ``bind_tools`` is the same protocol (``AIMessage.tool_calls``, ``ToolMessage``) in
+   30 lines, where the agent's graph would be a second state machine whose stream is translated back.
 
 What the model is shown is :class:`chat.model_view.PromptBuilder`'s. The user message keeps what ran
 (``Message.action`` and ``arguments``, the image pinned to its version) so :meth:`Router.regenerate` replays it.
@@ -32,6 +39,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, ToolMessage
 
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
@@ -39,10 +47,9 @@ from chat.lc_model import LocalMultimodalChatModel
 from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
 from chat.session import Message, Session, TraceEntry, clean_text
-from chat.toolbox import TOOLS, Cancelled, ToolContext, ToolOutput, command, failed, help_text
+from chat.toolbox import TOOLS, Cancelled, ToolContext, command, failed, help_text
 from chat.toolbox.free_text import numbered_answer, region_question
 
-CHOICE_PROMPT = "\n\nWhich tool should handle this request? Reply with the tool name only."  # after the user's text
 EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
 
@@ -66,9 +73,11 @@ class Router:
         return isinstance(self.chat_model, LocalMultimodalChatModel)
 
     @property
-    def native_tools(self) -> bool:
-        return (not self.local and type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
-                and not getattr(self.chat_model, "tools_refused", False))  # a server that refused tools once
+    def tool_calling(self) -> bool:
+        """Whether the chat model calls tools: the local one by constrained decoding, a remote one natively (unless
+        its server refused tools once)."""
+        return self.local or (type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+                              and not getattr(self.chat_model, "tools_refused", False))
 
     def view(self, session: Session, version_id: str):
         """The image as the model sees it: :meth:`chat.session.Session.view` (the page should read the session)."""
@@ -146,31 +155,20 @@ class Router:
                 yield Delta(turn.say(known + help_text()))
                 return
             tool, args, decision = spec.name, spec.parse(rest), "slash command"
-        if tool is None:  # free text
+        if tool is None:  # free text: the chat model answers, or its own tool calls drive the tools
             thing = region_question(text) if image and not session.record(image).markers else None
             if thing and not (yield from self._point_at(session, thing, image, turn, cancel)):
                 return  # not found, or the person is asked which one
-            if self.native_tools:
-                chosen = yield from self._native(session, text, about, turn, cancel)
-                if chosen is None:
-                    return
-                tool, args, decision = chosen
-            else:
-                tool, args, decision = self._choose(session, text, image)
-                if tool is None:
-                    yield from self._answer(session, text, about, turn, cancel, decision=decision)
-                    return
+            yield from self._tool_loop(session, text, about, (arguments or {}).get("image"), turn, cancel)
+            return
         spec = TOOLS.get(tool)
         if action is None and spec is not None and spec.image and (arguments or {}).get("image"):
             args["image"] = _pinned(session, args.get("image"), str(arguments["image"]))
         out = yield from self._call(session, tool, args, decision, turn, cancel)
-        if decision in EXPLICIT:  # what ran, the image pinned to the version it worked on: Regenerate replays it
-            message.action = tool
-            pinned = out.arguments.get("image") or (image if spec is not None and spec.image else None)
-            message.arguments = args | ({"image": pinned} if pinned else {})
-        if out.ok and spec is not None and not spec.final and decision not in EXPLICIT:
-            yield from self._answer(session, text, about, turn, cancel, context=out, decision=f"after {tool}")
-        elif not cancel.is_set():
+        message.action = tool  # what ran, the image pinned to the version it worked on: Regenerate replays it
+        pinned = out.arguments.get("image") or (image if spec is not None and spec.image else None)
+        message.arguments = args | ({"image": pinned} if pinned else {})
+        if not cancel.is_set():
             yield Delta(turn.say(out.text, error=out.error))
 
     def _point_at(self, session, thing: str, image: str, turn, cancel) -> Iterator[Event]:
@@ -192,60 +190,78 @@ class Router:
             yield Delta(turn.say(out.text, error=out.error))
         return False
 
-    # -- choosing a tool ---------------------------------------------------------------------
-    def _choose(self, session, text, image):
-        """(tool, arguments, decision) for free text by constrained choice; tool None means answer directly."""
-        if not self.local:
-            return None, {}, "answer directly (the model has no tool calling)"
-        names = list(TOOLS)
-        try:
-            messages = self.prompts.messages(session, text, [image] if image else [], suffix=CHOICE_PROMPT)
-            scores = self.chat_model.choice_logprobs(messages, names + ["answer"])
-        except Exception as exc:  # noqa: BLE001
-            return None, {}, f"fallback: answer directly (choice failed: {describe(exc)})"
-        ranked = dict(zip(names, scores))
-        best = max(ranked, key=ranked.get)
-        margin = ranked[best] - scores[-1]
-        if margin <= 0:
-            return None, {}, "model choice: answer directly"
-        if margin < self.choice_margin:
-            return None, {}, f"fallback: answer directly ({best} margin {margin:.2f} < {self.choice_margin})"
-        args = TOOLS[best].from_text(text, session, image)
-        if args is None:
-            return None, {}, f"fallback: answer directly ({best}: its arguments are not in the message)"
-        return best, args, f"model choice (logprob margin {margin:.2f})"
-
-    def _native(self, session, text, about, turn, cancel) -> Iterator[Event]:
-        """Native tool calling: the model's streamed reply is the answer, unless it calls a tool; then
-        returns (tool, arguments, decision)."""
-        start = time.perf_counter()
-        bound = self.chat_model.bind_tools(make_tools(self.assistant, session, chat_model=self.chat_model))
-        message, answer, error = yield from self._stream(bound, self.prompts.messages(session, text, about), turn,
-                                                         cancel, quiet=True)
-        if error is not None and not answer and getattr(self.chat_model, "tools_refused", False):
-            yield Status(error)  # the server refuses tools: said once, and this message is answered without them
-            yield from self._answer(session, text, about, turn, cancel, decision="answer directly (the server refuses tools)")
-            return None
-        if error is not None:
-            yield Delta(turn.say(f"Error: {error}", error=error))
-        asked = list(getattr(message, "tool_calls", None) or []) + list(getattr(message, "invalid_tool_calls", None) or [])
-        calls = [c for c in (getattr(message, "tool_calls", None) or []) if c.get("name") in TOOLS]
-        if calls and error is None and not cancel.is_set():
-            args = dict(calls[0].get("args") or {})
-            if about and TOOLS[calls[0]["name"]].image:
-                args.setdefault("image", about[0])
-            return calls[0]["name"], args, "model tool call"
-        if asked and error is None and not answer.strip() and not cancel.is_set():
-            names = ", ".join(sorted({str(c.get("name")) for c in asked}))
-            self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
-                               "model tool call: unusable, answered directly")
-            yield from self._answer(session, text, about, turn, cancel, decision="answer directly (unusable tool call)")
-            return None
-        self._trace_answer(session, about, start, answer, error, "model tool call: none, answered directly")
-        if about and not cancel.is_set():
-            yield from self._highlight(session, about[0], answer)
-            yield from self._ground(session, about[0], answer, turn, cancel)
-        return None
+    # -- the tool-calling loop ---------------------------------------------------------------
+    def _tool_loop(self, session, text, about, pin, turn, cancel) -> Iterator[Event]:
+        """Free text, one path for the local and a remote model: the model bound to the tools of the table
+        (:func:`chat.lc_tools.make_tools`) answers in words, or calls tools; each call runs (its arguments validated
+        by the tool's schema), its result goes back to the model as a ``ToolMessage``, and the model goes on: another
+        call, or the answer, streamed. At most ``limits.max_tool_steps`` calls; after them, or after the same call
+        twice, the model answers with what it has. A tool whose entry is ``final`` (edit, remove, mark, ...) ends
+        the turn with its confirmation (LangChain's ``return_direct``); a failed call says its error and goes on."""
+        if not self.tool_calling:
+            decision = ("answer directly (the server refuses tools)" if getattr(self.chat_model, "tools_refused", False)
+                        else "answer directly (the model has no tool calling)")
+            yield from self._answer(session, text, about, turn, cancel, decision=decision)
+            return
+        tools = make_tools(self.assistant, session, chat_model=self.chat_model, brief=self.local)
+        extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
+        messages = self.prompts.messages(session, text, about, tools=tools)
+        limit, ran, done, why, last = self.assistant.config.limits.max_tool_steps, [], set(), None, None
+        for step in range(1, limit + 2):
+            answer_now = len(ran) >= limit or step > limit
+            start = time.perf_counter()
+            bound = self.chat_model.bind_tools(tools, tool_choice="none" if answer_now else "auto")
+            reply, answer, error = yield from self._stream(bound, messages, turn, cancel, extra, quiet=True)
+            if error is not None and not answer and not ran and getattr(self.chat_model, "tools_refused", False):
+                yield Status(error)  # the server refuses tools: said once, and this message is answered without them
+                yield from self._answer(session, text, about, turn, cancel,
+                                        decision="answer directly (the server refuses tools)")
+                return
+            if error is not None:
+                yield Delta(turn.say(f"Error: {error}", error=error))
+            asked = list(getattr(reply, "tool_calls", None) or [])
+            calls = [c for c in asked if c.get("name") in TOOLS] if (
+                error is None and not cancel.is_set() and not answer_now) else []
+            if not calls:
+                unusable = asked + list(getattr(reply, "invalid_tool_calls", None) or [])
+                if unusable and error is None and not answer.strip() and not cancel.is_set() and not answer_now:
+                    names = ", ".join(sorted({str(c.get("name")) for c in unusable}))
+                    self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
+                                       "model tool call: unusable, answered directly")
+                    limit, why = len(ran), "answer directly (unusable tool call)"  # the next step answers in words
+                    continue
+                self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
+                if last is not None and last.ok and not answer.strip() and error is None and not cancel.is_set():
+                    yield Delta(turn.say(last.text))  # the model had nothing to add: the tool's result is the reply
+                if about and not cancel.is_set():
+                    yield from self._marks(session, about[0], answer, turn, cancel)
+                return
+            messages.append(AIMessage(content=answer, tool_calls=calls))
+            ended = False
+            for call in calls:
+                spec, args = TOOLS[call["name"]], dict(call.get("args") or {})
+                if spec.image and about:
+                    args["image"] = _pinned(session, args.get("image"), pin) if pin else args.get("image") or about[0]
+                key = (spec.name, repr(sorted(args.items())))
+                if key in done or len(ran) >= limit:  # the same call again, or one too many: the model answers
+                    said = "Already done: the result is above." if key in done else (
+                        f"Not run: at most {limit} tool calls for one message.")
+                    messages.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
+                    limit = len(ran)
+                    continue
+                done.add(key)
+                ran.append(spec.name)
+                out = last = yield from self._call(session, spec.name, args, _call_decision(reply, step), turn, cancel)
+                messages.append(ToolMessage(out.text, tool_call_id=call["id"], name=spec.name))
+                if cancel.is_set():
+                    return
+                if not out.ok:
+                    yield Delta(turn.say(out.text, error=out.error))
+                elif spec.final:
+                    yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
+                    ended = True
+            if ended:
+                return
 
     # -- running a tool ----------------------------------------------------------------------
     def _call(self, session, tool, args, decision, turn, cancel) -> Iterator[Event]:
@@ -275,18 +291,15 @@ class Router:
         return out
 
     # -- answering ---------------------------------------------------------------------------
-    def _answer(self, session, text, about, turn, cancel, decision: str, context: ToolOutput | None = None):
-        """Stream the model's answer (with a tool's result as context) and record it in the trace."""
-        if context is not None:
-            text += f"\n\n(Result of the {context.tool} tool: {context.text})\nAnswer using this result."
+    def _answer(self, session, text, about, turn, cancel, decision: str):
+        """Stream the model's answer, without tools, and record it in the trace."""
         start = time.perf_counter()
         extra = {"cancel": cancel} if self.local else {}
         messages = self.prompts.messages(session, text, about)
         _, answer, error = yield from self._stream(self.chat_model, messages, turn, cancel, extra)
         self._trace_answer(session, about, start, answer, error, decision)
         if about and not cancel.is_set():
-            yield from self._highlight(session, about[0], answer)
-            yield from self._ground(session, about[0], answer, turn, cancel)
+            yield from self._marks(session, about[0], answer, turn, cancel)
 
     def _stream(self, model, messages, turn, cancel, extra: dict | None = None, quiet: bool = False) -> Iterator[Event]:
         """Deltas of a model's reply; returns (all chunks added up, the text, an error or None). An error is also
@@ -307,54 +320,19 @@ class Router:
                 yield Delta(turn.say(f"Error: {error}", error=error))
         return message, answer, error
 
+    def _marks(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
+        """What an answer points at, drawn on its image: the Set-of-Mark regions it cites, and (grounded answers
+        on) the things it mentions (:mod:`chat.answer_marks`)."""
+        from chat.answer_marks import grounded, highlighted
+
+        yield from highlighted(session, version_id, answer)
+        if session.grounded and answer.strip() and not cancel.is_set():
+            out = yield from grounded(self.assistant, session, version_id, answer)
+            yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
+
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
         session.add_trace(TraceEntry(tool="answer", arguments={"images": about}, seconds=time.perf_counter() - start,
                                      summary=answer.strip()[:120], error=error, decision=decision))
-
-    def _highlight(self, session, version_id: str, answer: str) -> Iterator[Event]:
-        """If the answer cites Set-of-Mark regions ([n]) of the image, an overlay highlighting them."""
-        from tools.som import highlight_marks, parse_mark_refs
-
-        refs = parse_mark_refs(answer)
-        masks = session.overlay_masks(version_id) if refs else []
-        ids = [i for i in refs if 1 <= i <= len(masks)]
-        if not ids:
-            return
-        start = time.perf_counter()
-        overlay = highlight_marks(session.pixels(version_id), masks, ids)
-        marks = f"marks {', '.join(map(str, ids))}"
-        out = ToolOutput("highlight", f"Highlighted {marks} of {version_id}.", marks,
-                         {"image": version_id, "marks": ids}, overlay=overlay)
-        entry = out.entry(time.perf_counter() - start, "the answer cites Set-of-Mark regions")
-        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
-
-
-    def _ground(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
-        """Grounded answers (the session's toggle): the things the answer mentions, found and drawn on the image
-        in the colours of their numbers, and named under the answer."""
-        if not session.grounded or not answer.strip() or cancel.is_set():
-            return
-        from chat.grounding_model import ground
-        from tools.grounding.grounded import PALETTE_NAMES, draw_grounded
-
-        yield ToolStarted(tool="ground", arguments={"image": version_id}, decision="grounded answers are on")
-        start = time.perf_counter()
-        try:
-            image = session.pixels(version_id)
-            grounded = ground(self.assistant, image, answer, self.assistant.config.tools.grounded_min_score)
-            shown = [(n, p) for n, p in enumerate(grounded.phrases, 1) if p.region is not None]
-            legend = ", ".join(f"[{n}] {p.phrase} ({PALETTE_NAMES[p.colour]})" for n, p in shown)
-            text = f"Shown on {version_id}: {legend}." if shown else f"Nothing the answer mentions was found on {version_id}."
-            out = ToolOutput("ground", text, legend or "nothing found",
-                             {"image": version_id, "phrases": [p.phrase for p in grounded.phrases]},
-                             overlay=draw_grounded(image, grounded) if shown else None,
-                             data={"grounded": grounded})
-        except Exception as exc:  # noqa: BLE001 - the answer stands; grounding it failed
-            out = failed("ground", describe(exc), {"image": version_id})
-        entry = out.entry(time.perf_counter() - start, "grounded answers are on")
-        yield ToolFinished(trace_index=session.add_trace(entry), entry=entry, output=out)
-        yield Delta(turn.say(("\n\n" if turn.text.strip() else "") + out.text))
-
 
 class _Turn:
     """What one respond() call has said and made so far, and where its progress goes."""
@@ -393,4 +371,27 @@ def _exists(session: Session, ref: str) -> bool:
         return False
 
 
-__all__ = ["CHOICE_PROMPT", "Router"]
+def _call_decision(reply, step: int) -> str:
+    """Why a tool ran, for the trace: the model's call, its step, and (the local model) the choice's margin."""
+    choice = (getattr(reply, "response_metadata", None) or {}).get("tool_choice") or {}
+    margin = f", logprob margin {choice['margin']:.2f}" if "margin" in choice else ""
+    return f"model tool call (step {step}{margin})"
+
+
+def _answer_decision(reply, ran: list[str], why: str | None) -> str:
+    """Why the model answered in words, for the trace (the strings the page's trace puts in plain words)."""
+    if ran:
+        return f"after {', '.join(dict.fromkeys(ran))}"
+    if why:
+        return why
+    choice = (getattr(reply, "response_metadata", None) or {}).get("tool_choice") or {}
+    if "margin" not in choice:
+        return "model tool call: none, answered directly"
+    if choice["margin"] <= 0:
+        return "model choice: answer directly"
+    if choice["margin"] > choice["required"]:
+        return f"model choice: {choice['best']}, but its arguments did not complete"
+    return f"fallback: answer directly ({choice['best']} margin {choice['margin']:.2f} < {choice['required']})"
+
+
+__all__ = ["Router"]

@@ -40,7 +40,8 @@ class ScriptedChat:
     log-probabilities from ``choice`` (-9 for an option it does not name). ``choose`` (classify's constrained
     choice) exists only when a ``choice`` table is given."""
 
-    def __init__(self, *answers: str, choice: dict[str, float] | None = None, endless: bool = False):
+    def __init__(self, *answers: str, choice: dict[str, float] | list[dict[str, float]] | None = None,
+                 endless: bool = False):
         self.answers = list(answers) or ["It is a cat."]
         self.choice, self.endless = choice, endless
         self.choices: list[tuple] = []  # (turns, options) of every constrained choice
@@ -55,8 +56,10 @@ class ScriptedChat:
 
     # as a MultimodalChat (LocalMultimodalChatModel calls these)
     def choice_logprobs(self, turns, options):
+        """A list of tables: one per choice, in order (the last one repeats)."""
         self.choices.append((turns, list(options)))
-        return [(self.choice or {}).get(o, -9.0) for o in options]
+        table = self.choice[min(len(self.choices), len(self.choice)) - 1] if isinstance(self.choice, list) else self.choice
+        return [(table or {}).get(o, -9.0) for o in options]
 
     def stream(self, turns, options=None, cancel=None):
         self.turns.append(turns)

@@ -86,12 +86,13 @@ def _turns(assistant, image, runs: int) -> dict:
     tools = make_tools(assistant, Session())
     chat = assistant.mllm
     message = [HumanMessage(content=[model.image_part(image), {"type": "text", "text": QUESTION}])]
-    ways = {"answer": {"tool_choice": "none"}, "choice": {"tool_margin": float("inf")}, "call": {"tool_choice": "score"}}
+    ways = {"answer": {}, "choice": {"tool_margin": float("inf")}, "call": {"tool_choice": "score"}}
 
     def turn(way: str) -> tuple[float, object]:
         chat.forget()
         start = time.perf_counter()
-        reply = model.bind_tools(tools, **ways[way]).invoke(message)
+        bound = model if way == "answer" else model.bind_tools(tools, **ways[way])  # "answer": no tool offered
+        reply = bound.invoke(message)
         return time.perf_counter() - start, reply
 
     for way in ways:  # warm-up

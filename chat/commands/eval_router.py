@@ -20,9 +20,6 @@ def register(sub) -> None:
     )
     p.add_argument("file", metavar="FILE", nargs="?", default=None,
                    help="JSONL of requests (default: the bundled chat/data/router_requests.jsonl)")
-    p.add_argument("--tool-calls", action="store_true",
-                   help="decide with the chat model's own tool calls (bind_tools; arguments generated under each "
-                        "tool's schema) instead of the router's path")
     p.add_argument("--limit", type=int, metavar="N", default=None, help="only the first N requests")
     add_common(p)
     p.set_defaults(func=run)
@@ -36,7 +33,7 @@ def run(args) -> int:
     from chat.assistant import Assistant
     from chat.commands.common import stderr_progress
     from chat.errors import UserError
-    from chat.eval_router import evaluate, read_requests, router_decide, tool_call_decide
+    from chat.eval_router import evaluate, read_requests, router_decide
 
     config = load(args)
     requests = read_requests(args.file)  # a bad file fails before any model loads
@@ -47,7 +44,6 @@ def run(args) -> int:
     assistant = Assistant(config, progress=stderr_progress)
     router = assistant.router
     model = getattr(router.chat_model, "model_name", None) or type(router.chat_model).__name__
-    decide = tool_call_decide(router) if args.tool_calls else router_decide(router)
-    table = evaluate(decide, requests, model=str(model), progress=_progress)
+    table = evaluate(router_decide(router), requests, model=str(model), progress=_progress)
     emit(args, table.to_dict(), table.markdown())
     return 0

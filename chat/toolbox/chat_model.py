@@ -5,7 +5,8 @@
     >>> chat.choose(turns, ["cat", "dog"])         # the local model only (a constrained choice); else None
 
 Plain turns ``{"role", "text", "images"}`` become LangChain messages, each image one content part as the model
-takes it (:func:`image_content`: downscaled, and padded to square for a remote server that would centre-crop).
+takes it (:func:`image_content`: downscaled; the local model gets the PIL image itself, a remote server a PNG data
+URL, padded to square first where it would centre-crop).
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ IMAGE_SIDE = 672  # images are downscaled to this longest side before they reach
 
 
 def image_content(chat_model: BaseChatModel, image: Image.Image, side: int = IMAGE_SIDE) -> dict:
-    """One image as a content part for ``chat_model`` (a remote server's are padded to square first)."""
-    from chat.lc_model import image_part
+    """One image as a content part for ``chat_model``, downscaled to ``side``: the image itself for the local model
+    (no PNG, no base64), a PNG data URL for any other (a remote server's padded to square first)."""
+    from chat.lc_model import LocalMultimodalChatModel, image_part, pil_part
 
+    if isinstance(chat_model, LocalMultimodalChatModel):
+        if max(image.size) > side:
+            image = image.copy()
+            image.thumbnail((side, side), Image.Resampling.LANCZOS)
+        return pil_part(image.convert("RGB"))
     prepare = getattr(chat_model, "prepare_image", None)
     if prepare is not None:
         image = prepare(image, side)

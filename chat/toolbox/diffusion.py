@@ -10,7 +10,6 @@ from __future__ import annotations
 from PIL import Image
 
 from chat.errors import UserError
-from chat.toolbox.free_text import drawing_prompt, edit_target, removal_target
 from chat.toolbox.spec import ToolContext, ToolOutput, ToolSpec
 from tools.edit import EditInput, RemoveInput
 from tools.generate import GenerateInput, SketchInput
@@ -122,34 +121,18 @@ def sketch(ctx: ToolContext, a) -> ToolOutput:
     return _new_image(ctx, "sketch", result.image, f"sketch: {a.prompt} (from {vid})", used, result.seed)
 
 
-def _fill_remove(text, session, image):
-    """What to remove: the marked region, or what the message names (found in the image)."""
-    target = removal_target(text)
-    return {"target": target} if session.record(image).markers or target != "the object" else None
-
-
-def _fill_edit(text, session, image):
-    """"replace the cat with a tiger" -> repaint the cat (found) as a tiger; else the message is the instruction."""
-    target, instruction = edit_target(text)
-    return {"instruction": instruction, "target": target} if target and not session.record(image).markers \
-        else {"instruction": text}
-
-
 TOOLS = [
     ToolSpec("edit", EditInput, edit, "edit the image (only the marked region when it has markers, or the "
              "region --target names)", "/edit INSTRUCTION [--target PHRASE] [--steps N] [--seed S] [--guidance G]", text="instruction",
              options=DIFFUSION | {"guidance": "guidance_scale", "target": "target", "choice": "choice"},
-             final=True, fill=_fill_edit),
+             final=True),
     ToolSpec("remove", RemoveInput, remove, "remove the marked object, or the one named, and fill in background",
              "/remove [target] [--steps N] [--seed S]", text="target", options=DIFFUSION | {"choice": "choice"},
-             final=True,
-             fill=_fill_remove),
+             final=True),
     ToolSpec("generate", GenerateInput, generate, "a new image from a text description",
              "/generate PROMPT [--size WxH] [--steps N] [--seed S]", text="prompt",
-             options=DIFFUSION | {"size": "size"}, final=True, image_help=None,
-             fill=lambda text, session, image: {"prompt": drawing_prompt(text)}),
+             options=DIFFUSION | {"size": "size"}, final=True, image_help=None),
     ToolSpec("sketch", SketchInput, sketch, "a picture from the active image used as a sketch",
              "/sketch PROMPT [--size WxH] [--steps N] [--seed S]", text="prompt",
-             options=DIFFUSION | {"size": "size"}, final=True, image_help=SKETCH_HELP,
-             fill=lambda text, session, image: {"prompt": drawing_prompt(text)}),
+             options=DIFFUSION | {"size": "size"}, final=True, image_help=SKETCH_HELP),
 ]

@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import Field
 
-from chat.toolbox.free_text import phrase_to_find
 from chat.toolbox.spec import ToolContext, ToolOutput, ToolSpec
 from tools.grounding import FindInput
 
@@ -109,6 +108,5 @@ def find(ctx: ToolContext, a) -> ToolOutput:
 TOOLS = [
     ToolSpec("find", FindRequest, find, "find the regions a phrase refers to ('the red cup on the left') and mark "
              "the best", "/find PHRASE [--method M] [--top K]", text="phrase",
-             options=OPTIONS | {"choice": "choice"}, final=True,
-             fill=lambda text, session, image: {"phrase": phrase} if (phrase := phrase_to_find(text)) else None),
+             options=OPTIONS | {"choice": "choice"}, final=True),
 ]

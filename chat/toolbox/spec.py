@@ -8,7 +8,8 @@
 In the shape of smolagents' ``Tool`` and llm's ``Tool``: a name, a description, an input schema (the tool's own,
 from ``tools/``, plus the chat's ``image`` id field) and ``run(ctx, args) -> ToolOutput``; and what the chat needs
 besides: the slash command (``usage``, ``options``, :meth:`ToolSpec.parse` and :meth:`ToolSpec.command`, which
-read each other back), how free text fills it (``fill``), whether its result ends the turn (``final``).
+read each other back), and whether its result ends the turn (``final``). Free text reaches a tool through the chat
+model's own tool call (:mod:`chat.router`), its arguments generated under the schema.
 ``/help``, slash commands, the router's tool list, the LangChain tools and the CLI verbs all derive from it.
 """
 
@@ -132,7 +133,6 @@ class ToolSpec:
     options: Mapping[str, str] = field(default_factory=dict)  # --option -> field ("size": width and height)
     final: bool = False  # its confirmation is the whole reply (no answer from the model after it)
     image_help: str | None = IMAGE_HELP  # the chat's image id field; None: the tool takes no image
-    fill: Callable[[str, Session, str | None], dict | None] | None = None  # free text -> arguments (None: cannot)
     read: Callable[[str], dict] | None = None  # the command's text -> arguments (default: {text: the text})
     write: Callable[[dict], str] | None = None  # arguments -> the command's text (default: the text field)
     defaults: Callable[[Any], dict] | None = None  # arguments the config supplies when they are not given
@@ -230,16 +230,6 @@ class ToolSpec:
                 value = str(args[key]).lower() if isinstance(args[key], bool) else str(args[key])
                 words.append(f'--{option} "{value}"' if not value or re.search(r"\s", value) else f"--{option} {value}")
         return " ".join(words)
-
-    def from_text(self, text: str, session: Session, image: str | None) -> dict | None:
-        """Arguments from a free-text message about ``image``, or None when they cannot be filled (an image
-        tool without an image, or the message lacks what the tool needs)."""
-        if self.image and image is None:
-            return None
-        args = self.fill(text, session, image) if self.fill is not None else {}
-        if args is None:
-            return None
-        return ({"image": image} if self.image else {}) | args
 
 
 __all__ = ["IMAGE_HELP", "Cancelled", "Progress", "ToolContext", "ToolOutput", "ToolSpec", "failed"]

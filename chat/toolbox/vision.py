@@ -11,7 +11,6 @@ import re
 import numpy as np
 
 from chat.errors import UserError
-from chat.toolbox.free_text import labels_in_question
 from chat.toolbox.spec import ToolContext, ToolOutput, ToolSpec
 from tools.caption import CaptionInput, VqaInput
 from tools.classify import ClassifyInput
@@ -122,28 +121,18 @@ def write_score(args: dict) -> str:
     return line
 
 
-def _fill_score(text, session, image):
-    labels = labels_in_question(text)
-    return {"labels": labels} if labels else None
-
-
-def _fill_mark(text, session, image):
-    return {} if session.record(image).markers else None
-
-
 TOOLS = [
     ToolSpec("caption", CaptionInput, caption, "describe the image in one sentence (BLIP)", "/caption [prefix]",
              text="prefix"),
     ToolSpec("vqa", VqaInput, vqa, "a short factual answer about the image (BLIP VQA)", "/ask QUESTION",
-             slash="ask", text="question", fill=lambda text, session, image: {"question": text}),
+             slash="ask", text="question"),
     ToolSpec("score", ScoreInput, score, "zero-shot scores of labels (CLIP; 'siglip:' for SigLIP)",
-             "/score cat | dog [--siglip]", text="labels", read=read_score, write=write_score, fill=_fill_score),
+             "/score cat | dog [--siglip]", text="labels", read=read_score, write=write_score),
     ToolSpec("classify", ClassifyInput, classify, "name the main object (the chat model proposes, CLIP checks)",
              "/classify [rounds]", text="rounds",
              defaults=lambda config: {"rounds": config.tools.classify_rounds}),
     ToolSpec("mark", MarkInput, mark, "draw the markers you placed on the image", "/mark [blur|grey]",
-             text="outside", read=lambda text: {"outside": text.lower()} if text else {}, final=True,
-             fill=_fill_mark),
+             text="outside", read=lambda text: {"outside": text.lower()} if text else {}, final=True),
     ToolSpec("som", SomInput, som, "number the image's regions (Set-of-Mark); then ask about [n]",
              "/som [max regions]", text="max_regions", options={"method": "method"}, final=True),
 ]

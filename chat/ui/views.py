@@ -230,7 +230,8 @@ def arguments_text(arguments: dict[str, Any]) -> str:
 
 
 _MARGIN = re.compile(r"^fallback: answer directly \((\w+) margin (-?[\d.]+) < ([\d.]+)\)$")
-_CHOICE = re.compile(r"^model choice \(logprob margin (-?[\d.]+)\)$")
+_CALL = re.compile(r"^model tool call \(step (\d+)(?:, logprob margin -?[\d.]+)?\)$")
+_UNFINISHED = re.compile(r"^model choice: (\w+), but its arguments did not complete$")
 
 
 def decision_text(decision: str) -> str:
@@ -245,8 +246,14 @@ def decision_text(decision: str) -> str:
         return "the model chose to answer in words"
     if match := _MARGIN.match(decision):
         return f"answered in words: the model leaned to {match.group(1)}, but not clearly enough"
-    if match := _CHOICE.match(decision):
-        return "the model chose this tool"
+    if match := _CALL.match(decision):
+        return f"the model called this tool (step {match.group(1)})"
+    if match := _UNFINISHED.match(decision):
+        return f"the model chose {match.group(1)}, but could not finish its arguments"
+    if decision in ("answer directly (unusable tool call)", "model tool call: unusable, answered directly"):
+        return "the model asked for a tool it cannot use, so it answered in words"
+    if decision == "model tool call: none, answered directly":
+        return "the model answered in words"
     if decision.startswith("after "):
         return f"the answer after the {decision[6:]} tool"
     return decision

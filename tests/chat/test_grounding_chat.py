@@ -115,13 +115,14 @@ def test_a_question_is_dropped_by_any_other_message(assistant, session):
 
 def test_remove_by_words_edits_only_inside_the_found_region(assistant, session, monkeypatch):
     monkeypatch.setattr(assistant.config.tools, "find_margin", 0.0)  # a clear match (random weights are unsure)
-    router = Router(assistant, local(ScriptedChat("unused", choice={"remove": -0.1, "answer": -5.0})))
+    called = '{"name": "remove", "arguments": {"target": "the blue square", "steps": 2}}'
+    router = Router(assistant, local(ScriptedChat(called, choice={"remove": -0.1, "answer": -5.0})))
     before = session.pixels()
     events = run(router, session, "please remove the blue square")
     out = finished(events).output
     assert out.ok and out.new_versions == ["img1.v2"], out.text
     assert "found: region 1" in out.text and out.arguments["target"] == "the blue square"
-    assert session.trace[-1].decision.startswith("model choice")
+    assert session.trace[-1].decision.startswith("model tool call (step 1")
     unchanged_outside(before, session.pixels("img1.v2"), out.arguments["bbox"], assistant.config)
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from chat.cli import main
 from chat.errors import UserError
-from chat.eval_router import (ANSWER, BUNDLED, Request, argument_matches, evaluate, read_requests,
-                              router_decide, tool_call_decide)
+from chat.eval_router import (ANSWER, Request, argument_matches, evaluate, read_requests,
+                              router_decide)
 from chat.toolbox import TOOLS
 
 from tests.conftest import TINY_CONFIG
@@ -91,14 +91,23 @@ class ScriptedChat:
     """A local chat model's turn protocol that picks the tool a request's words name (and "answer" otherwise),
     and whose answers are counted."""
 
+    ARGUMENTS = {"score": {"labels": ["cat", "dog"]}, "edit": {"instruction": "make the sky purple"}}
+
     def __init__(self):
         self.answers = 0
+        self.chosen = None
 
     def choice_logprobs(self, turns, options):
         text = turns[-1].text.lower()
-        return [-0.1 if option in text else -5.0 for option in options[:-1]] + [-2.0]
+        scores = [-0.1 if option in text else -5.0 for option in options[:-1]] + [-2.0]
+        self.chosen = options[scores.index(max(scores))]
+        return scores
 
     def stream(self, turns, options=None, cancel=None):
+        chosen, self.chosen = self.chosen, None
+        if chosen in self.ARGUMENTS:  # the chosen tool's arguments, as the model writes them
+            yield json.dumps({"name": chosen, "arguments": self.ARGUMENTS[chosen]})
+            return
         self.answers += 1
         yield from ["It ", "is ", "a ", "cat."]
 
@@ -157,7 +166,7 @@ def test_eval_router_problems_are_one_line(tiny_dir, tmp_path, capsys):
     assert "--limit must be at least 1" in capsys.readouterr().err
 
 
-def test_tool_call_decide_takes_the_models_call_with_arguments_valid_for_its_tool(assistant):
+def test_the_tiny_llava_calls_tools_with_arguments_valid_for_each_tool(assistant):
     from chat.router import Router
 
     router = Router(assistant)  # the tiny local LLaVA (random weights)
@@ -166,7 +175,7 @@ def test_tool_call_decide_takes_the_models_call_with_arguments_valid_for_its_too
 
     def decide(session, text):
         sessions.append(session)
-        return tool_call_decide(router)(session, text)
+        return router_decide(router)(session, text)
 
     requests = [Request("Is it a cat or a dog?", "score"), Request("この写真を説明して。", "caption", lang="ja")]
     table = evaluate(decide, requests)

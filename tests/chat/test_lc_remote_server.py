@@ -107,7 +107,7 @@ def test_a_router_turn_sends_the_tools_and_streams_the_servers_answer(assistant)
     from chat.session import Session
 
     router = Router(assistant)
-    assert router.native_tools and not router.local
+    assert router.tool_calling and not router.local
     session = Session()
     session.add_image(photo())
     events = list(router.respond(session, "what is in the picture?"))

@@ -111,18 +111,25 @@ def test_history_is_trimmed_to_the_trained_context(assistant, counted, monkeypat
     assert set(counted) == {mllm.bundle.model.config.image_seq_length}  # the image was never cut, nor dropped
 
 
-def test_the_trained_system_sentence_comes_first(assistant):
-    from chat.lc_model import messages_to_turns
+def test_the_trained_system_sentence_comes_first(assistant, monkeypatch):
     from chat.model_view import SYSTEM
 
+    seen = []
+    choose = assistant.mllm.choice_logprobs
+
+    def recording(turns, options, **kwargs):
+        seen.append(turns)
+        return choose(turns, options, **kwargs)
+
+    monkeypatch.setattr(assistant.mllm, "choice_logprobs", recording)
     router = Router(assistant)
+    router.choice_margin = float("inf")  # random weights: always answer in words
     session = Session()
     session.add_image(picture((40, 160, 60)))
-    session.add_message("user", "what is this?", images=["img1.v1"])
-    messages = router.prompts.messages(session, "what is this?", ["img1.v1"])
-    prompt, _ = assistant.mllm.render(messages_to_turns(messages))
-    assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption: ")
-    assert " USER: <image>\n[img1.v1] what is this? ASSISTANT:" in prompt
+    run(router, session, "what is this?")
+    prompt, _ = assistant.mllm.render(seen[0])  # what the model was asked, the bound tools listed
+    assert prompt.startswith(f"{VICUNA_V1} {SYSTEM}\nTools you can use:\n- caption(prefix?, image?): describe the image in one sentence (BLIP)\n")
+    assert " USER: <image>\n[img1.v1] what is this?\n\nWhich tool should handle this request?" in prompt
 
 
 def test_a_saved_session_with_typed_special_tokens_answers_after_a_reload(assistant, tmp_path, monkeypatch):

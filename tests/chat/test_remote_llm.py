@@ -190,7 +190,7 @@ def test_a_native_tool_call_from_the_server_runs_the_tool(assistant, server, ses
     server.replies += [("tool", "score", {"labels": ["grass", "snow"]}), ("text", ["Grass, ", "by the scores."])]
     events = run(assistant.router, session, "Is it grass or snow?")
     (started,) = of(events, ToolStarted)
-    assert started.tool == "score" and started.decision == "model tool call"
+    assert started.tool == "score" and started.decision == "model tool call (step 1)"
     assert started.arguments == {"labels": ["grass", "snow"], "image": "img1.v1"}
     (finished,) = of(events, ToolFinished)
     assert finished.entry.error is None and finished.plot is not None
@@ -198,10 +198,11 @@ def test_a_native_tool_call_from_the_server_runs_the_tool(assistant, server, ses
     assert score.tool == "score" and "grass" in score.summary and "snow" in score.summary
     assert said(events) == "Grass, by the scores."
     first, second = server.requests
-    assert first["body"].get("tools") and not second["body"].get("tools")
-    question = [m for m in second["body"]["messages"] if m["role"] == "user"][-1]
-    text = "".join(p.get("text", "") for p in question["content"] if isinstance(p, dict))
-    assert "Result of the score tool: CLIP scores for img1.v1" in text  # the tool's result reached the model
+    assert first["body"].get("tools") and second["body"].get("tools")  # the model may call another tool
+    *_, call, result = second["body"]["messages"]  # OpenAI's protocol: the call, then the tool's result
+    assert call["role"] == "assistant" and call["tool_calls"][0]["function"]["name"] == "score"
+    assert result["role"] == "tool" and result["tool_call_id"] == call["tool_calls"][0]["id"]
+    assert result["content"].startswith("CLIP scores for img1.v1")  # the tool's result reached the model
     assert len(images_sent(second)) == 1
 
 
@@ -241,7 +242,7 @@ def test_a_call_to_a_tool_that_does_not_exist_is_answered_in_words(assistant, se
     events = run(assistant.router, session, "Frobnicate it.")
     assert said(events) == "Just a field." and not of(events, ToolFinished)
     assert "frobnicate" in session.trace[-2].error and session.trace[-1].decision.startswith("answer directly")
-    assert [bool(r["body"].get("tools")) for r in server.requests] == [True, False]  # the answer offers no tools
+    assert [r["body"].get("tool_choice") for r in server.requests] == ["auto", "none"]  # then it must answer
 
 
 def test_stop_ends_a_slow_remote_answer_promptly(assistant, server, session):

@@ -1,6 +1,7 @@
-"""The router: explicit routes, constrained choice, argument filling, fallback, trace, errors, cancel."""
+"""The router: explicit routes, the tool-calling loop (local and native), fallback, trace, errors, cancel."""
 
 import dataclasses
+import json
 import threading
 import time
 
@@ -18,7 +19,6 @@ from chat.router import Router
 from chat.session import Session
 from chat.toolbox import TOOLS as TABLE
 from chat.toolbox import ToolOutput
-from chat.toolbox.free_text import labels_in_question
 from tests.fakes import ScriptedChat, local, of, run
 from tools.markers import Marker
 
@@ -108,30 +108,35 @@ def test_buttons_run_a_tool_without_parsing_text(assistant, session, calls):
     assert of(events, ToolStarted)[0].decision == "button"
 
 
-def test_constrained_choice_picks_score_and_fills_labels_from_the_text(assistant, session, calls):
-    fake = FakeMLLM(choice={"score": -0.5, "answer": -3.0}, answer="Mostly a cat.")
+def call(name: str, **arguments) -> str:
+    """A tool call as the local model writes it (its arguments generated under the tool's schema)."""
+    return json.dumps({"name": name, "arguments": arguments})
+
+
+def test_the_local_model_calls_score_with_generated_arguments_then_answers_with_the_result(assistant, session, calls):
+    fake = FakeMLLM(choice=[{"score": -0.5, "answer": -3.0}, {"answer": -0.1}])
+    fake.answers = [call("score", labels=["cat", "dog"]), "Mostly a cat."]
     events = run(Router(assistant, local(fake)), session, "Is it a cat or a dog?")
     assert calls == [("score", {"labels": ["cat", "dog"], "model": "clip", "region": True, "image": "img1.v1"})]
-    (turns, options), = fake.choices
+    (turns, options), second = fake.choices
     assert options == TOOLS + ["answer"]
     assert turns[-1].images and turns[-1].text.startswith("[img1.v1] Is it a cat or a dog?\n\nWhich tool")
-    assert turns[0].role == "system" and "- score:" in turns[0].text  # the tools are listed in the system prompt
+    assert turns[0].role == "system" and "- score(labels, model?, region?, image?):" in turns[0].text
     started = of(events, ToolStarted)[0]
-    assert started.decision == "model choice (logprob margin 2.50)"
-    # the tool's result is context for the model's streamed answer
-    assert "(Result of the score tool: score done)" in fake.turns[-1][-1].text
+    assert started.decision == "model tool call (step 1, logprob margin 2.50)"
+    # the tool's result goes back to the model, which answers the request with it
+    answer_turns = fake.turns[-1]
+    assert answer_turns[-2].text == call("score", labels=["cat", "dog"])
+    assert answer_turns[-1].text == "Result of the tool score: score done\nMy request: [img1.v1] Is it a cat or a dog?"
     assert "".join(d.text for d in of(events, Delta)) == "Mostly a cat."
     assert [t.tool for t in session.trace] == ["score", "answer"] and session.trace[1].decision == "after score"
 
 
 @pytest.mark.parametrize("choice, text, decision", [
     ({"score": -2.5, "answer": -3.0}, "is it a cat or a dog?", "fallback: answer directly (score margin 0.50 < 1.0)"),
-    ({"score": -0.1, "answer": -5.0}, "what is this?",
-     "fallback: answer directly (score: its arguments are not in the message)"),
-    ({"remove": -0.1, "answer": -5.0}, "remove it", "fallback: answer directly (remove: its arguments are not in the message)"),
     ({"answer": -0.1}, "hello there", "model choice: answer directly"),
 ])
-def test_unsure_or_unfillable_choices_answer_directly(assistant, session, calls, choice, text, decision):
+def test_unsure_choices_answer_directly(assistant, session, calls, choice, text, decision):
     fake = FakeMLLM(choice=choice, answer="Hello.")
     events = run(Router(assistant, local(fake)), session, text)
     assert not calls and not of(events, ToolStarted)
@@ -139,34 +144,70 @@ def test_unsure_or_unfillable_choices_answer_directly(assistant, session, calls,
     assert session.trace[-1].tool == "answer" and session.trace[-1].decision == decision
 
 
-def test_argument_filling_rules(session):
-    parse_labels = labels_in_question
+def test_arguments_that_do_not_complete_are_said_and_nothing_runs(assistant, session, calls):
+    fake = FakeMLLM(choice={"remove": -0.1, "answer": -5.0}, answer='{"name": "remove", "arguments": {"targ')
+    events = run(Router(assistant, local(fake)), session, "remove it")
+    assert not calls and not of(events, ToolStarted)
+    said = "".join(d.text for d in of(events, Delta))
+    assert said.startswith("The model could not finish the arguments of the remove tool")
+    assert session.trace[-1].decision == "model choice: remove, but its arguments did not complete"
 
-    def fill_arguments(tool, text, session, image):
-        return TABLE[tool].from_text(text, session, image)
 
-    assert parse_labels("is it a cat or a dog?") == ["cat", "dog"]
-    assert parse_labels("Which is it: a golden retriever, a poodle or a beagle?") == ["golden retriever", "poodle", "beagle"]
-    assert parse_labels('score "red car" and "blue bus"') == ["red car", "blue bus"]
-    assert parse_labels("is this a tabby cat or a tiger in the red circle?") == ["tabby cat", "tiger"]
-    assert parse_labels("what is this?") == []
-    assert fill_arguments("edit", "make it snowy", session, "img1.v1") == {"image": "img1.v1", "instruction": "make it snowy"}
-    assert fill_arguments("generate", "draw an image of a red fox", session, None) == {"prompt": "a red fox"}
-    assert fill_arguments("caption", "describe it", session, None) is None  # no image to work on
-    assert fill_arguments("remove", "remove it", session, "img1.v1") is None  # no marker, nothing named
-    assert fill_arguments("remove", "remove the dog", session, "img1.v1") == \
-        {"image": "img1.v1", "target": "the dog"}  # no marker: the dog is found
-    assert fill_arguments("edit", "replace the cat with a tiger", session, "img1.v1") == \
-        {"image": "img1.v1", "instruction": "a tiger", "target": "the cat"}
-    assert fill_arguments("edit", "make the car red", session, "img1.v1") == \
-        {"image": "img1.v1", "instruction": "red car", "target": "the car"}
-    assert fill_arguments("edit", "make the sky purple", session, "img1.v1") == \
-        {"image": "img1.v1", "instruction": "make the sky purple"}  # the whole picture: instruct-pix2pix
-    session.add_marker(Marker(x=10, y=10))
-    assert fill_arguments("remove", "please remove the dog from the photo", session, "img1.v1") == \
-        {"image": "img1.v1", "target": "the dog"}
-    assert fill_arguments("find", "where is the red cup?", session, "img1.v1") == {"image": "img1.v1", "phrase": "the red cup"}
-    assert fill_arguments("find", "what is this?", session, "img1.v1") is None
+def test_caption_it_then_make_the_sky_purple_is_two_calls_in_one_message(assistant, session, calls):
+    """The issue's example: the caption's result goes back to the model, which then calls edit; edit is final."""
+    fake = FakeMLLM(choice=[{"caption": -0.2, "answer": -4.0}, {"edit": -0.3, "answer": -4.0}])
+    fake.answers = [call("caption"), call("edit", instruction="make the sky purple"), "unused"]
+    events = run(Router(assistant, local(fake)), session, "caption it, then make the sky purple")
+    assert calls == [("caption", {"image": "img1.v1"}),
+                     ("edit", {"instruction": "make the sky purple", "region": True, "image": "img1.v1"})]
+    assert [e.decision for e in of(events, ToolStarted)] == ["model tool call (step 1, logprob margin 3.80)",
+                                                             "model tool call (step 2, logprob margin 3.70)"]
+    second_choice = fake.choices[1][0]
+    assert second_choice[-2].text == call("caption")
+    assert second_choice[-1].text.startswith("Result of the tool caption: caption done\n"
+                                             "My request: [img1.v1] caption it, then make the sky purple")
+    assert len(fake.choices) == 2 and len(fake.turns) == 2  # edit ends the turn: no third step
+    assert events[-1].message.content == "edit done"
+    assert [(t.tool, t.arguments) for t in session.trace] == [
+        ("caption", {"image": "img1.v1"}),
+        ("edit", {"instruction": "make the sky purple", "region": True, "image": "img1.v1"})]
+
+
+def test_the_loop_stops_at_the_step_limit_and_at_a_repeated_call(assistant, session, calls, monkeypatch):
+    monkeypatch.setattr(assistant.config.limits, "max_tool_steps", 2)
+    fake = FakeMLLM(choice={"vqa": -0.1, "answer": -6.0})
+    fake.answers = [call("vqa", question="what colour?"), call("vqa", question="what shape?"), "Green and square."]
+    events = run(Router(assistant, local(fake)), session, "tell me everything")
+    assert [c[0] for c in calls] == ["vqa", "vqa"]  # two calls, then the model must answer in words
+    assert len(fake.choices) == 2 and "".join(d.text for d in of(events, Delta)) == "Green and square."
+    assert session.trace[-1].decision == "after vqa"
+    calls.clear()
+    fake = FakeMLLM(choice={"vqa": -0.1, "answer": -6.0})
+    fake.answers = [call("vqa", question="what colour?"), call("vqa", question="what colour?"), "Green."]
+    events = run(Router(assistant, local(fake)), session, "what colour is it really?")
+    assert len(calls) == 1  # the same call again does not run again: the model answers with what it has
+    assert fake.turns[-1][-1].text.startswith("Result of the tool vqa: Already done")
+    assert "".join(d.text for d in of(events, Delta)) == "Green."
+
+
+def test_a_model_with_nothing_to_add_after_a_tool_replies_with_the_tools_result(assistant, session, calls):
+    fake = FakeMLLM(choice=[{"caption": -0.1, "answer": -5.0}, {"answer": 0.0}])
+    fake.answers = [call("caption"), " "]
+    events = run(Router(assistant, local(fake)), session, "describe it")
+    assert events[-1].message.content == "caption done" and session.trace[-1].decision == "after caption"
+
+
+def test_a_failed_call_is_said_and_the_model_goes_on(assistant, session, calls, monkeypatch):
+    replace_run(monkeypatch, "remove", lambda ctx, args: (_ for _ in ()).throw(
+        UserError("Nothing is marked: click on the object to remove, or name it.")))
+    fake = FakeMLLM(choice=[{"remove": -0.1, "answer": -5.0}, {"answer": 0.0}])
+    fake.answers = [call("remove"), "Tell me which object."]
+    events = run(Router(assistant, local(fake)), session, "remove it")
+    said = "".join(d.text for d in of(events, Delta))
+    assert said == "Error: Nothing is marked: click on the object to remove, or name it.Tell me which object."
+    assert fake.turns[-1][-1].text.startswith("Result of the tool remove: Error: Nothing is marked")
+    assert events[-1].error == "Nothing is marked: click on the object to remove, or name it."
+    assert len(session.record("img1").versions) == 1
 
 
 def test_the_trace_records_decision_arguments_duration_and_summary(assistant, session):
@@ -237,6 +278,23 @@ def test_cancel_stops_a_running_tool(assistant, session, monkeypatch):
     assert time.perf_counter() - start < 1.5 and events[-1].cancelled
     assert of(sunk, Status)[0].fraction == pytest.approx(0.001) and session.trace[-1].error == "Cancelled."
     assert not of(events, Status)  # the progress went to the sink, not after the tool
+
+
+def test_stop_during_a_called_tool_ends_the_loop(assistant, session, monkeypatch):
+    """Stop while the model's first call runs: the tool stops, and the model is not asked for a next step."""
+    cancel = threading.Event()
+
+    def vqa_then_stop(ctx, args):
+        cancel.set()
+        ctx.progress(1, 10)  # the tool's next step sees Stop
+
+    replace_run(monkeypatch, "vqa", vqa_then_stop)
+    fake = FakeMLLM(choice=[{"vqa": -0.1, "answer": -5.0}, {"edit": -0.1, "answer": -5.0}])
+    fake.answers = [call("vqa", question="what colour?"), call("edit", instruction="make it blue")]
+    events = list(Router(assistant, local(fake)).respond(session, "what colour? then make it blue", cancel=cancel))
+    assert events[-1].cancelled and len(fake.choices) == 1 and len(fake.turns) == 1
+    assert [t.tool for t in session.trace] == ["vqa"] and session.trace[-1].error == "Cancelled."
+    assert len(session.record("img1").versions) == 1
 
 
 def test_the_model_sees_the_image_with_markers_and_the_history(assistant, session):
@@ -329,9 +387,10 @@ def test_native_tool_calling_for_models_that_support_it(assistant, session, call
         AIMessage(content="A cat, by the scores."),
     ])
     events = run(Router(assistant, model), session, "cat or dog?")
-    assert model.bound == [TOOLS]
+    assert model.bound == [TOOLS, TOOLS]  # the tools, then the result and the tools again
     assert calls == [("score", {"labels": ["cat", "dog"], "model": "clip", "region": True, "image": "img1.v1"})]
-    assert of(events, ToolStarted)[0].decision == "model tool call"
+    assert of(events, ToolStarted)[0].decision == "model tool call (step 1)"
+    assert session.trace[-1].decision == "after score"
     assert "".join(d.text for d in of(events, Delta)) == "A cat, by the scores."
 
 
@@ -367,10 +426,11 @@ def test_the_assistant_routes_free_text_through_the_tiny_model(assistant):
 
 def test_free_text_drawing_request_generates_a_picture_without_an_image(assistant, calls):
     """Visual ChatGPT's first turn: "draw me ..." with no image yet is a text-to-image call."""
-    fake = FakeMLLM(choice={"generate": -0.2, "answer": -3.0})
+    fake = FakeMLLM(choice={"generate": -0.2, "answer": -3.0}, answer=call("generate", prompt="a cat on a sofa"))
     events = run(Router(assistant, local(fake)), Session(), "Please draw me a cat on a sofa")
-    assert calls == [("generate", {"prompt": "cat on a sofa", "width": 512, "height": 512})]
-    assert len(fake.choices) == 1 and not fake.turns  # one constrained choice, no free answer
+    assert calls == [("generate", {"prompt": "a cat on a sofa", "width": 512, "height": 512})]
+    assert len(fake.choices) == 1 and len(fake.turns) == 1  # one choice, its arguments; generate ends the turn
+    assert events[-1].message.content == "generate done"
     assert of(events, ToolStarted)[0].decision != "slash command"
 
 
