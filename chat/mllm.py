@@ -94,10 +94,11 @@ class MultimodalChat:
         return self.registry.config.model(self.name)
 
     def training(self):
-        """How the loaded checkpoint was fine-tuned (:data:`chat.prompt_format.TRAININGS`); None for another family."""
+        """How the checkpoint was fine-tuned (:data:`chat.prompt_format.TRAININGS`); None for another family. Read
+        from its config (:meth:`chat.registry.ModelRegistry.model_config`): nothing is loaded or moved to know it."""
         from chat.prompt_format import training
 
-        return training(self.bundle.model.config)
+        return training(self.registry.model_config(self.name))
 
     def template(self) -> str | None:
         """The chat template prompts are rendered with (``models.<name>.chat_template``; ``auto``: the checkpoint

@@ -46,6 +46,17 @@ def test_only_llava_15_is_asked_for_boxes(assistant, chat):
     assert not gives_boxes(vip) and box_asker(vip) is None
 
 
+def test_the_chat_models_training_is_read_without_loading_it(tiny_config):
+    """What the context window and the image limit are read from (the family's training) loads no weights."""
+    from chat.lc_model import LocalMultimodalChatModel
+    from chat.registry import ModelRegistry
+
+    registry = ModelRegistry(tiny_config)
+    model = LocalMultimodalChatModel(chat=MultimodalChat(registry, "llava"))
+    assert model.context_window() == 2048 and model.max_images() == 1  # LLaVA-1.5's fine-tuning
+    assert registry.load_count == {} and registry.loaded() == []
+
+
 def test_asking_whether_the_chat_model_gives_boxes_loads_nothing(tiny_config, monkeypatch):
     """``gives_boxes`` reads the checkpoint's config: a LLaVA not loaded yet stays unloaded, one waiting in CPU
     RAM stays there (nothing is loaded or moved back just to read a config)."""
