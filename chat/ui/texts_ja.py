@@ -221,6 +221,8 @@ JA: dict[str, str] = {
     "your answer to 'which one?'": "「どれですか？」への答え",
     "the model chose to answer in words": "モデルが文章で答えることを選択",
     "answered in words: the model leaned to {tool}, but not clearly enough": "文章で回答: モデルは {tool} に傾いたが、はっきりしなかった",
+    "The model could not finish the arguments of the {tool} tool ({reason}); ask again, or use its slash command.":
+        "モデルが {tool} ツールの引数を書き終えられませんでした({reason})。もう一度尋ねるか、スラッシュコマンドを使ってください。",
     "the model called this tool (step {step})": "モデルがこのツールを呼び出し(ステップ {step})",
     "the model chose {tool}, but could not finish its arguments": "モデルは {tool} を選んだが、引数を書き終えられなかった",
     "the model asked for a tool it cannot use, so it answered in words": "モデルが使えないツールを求めたため、文章で回答",

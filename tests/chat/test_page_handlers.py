@@ -332,3 +332,17 @@ def test_5_export_during_an_answer_says_it_waits_then_downloads(h, tmp_path):
     worker.join(5)
     assert views[-1].status.startswith("Downloading mmchat-") and zipfile.is_zipfile(views[-1].export)
     assert len(list(h.export_when_free(sid))) == 1, "no answer running: at once"
+
+
+def test_the_tool_loops_trace_and_notes_read_in_japanese():
+    """The one router path's own words: each step of the trace, and a call whose arguments did not complete."""
+    from chat.ui.texts import translate
+    from chat.ui.views import decision_text
+
+    assert translate(decision_text("model tool call (step 2, logprob margin 3.70)"), "ja") == \
+        "モデルがこのツールを呼び出し(ステップ 2)"
+    assert translate(decision_text("model choice: remove, but its arguments did not complete"), "ja") == \
+        "モデルは remove を選んだが、引数を書き終えられなかった"
+    said = translate("The model could not finish the arguments of the remove tool (it ran out of tokens); ask "
+                     "again, or use its slash command.", "ja")
+    assert said.startswith("モデルが remove ツールの引数を書き終えられませんでした") and said.endswith("使ってください。")
