@@ -3,8 +3,9 @@
     python -m chat.bench cpu [--quick] [--runs N] [--only scoring|followup|markers|router|grounding] [--threads N] [--json]
 
 1. scoring: new labels on an image seen before, with the embedding cache vs without (``chat.bench.scoring``:
-   CLIP of ViT-B/32 dimensions, random weights; the cache holds the image's embedding and the prompt
-   template's prefix, so only the labels' own tokens are encoded; without it, the image and the whole prompts).
+   random-weight CLIPs of the shipped checkpoint's dimensions and geometry, ViT-L/14 at 336 px, then of
+   ViT-B/32's, the hard case for the cache; the cache holds the image's embedding and the prompt template's
+   prefix, so only the labels' own tokens are encoded; without it, the image and the whole prompts).
 2. followup: time-to-first-token of a follow-up question vs the first turn on a random-weight LLaVA of
    meaningful size, through ``MultimodalChat.stream`` and through ``Router.respond`` (``chat.bench.followup``).
 3. markers: ``draw_markers`` (circle, arrow, box; plain and with the outside blurred) and ``set_of_mark``
@@ -61,25 +62,18 @@ def synthetic_image(width: int, height: int, seed: int = 0):
 # 1. scoring: embedding cache
 # ------------------------------------------------------------------------------------------------
 def scoring(runs: int, quick: bool) -> dict:
+    """The shipped CLIP's geometry (the figure the target is judged by), then ViT-B/32's (the hard case for the
+    cache: 50 image tokens) as ``hard_case``; ``--quick`` runs only the small one, with 2 labels."""
     from chat.bench import scoring as bench_scoring
 
-    result = bench_scoring.run(runs=runs, n_labels=2 if quick else 5)
-    return {
-        "model": result["model"],
-        "compares": result["compares"],
-        "image": result["image"],
-        "labels": result["labels"],
-        "runs": result["runs"],
-        "with_cache_ms": result["with_cache_ms"],
-        "without_cache_ms": result["without_cache_ms"],
-        "speedup": result["speedup"],
-        "max_score_diff": result["max_score_diff"],
-        "max_diff_from_model": result["max_diff_from_model"],
-        "with_cache_cpu_ms": result["with_cache_cpu_ms"],
-        "without_cache_cpu_ms": result["without_cache_cpu_ms"],
-        "cpu_speedup": result["cpu_speedup"],
-        "spent": result["spent"],
-    }
+    keys = ("model", "compares", "image", "labels", "runs", "with_cache_ms", "without_cache_ms", "speedup",
+            "max_score_diff", "max_diff_from_model", "with_cache_cpu_ms", "without_cache_cpu_ms", "cpu_speedup", "spent")
+    if quick:
+        result = bench_scoring.run(runs=runs, n_labels=2, dims="vit-b32")
+        return {key: result[key] for key in keys}
+    shipped = bench_scoring.run(runs=runs, n_labels=5, dims=bench_scoring.SHIPPED)
+    hard = bench_scoring.run(runs=runs, n_labels=5, dims="vit-b32")
+    return {**{key: shipped[key] for key in keys}, "hard_case": {key: hard[key] for key in keys}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,6 +230,11 @@ def render(result: dict) -> str:
             p = s["spent"]
             lines.append(f"  spent alone: the image {p['image_ms']} ms, the whole prompts' text pass "
                          f"{p['whole_prompts_text_ms']} ms, the labels' own tokens {p['own_tokens_text_ms']} ms")
+            if "hard_case" in s:
+                h = s["hard_case"]
+                lines.append(f"  the hard case, {h['model']}: with cache {h['with_cache_ms']} ms, without "
+                             f"{h['without_cache_ms']} ms: {h['speedup']}x (CPU time {h['cpu_speedup']}x; max score "
+                             f"difference {h['max_score_diff']:.1e})")
     if "followup" in result:
         f = result["followup"]
         lines.append(f"follow-up vs first time-to-first-token ({f['model']}, {f['params_m']}M params, "

@@ -156,13 +156,27 @@ def test_scoring_bench_new_labels_on_a_seen_image_keep_their_scores_and_run_fast
     forward; faster with the cache. The ratio is only asserted loosely (shared CI machines): README has the figure."""
     from chat.bench.scoring import run
 
-    result = run(runs=3, n_labels=5)
+    result = run(runs=3, n_labels=5, dims="vit-b32")  # the hard case, and fast; the shipped geometry: below
     assert result["image"] == "640x480" and result["labels"] == 5 and result["runs"] == 3
     assert result["max_score_diff"] == 0.0
     assert result["max_diff_from_model"] < 1e-6
     assert result["speedup"] > 1.5
     spent = result["spent"]
     assert spent["own_tokens_text_ms"] < spent["whole_prompts_text_ms"] + spent["image_ms"]
+
+
+def test_scoring_bench_measures_the_clip_every_shipped_config_loads():
+    """The bench's default geometry is the shipped CLIP's (577 image tokens, not ViT-B/32's 50): the cache's ratio
+    depends on it, so it must be the checkpoint a person runs, with that checkpoint's config.json dimensions."""
+    from chat.bench.scoring import DIMENSIONS, SHIPPED, SHIPPED_CHECKPOINT
+
+    for name in ("default", "gpu-8gb", "gpu-12gb", "gpu-16gb"):
+        assert load_config(ROOT / "configs" / f"{name}.yaml").models["clip"].path == SHIPPED_CHECKPOINT
+    text, vision, projection = DIMENSIONS[SHIPPED]
+    assert (vision["image_size"], vision["patch_size"], vision["num_hidden_layers"], vision["hidden_size"]) == (
+        336, 14, 24, 1024)
+    assert (text["num_hidden_layers"], text["hidden_size"], projection) == (12, 768, 768)
+    assert (vision["image_size"] // vision["patch_size"]) ** 2 + 1 == 577
 
 
 # -- registry: LRU offload vs unload -----------------------------------------------------------
