@@ -219,11 +219,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(app):
+def launch(app, **options):
+    """Serve ``app`` on a free local port (``options``: more of ``launch``'s, e.g. ``max_file_size``); its URL."""
     port = free_port()
     app.queue()
     app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True,
-               enable_monitoring=False)
+               enable_monitoring=False, **options)
     return f"http://127.0.0.1:{port}/"
 
 

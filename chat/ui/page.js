@@ -101,8 +101,12 @@
   };
   new MutationObserver(() => { frame(); brush(); }).observe(document.body, { childList: true, subtree: true, characterData: true });
 
-  // 5. The chat box has the focus when the page opens.
-  const focus = () => document.querySelector('#chat-input textarea')?.focus();
+  // 5. The chat box has the focus when the page opens, unless the person has already put it somewhere (a dropdown
+  //    opened before the second try must stay open).
+  const focus = () => {
+    const free = !document.activeElement || document.activeElement === document.body;
+    if (free) { document.querySelector('#chat-input textarea')?.focus(); }
+  };
   setTimeout(focus, 300);
   setTimeout(focus, 1500);
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fakes import ARGS, CHROMIUM, SHOTS, ScriptedRouter, image_src, launch, sample_image, wait_src_change
+from tests.fakes import CHROMIUM, SHOTS, ScriptedRouter, image_src, launch, sample_image, wait_src_change
 
 pytestmark = pytest.mark.browser
 
@@ -38,14 +38,6 @@ def served(assistant):
     yield url, router, app
     app.close()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.chat.test_app_api import launch
-from tests.chat.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.fakes import SHOTS, launch
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +33,6 @@ def served(assistant):
     yield url, app
     app.close()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
