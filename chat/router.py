@@ -22,7 +22,7 @@ Routing, in order:
    its progress while it runs, its end with images), Stop must end it between and inside steps, every step goes
    into the session's trace, and the prompt is the session's (images with their markers, history, KV-cache
    friendly); the loop over ``bind_tools`` is the same protocol (``AIMessage.tool_calls``, ``ToolMessage``) in
-   30 lines, where the agent's graph would be a second state machine whose stream is translated back.
+   one method, where the agent's graph would be a second state machine whose stream is translated back.
 
 What the model is shown is :class:`chat.model_view.PromptBuilder`'s. The user message keeps what ran
 (``Message.action`` and ``arguments``, the image pinned to its version) so :meth:`Router.regenerate` replays it.
@@ -50,7 +50,6 @@ from chat.session import Message, Session, TraceEntry, clean_text
 from chat.toolbox import TOOLS, Cancelled, ToolContext, command, failed, help_text
 from chat.toolbox.free_text import numbered_answer, region_question
 
-EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
 
 
@@ -333,6 +332,7 @@ class Router:
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
         session.add_trace(TraceEntry(tool="answer", arguments={"images": about}, seconds=time.perf_counter() - start,
                                      summary=answer.strip()[:120], error=error, decision=decision))
+
 
 class _Turn:
     """What one respond() call has said and made so far, and where its progress goes."""
