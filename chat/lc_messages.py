@@ -11,8 +11,8 @@ Images travel in message content in any of these parts:
 
 A system message becomes the system turn, a human message a user turn with its images, an AI message an
 assistant turn whose tool calls are written as the model writes them (``{"name": ..., "arguments": {...}}``, one
-per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images (the last one followed by the
-request it serves).
+per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images (the
+last one followed by the request it serves).
 """
 
 from __future__ import annotations
