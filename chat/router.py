@@ -205,9 +205,10 @@ class Router:
         tools = make_tools(self.assistant, session, chat_model=self.chat_model, brief=self.local)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
         messages = self.prompts.messages(session, text, about, tools=tools)
-        limit, ran, done, why, last = self.assistant.config.limits.max_tool_steps, [], set(), None, None
-        for step in range(1, limit + 2):
-            answer_now = len(ran) >= limit or step > limit
+        limit = self.assistant.config.limits.max_tool_steps
+        ran, done, why, last, answer_next = [], set(), None, None, False
+        for step in range(1, limit + 2):  # every step runs a call or sets answer_next: the last one answers
+            answer_now = answer_next or len(ran) >= limit
             start = time.perf_counter()
             bound = self.chat_model.bind_tools(tools, tool_choice="none" if answer_now else "auto")
             reply, answer, error = yield from self._stream(bound, messages, turn, cancel, extra, quiet=True)
@@ -227,7 +228,7 @@ class Router:
                     names = ", ".join(sorted({str(c.get("name")) for c in unusable}))
                     self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
                                        "model tool call: unusable, answered directly")
-                    limit, why = len(ran), "answer directly (unusable tool call)"  # the next step answers in words
+                    answer_next, why = True, "answer directly (unusable tool call)"
                     continue
                 self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
                 if last is not None and last.ok and not answer.strip() and error is None and not cancel.is_set():
@@ -242,11 +243,11 @@ class Router:
                 if spec.image and about:
                     args["image"] = _pinned(session, args.get("image"), pin) if pin else args.get("image") or about[0]
                 key = (spec.name, repr(sorted(args.items())))
-                if key in done or len(ran) >= limit:  # the same call again, or one too many: the model answers
+                if key in done or answer_next or len(ran) >= limit:  # the same call again, or one too many
                     said = "Already done: the result is above." if key in done else (
                         f"Not run: at most {limit} tool calls for one message.")
                     messages.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
-                    limit = len(ran)
+                    answer_next = True  # the next step answers in words
                     continue
                 done.add(key)
                 ran.append(spec.name)
