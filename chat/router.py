@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 
+from chat.answer_marks import grounded, highlighted
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
 from chat.lc_model import LocalMultimodalChatModel
@@ -323,8 +324,6 @@ class Router:
     def _marks(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
         """What an answer points at, drawn on its image: the Set-of-Mark regions it cites, and (grounded answers
         on) the things it mentions (:mod:`chat.answer_marks`)."""
-        from chat.answer_marks import grounded, highlighted
-
         yield from highlighted(session, version_id, answer)
         if session.grounded and answer.strip() and not cancel.is_set():
             out = yield from grounded(self.assistant, session, version_id, answer)
