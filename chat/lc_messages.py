@@ -98,6 +98,13 @@ def _part(part: Any) -> tuple[str, Image.Image | None]:
     return "", None  # tool-call and reasoning blocks, ...: nothing the local model reads
 
 
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string as it is, or the text of its parts joined."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
+
+
 def tool_call_text(name: str, arguments: dict) -> str:
     """A tool call as the local model writes it (and is constrained to write it)."""
     return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
@@ -161,5 +168,5 @@ def with_last_user_suffix(turns: list, suffix: str) -> list:
     return [*turns[:-1], Turn("user", last.text + suffix, last.images)]
 
 
-__all__ = ["PIL_PART", "decode_image", "image_part", "message_to_turn", "messages_to_turns", "part_key", "pil_part",
+__all__ = ["PIL_PART", "content_text", "decode_image", "image_part", "message_to_turn", "messages_to_turns", "part_key", "pil_part",
            "tool_call_text", "with_last_user_suffix", "with_system_text"]

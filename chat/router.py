@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
@@ -44,6 +44,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from chat.answer_marks import grounded, highlighted
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
+from chat.lc_messages import content_text
 from chat.lc_model import LocalMultimodalChatModel
 from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
@@ -52,12 +53,6 @@ from chat.toolbox import TOOLS, Cancelled, ToolContext, command, failed, help_te
 from chat.toolbox.free_text import numbered_answer, region_question
 
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
 
 
 class Router:
@@ -309,7 +304,7 @@ class Router:
         try:
             for chunk in model.stream(messages, **(extra or {})):
                 message = chunk if message is None else message + chunk
-                piece = _text(chunk.content)
+                piece = content_text(chunk.content)
                 if piece:
                     answer += piece
                     yield Delta(turn.say(piece))
