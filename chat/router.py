@@ -240,8 +240,9 @@ class Router:
                     args["image"] = _pinned(session, args.get("image"), pin) if pin else args.get("image") or about[0]
                 key = (spec.name, repr(sorted(args.items())))
                 if key in done or answer_next or len(ran) >= limit:  # the same call again, or one too many
-                    said = "Already done: the result is above." if key in done else (
-                        f"Not run: at most {limit} tool calls for one message.")
+                    said = ("Already done: the result is above." if key in done
+                            else f"Not run: at most {limit} tool calls for one message." if len(ran) >= limit
+                            else "Not run: answer with the results above.")
                     messages.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
                     answer_next = True  # the next step answers in words
                     continue
