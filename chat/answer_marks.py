@@ -48,7 +48,8 @@ def grounded(assistant, session: Session, version_id: str, answer: str) -> Itera
         found = ground(assistant, image, answer, assistant.config.tools.grounded_min_score)
         shown = [(n, p) for n, p in enumerate(found.phrases, 1) if p.region is not None]
         legend = ", ".join(f"[{n}] {p.phrase} ({PALETTE_NAMES[p.colour]})" for n, p in shown)
-        text = f"Shown on {version_id}: {legend}." if shown else f"Nothing the answer mentions was found on {version_id}."
+        text = (f"Shown on {version_id}: {legend}." if shown
+                else f"Nothing the answer mentions was found on {version_id}.")
         out = ToolOutput("ground", text, legend or "nothing found",
                          {"image": version_id, "phrases": [p.phrase for p in found.phrases]},
                          overlay=draw_grounded(image, found) if shown else None, data={"grounded": found})

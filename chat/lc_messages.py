@@ -11,8 +11,8 @@ Images travel in message content in any of these parts:
 
 A system message becomes the system turn, a human message a user turn with its images, an AI message an
 assistant turn whose tool calls are written as the model writes them (``{"name": ..., "arguments": {...}}``, one
-per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images (the last one followed by the
-request it serves).
+per line, after its text), and a tool message a user turn ``Result of the tool NAME: ...`` with its images (the
+last one followed by the request it serves).
 """
 
 from __future__ import annotations
@@ -98,6 +98,13 @@ def _part(part: Any) -> tuple[str, Image.Image | None]:
     return "", None  # tool-call and reasoning blocks, ...: nothing the local model reads
 
 
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string as it is, or the text of its parts joined."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
+
+
 def tool_call_text(name: str, arguments: dict) -> str:
     """A tool call as the local model writes it (and is constrained to write it)."""
     return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
@@ -161,5 +168,5 @@ def with_last_user_suffix(turns: list, suffix: str) -> list:
     return [*turns[:-1], Turn("user", last.text + suffix, last.images)]
 
 
-__all__ = ["PIL_PART", "decode_image", "image_part", "message_to_turn", "messages_to_turns", "part_key", "pil_part",
+__all__ = ["PIL_PART", "content_text", "decode_image", "image_part", "message_to_turn", "messages_to_turns", "part_key", "pil_part",
            "tool_call_text", "with_last_user_suffix", "with_system_text"]

@@ -19,9 +19,11 @@ against the tool's schema. A call whose arguments did not complete within the bu
 so in one sentence. With ``none`` the tools are listed the same way and the model answers in words (so each step
 of a tool-calling loop starts with the same prompt, and the kept KV cache serves the next). How the choice went is
 on the reply's ``response_metadata["tool_choice"]``: ``best`` (the likeliest tool), ``margin`` (its mean
-log-probability over the answer's) and ``required`` (``tool_margin``). **Structured output** (``with_structured_output``: pydantic, TypedDict or JSON schema;
-``method`` ``json_schema`` (default: the answer is the document), ``function_calling`` (a forced tool call) or
-``json_mode`` (any JSON object)) uses the same constraint.
+log-probability over the answer's) and ``required`` (``tool_margin``).
+
+**Structured output** (``with_structured_output``: pydantic, TypedDict or JSON schema; ``method`` ``json_schema``
+(default: the answer is the document), ``function_calling`` (a forced tool call) or ``json_mode`` (any JSON
+object)) uses the same constraint.
 
 **Usage**: ``usage_metadata`` on the reply (on the last chunk when streaming): ``input_tokens`` are the prompt
 tokens of every model call of the turn (each image counts its image tokens; the constrained choice is one call),
@@ -418,7 +420,7 @@ class LocalMultimodalChatModel(BaseChatModel):
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
 
-    # -- what the router needs beyond LangChain's interface ----------------------------------
+    # -- what the chat needs beyond LangChain's interface (classify's choice, the prompt's window) --
     def choice_logprobs(self, messages: list[BaseMessage], options: list[str]) -> list[float]:
         """Mean log-probability of each option as the answer to ``messages`` (a constrained choice)."""
         return self.chat.choice_logprobs(messages_to_turns(messages), options)

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 from PIL import Image
-from pydantic import Field
 
 from chat.choice import option_logprobs
-from chat.config import GenerationConfig, Strict
+from chat.config import GenerationConfig
 from chat.errors import OutOfMemory, is_out_of_memory, out_of_memory_message
 
 
@@ -29,11 +28,6 @@ class Turn:
     role: Literal["user", "assistant", "system"]
     text: str
     images: list[Image.Image] = field(default_factory=list)
-
-
-class ChoiceScores(Strict):
-    options: list[str]
-    logprobs: list[float] = Field(default_factory=list)
 
 
 def _torch():

@@ -136,11 +136,10 @@ class PromptBuilder:
     def system(self) -> SystemMessage:
         return SystemMessage(SYSTEM)
 
-    def messages(self, session: Session, text: str, about: list[str], suffix: str = "",
-                 tools: list | None = None) -> list[BaseMessage]:
-        """System prompt, the recent history that fits the context window, and this turn: its text (+ ``suffix``,
-        which is not remembered) and the images it is about that the history does not already show, at most
-        :meth:`max_images` images in all (the others are named by their id in the text)."""
+    def messages(self, session: Session, text: str, about: list[str], tools: list | None = None) -> list[BaseMessage]:
+        """System prompt, the recent history that fits the context window, and this turn: its text and the images
+        it is about that the history does not already show, at most :meth:`max_images` images in all (the others
+        are named by their id in the text). ``tools``: the tools bound to the model, counted in the window."""
         limit = self.max_images()
         parts = self._parts(session, about[:limit])
         request = _request(text, about[0] if about else None)
@@ -156,8 +155,7 @@ class PromptBuilder:
             history = self._one_view_each(history, [part_key(p) for p in parts], limit)
             shown = _urls(history)
             current = [p for p in parts if part_key(p) not in shown] + [{"type": "text", "text": request}]
-            messages = [self.system(), *history, HumanMessage(content=current[:-1] + [
-                {"type": "text", "text": request + suffix}])]
+            messages = [self.system(), *history, HumanMessage(content=list(current))]
             if window is None or not history:
                 break
             if self.chat_model.get_num_tokens_from_messages(messages, tools=tools) + reserve <= window:

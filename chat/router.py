@@ -22,7 +22,7 @@ Routing, in order:
    its progress while it runs, its end with images), Stop must end it between and inside steps, every step goes
    into the session's trace, and the prompt is the session's (images with their markers, history, KV-cache
    friendly); the loop over ``bind_tools`` is the same protocol (``AIMessage.tool_calls``, ``ToolMessage``) in
-   30 lines, where the agent's graph would be a second state machine whose stream is translated back.
+   one method, where the agent's graph would be a second state machine whose stream is translated back.
 
 What the model is shown is :class:`chat.model_view.PromptBuilder`'s. The user message keeps what ran
 (``Message.action`` and ``arguments``, the image pinned to its version) so :meth:`Router.regenerate` replays it.
@@ -36,13 +36,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 
+from chat.answer_marks import grounded, highlighted
 from chat.errors import UserError, describe
 from chat.events import Delta, Done, Event, Status, ToolFinished, ToolStarted
+from chat.lc_messages import content_text
 from chat.lc_model import LocalMultimodalChatModel
 from chat.lc_tools import make_tools
 from chat.model_view import PromptBuilder
@@ -50,14 +52,7 @@ from chat.session import Message, Session, TraceEntry, clean_text
 from chat.toolbox import TOOLS, Cancelled, ToolContext, command, failed, help_text
 from chat.toolbox.free_text import numbered_answer, region_question
 
-EXPLICIT = ("button", "slash command", "numbered answer")  # decisions a person made: the tool's text is the reply; Regenerate replays
 _IMAGE_REF = re.compile(r"\bimg\d+(?:\.v\d+)?\b")
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
 
 
 class Router:
@@ -206,9 +201,10 @@ class Router:
         tools = make_tools(self.assistant, session, chat_model=self.chat_model, brief=self.local)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
         messages = self.prompts.messages(session, text, about, tools=tools)
-        limit, ran, done, why, last = self.assistant.config.limits.max_tool_steps, [], set(), None, None
-        for step in range(1, limit + 2):
-            answer_now = len(ran) >= limit or step > limit
+        limit = self.assistant.config.limits.max_tool_steps
+        ran, done, why, last, answer_next = [], set(), None, None, False
+        for step in range(1, limit + 2):  # every step runs a call or sets answer_next: the last one answers
+            answer_now = answer_next or len(ran) >= limit
             start = time.perf_counter()
             bound = self.chat_model.bind_tools(tools, tool_choice="none" if answer_now else "auto")
             reply, answer, error = yield from self._stream(bound, messages, turn, cancel, extra, quiet=True)
@@ -228,7 +224,7 @@ class Router:
                     names = ", ".join(sorted({str(c.get("name")) for c in unusable}))
                     self._trace_answer(session, about, start, "", f"the model asked for a tool it cannot use ({names})",
                                        "model tool call: unusable, answered directly")
-                    limit, why = len(ran), "answer directly (unusable tool call)"  # the next step answers in words
+                    answer_next, why = True, "answer directly (unusable tool call)"
                     continue
                 self._trace_answer(session, about, start, answer, error, _answer_decision(reply, ran, why))
                 if last is not None and last.ok and not answer.strip() and error is None and not cancel.is_set():
@@ -243,11 +239,12 @@ class Router:
                 if spec.image and about:
                     args["image"] = _pinned(session, args.get("image"), pin) if pin else args.get("image") or about[0]
                 key = (spec.name, repr(sorted(args.items())))
-                if key in done or len(ran) >= limit:  # the same call again, or one too many: the model answers
-                    said = "Already done: the result is above." if key in done else (
-                        f"Not run: at most {limit} tool calls for one message.")
+                if key in done or answer_next or len(ran) >= limit:  # the same call again, or one too many
+                    said = ("Already done: the result is above." if key in done
+                            else f"Not run: at most {limit} tool calls for one message." if len(ran) >= limit
+                            else "Not run: answer with the results above.")
                     messages.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
-                    limit = len(ran)
+                    answer_next = True  # the next step answers in words
                     continue
                 done.add(key)
                 ran.append(spec.name)
@@ -308,7 +305,7 @@ class Router:
         try:
             for chunk in model.stream(messages, **(extra or {})):
                 message = chunk if message is None else message + chunk
-                piece = _text(chunk.content)
+                piece = content_text(chunk.content)
                 if piece:
                     answer += piece
                     yield Delta(turn.say(piece))
@@ -323,8 +320,6 @@ class Router:
     def _marks(self, session, version_id: str, answer: str, turn, cancel) -> Iterator[Event]:
         """What an answer points at, drawn on its image: the Set-of-Mark regions it cites, and (grounded answers
         on) the things it mentions (:mod:`chat.answer_marks`)."""
-        from chat.answer_marks import grounded, highlighted
-
         yield from highlighted(session, version_id, answer)
         if session.grounded and answer.strip() and not cancel.is_set():
             out = yield from grounded(self.assistant, session, version_id, answer)
@@ -333,6 +328,7 @@ class Router:
     def _trace_answer(self, session, about, start, answer, error, decision) -> None:
         session.add_trace(TraceEntry(tool="answer", arguments={"images": about}, seconds=time.perf_counter() - start,
                                      summary=answer.strip()[:120], error=error, decision=decision))
+
 
 class _Turn:
     """What one respond() call has said and made so far, and where its progress goes."""

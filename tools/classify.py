@@ -214,8 +214,6 @@ def classify(
     """Run ``rounds`` propose (chat model) / score (CLIP) rounds, then let the chat model pick the label among
     every name proposed, with their CLIP scores in its context (see the module doc)."""
     if not 1 <= rounds <= 10:
-        from tools.errors import UserError
-
         raise UserError(f"rounds must be between 1 and 10, not {rounds}.")
     cache = cache if cache is not None else EmbeddingCache()
     turns = [_turn("user", FIRST_PROMPT.format(n=per_round), [image])]

@@ -11,11 +11,11 @@ URL, padded to square first where it would centre-crop).
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from PIL import Image
+
+from chat.lc_messages import content_text
 
 IMAGE_SIDE = 672  # images are downscaled to this longest side before they reach the chat model
 
@@ -51,12 +51,6 @@ def messages(chat_model: BaseChatModel, turns: list[dict]) -> list[BaseMessage]:
     return out
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
-
-
 class ToolChat:
     """``generate(turns) -> str`` for any LangChain chat model, and ``choose(turns, options)`` (the mean
     log-probability of each option as the answer) when the model can score options (the local one); else
@@ -69,7 +63,7 @@ class ToolChat:
             scorer) else None
 
     def generate(self, turns: list[dict]) -> str:
-        return _text(self.chat_model.invoke(messages(self.chat_model, turns)).content).strip()
+        return content_text(self.chat_model.invoke(messages(self.chat_model, turns)).content).strip()
 
 
 __all__ = ["IMAGE_SIDE", "ToolChat", "image_content", "messages"]

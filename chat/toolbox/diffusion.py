@@ -123,7 +123,8 @@ def sketch(ctx: ToolContext, a) -> ToolOutput:
 
 TOOLS = [
     ToolSpec("edit", EditInput, edit, "edit the image (only the marked region when it has markers, or the "
-             "region --target names)", "/edit INSTRUCTION [--target PHRASE] [--steps N] [--seed S] [--guidance G]", text="instruction",
+             "region --target names)", "/edit INSTRUCTION [--target PHRASE] [--steps N] [--seed S] [--guidance G]",
+             text="instruction",
              options=DIFFUSION | {"guidance": "guidance_scale", "target": "target", "choice": "choice"},
              final=True),
     ToolSpec("remove", RemoveInput, remove, "remove the marked object, or the one named, and fill in background",

@@ -22,11 +22,10 @@ from typing import Iterator
 
 from chat.errors import UserError
 from chat.session import clean_text
-from chat.ui.context import BUSY_SECONDS, Page  # noqa: F401 - BUSY_SECONDS: part of this module's API
-from chat.ui.forms import SCORE_MODELS, parse_labels  # noqa: F401
-from chat.ui.images import Images, add_files  # noqa: F401 - add_files: part of this module's API
-from chat.ui.markers import CLICK_MODES, COLORS, SHAPES, Markers  # noqa: F401
-from chat.ui.progress import ProgressRelay, listen, progress_line  # noqa: F401
+from chat.ui.context import Page
+from chat.ui.forms import parse_labels  # noqa: F401 - the API tests read labels as the page does
+from chat.ui.images import Images
+from chat.ui.markers import CLICK_MODES, COLORS, SHAPES, Markers  # noqa: F401 - the layout's choices
 from chat.ui.sessions import SessionList
 from chat.ui.tooltabs import ToolTabs
 from chat.ui.turns import Pending, TurnRunner

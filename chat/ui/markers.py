@@ -11,7 +11,7 @@ from typing import Iterator
 from pydantic import ValidationError
 
 from chat.errors import UserError
-from chat.session import Session, clean_text
+from chat.session import clean_text
 from chat.ui import views
 from chat.ui.context import Page
 from chat.ui.progress import listen, progress_line
@@ -66,7 +66,7 @@ class Markers:
             if placed.mask is not None:
                 page.remember_mask(session, record.id, placed.marker.clicks or [], placed.mask)
             if placed.refined:
-                _replace_last(session, record, placed.marker)
+                record = session.replace_last_marker(placed.marker, record.id)
             else:
                 record = session.add_marker(placed.marker)
             page.store.save(session)
@@ -172,12 +172,3 @@ class Markers:
             session.clear_markers()
             self.page.store.save(session)
         return self.page.view(session, note, images=False, status="Markers cleared.")
-
-
-def _replace_last(session: Session, record, marker) -> None:
-    """The image's last marker becomes ``marker`` (a SAM object refined by another click)."""
-    replace = getattr(session, "replace_marker", None)
-    if callable(replace):
-        replace(marker, record.id)
-    else:  # a session without the method
-        record.markers[-1] = marker

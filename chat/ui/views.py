@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from chat.session import Session, TraceEntry
+from chat.session import Session
 
 DISPLAY_MAX_SIDE = 1024
 DISPLAY_MIN_SIDE = 640

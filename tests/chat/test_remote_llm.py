@@ -20,10 +20,11 @@ from PIL import Image
 from chat.assistant import Assistant
 from chat.config import load_config
 from chat.errors import UserError
-from chat.events import Status, Delta, Done, ToolFinished, ToolStarted
+from chat.events import Delta, Status, ToolFinished, ToolStarted
 from chat.remote_llm import RemoteChatModel
 from chat.session import Session
 from tests.conftest import TINY_CONFIG
+from tests.fakes import of, run
 
 KEY_ENV = "MMCHAT_TEST_REMOTE_KEY"
 GREEN = (40, 160, 60)
@@ -132,16 +133,6 @@ def session():
     s = Session()
     s.add_image(Image.new("RGB", (80, 60), GREEN))
     return s
-
-
-def run(router, session, text):
-    events = list(router.respond(session, text))
-    assert isinstance(events[-1], Done) and sum(isinstance(e, Done) for e in events) == 1
-    return events
-
-
-def of(events, kind):
-    return [e for e in events if isinstance(e, kind)]
 
 
 def said(events):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from PIL import Image
 
@@ -362,6 +362,7 @@ class ToolCallingModel(BaseChatModel):
 
     replies: list = []
     bound: list = []
+    seen: list = []  # the messages of each call
 
     @property
     def _llm_type(self):
@@ -375,6 +376,7 @@ class ToolCallingModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=self.replies.pop(0))])
 
     def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(list(messages))
         reply = self.replies.pop(0)
         chunks = [{"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i}
                   for i, c in enumerate(reply.tool_calls)]
@@ -392,6 +394,21 @@ def test_native_tool_calling_for_models_that_support_it(assistant, session, call
     assert of(events, ToolStarted)[0].decision == "model tool call (step 1)"
     assert session.trace[-1].decision == "after score"
     assert "".join(d.text for d in of(events, Delta)) == "A cat, by the scores."
+
+
+def test_calls_after_a_repeated_one_in_the_same_reply_are_not_run_and_the_model_is_told_why(assistant, session,
+                                                                                             calls):
+    model = ToolCallingModel(replies=[
+        AIMessage(content="", tool_calls=[{"name": "caption", "args": {}, "id": "c1"},
+                                          {"name": "caption", "args": {}, "id": "c2"},
+                                          {"name": "vqa", "args": {"question": "what colour?"}, "id": "c3"}]),
+        AIMessage(content="A green field."),
+    ])
+    events = run(Router(assistant, model), session, "describe it")
+    assert calls == [("caption", {"image": "img1.v1"})]
+    told = [m.content for m in model.seen[-1] if isinstance(m, ToolMessage)]
+    assert told == ["caption done", "Already done: the result is above.", "Not run: answer with the results above."]
+    assert "".join(d.text for d in of(events, Delta)) == "A green field."
 
 
 def test_a_native_model_that_calls_no_tool_streams_its_answer_once(assistant, session, calls):
