@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -136,10 +137,12 @@ class PromptBuilder:
     def system(self) -> SystemMessage:
         return SystemMessage(SYSTEM)
 
-    def messages(self, session: Session, text: str, about: list[str], tools: list | None = None) -> list[BaseMessage]:
+    def messages(self, session: Session, text: str, about: list[str], tools: list | None = None,
+                 after: Sequence[BaseMessage] = ()) -> list[BaseMessage]:
         """System prompt, the recent history that fits the context window, and this turn: its text and the images
         it is about that the history does not already show, at most :meth:`max_images` images in all (the others
-        are named by their id in the text). ``tools``: the tools bound to the model, counted in the window."""
+        are named by their id in the text). ``tools``: the tools bound to the model, counted in the window;
+        ``after``: this turn's tool calls and results so far, which follow its text, counted too."""
         limit = self.max_images()
         parts = self._parts(session, about[:limit])
         request = _request(text, about[0] if about else None)
@@ -155,7 +158,7 @@ class PromptBuilder:
             history = self._one_view_each(history, [part_key(p) for p in parts], limit)
             shown = _urls(history)
             current = [p for p in parts if part_key(p) not in shown] + [{"type": "text", "text": request}]
-            messages = [self.system(), *history, HumanMessage(content=list(current))]
+            messages = [self.system(), *history, HumanMessage(content=list(current)), *after]
             if window is None or not history:
                 break
             if self.chat_model.get_num_tokens_from_messages(messages, tools=tools) + reserve <= window:

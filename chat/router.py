@@ -200,11 +200,13 @@ class Router:
             return
         tools = make_tools(self.assistant, session, chat_model=self.chat_model, brief=self.local)
         extra = {"cancel": cancel, "tool_margin": self.choice_margin} if self.local else {}
-        messages = self.prompts.messages(session, text, about, tools=tools)
         limit = self.assistant.config.limits.max_tool_steps
         ran, done, why, last, answer_next = [], set(), None, None, False
+        steps: list = []  # this message's calls and their results, after it in every later step's prompt
         for step in range(1, limit + 2):  # every step runs a call or sets answer_next: the last one answers
             answer_now = answer_next or len(ran) >= limit
+            # fitted to the context window again each step: the results make it longer, the oldest turns leave
+            messages = self.prompts.messages(session, text, about, tools=tools, after=steps)
             start = time.perf_counter()
             bound = self.chat_model.bind_tools(tools, tool_choice="none" if answer_now else "auto")
             reply, answer, error = yield from self._stream(bound, messages, turn, cancel, extra, quiet=True)
@@ -232,7 +234,7 @@ class Router:
                 if about and not cancel.is_set():
                     yield from self._marks(session, about[0], answer, turn, cancel)
                 return
-            messages.append(AIMessage(content=answer, tool_calls=calls))
+            steps.append(AIMessage(content=answer, tool_calls=calls))
             ended = False
             for call in calls:
                 spec, args = TOOLS[call["name"]], dict(call.get("args") or {})
@@ -243,13 +245,13 @@ class Router:
                     said = ("Already done: the result is above." if key in done
                             else f"Not run: at most {limit} tool calls for one message." if len(ran) >= limit
                             else "Not run: answer with the results above.")
-                    messages.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
+                    steps.append(ToolMessage(said, tool_call_id=call["id"], name=spec.name))
                     answer_next = True  # the next step answers in words
                     continue
                 done.add(key)
                 ran.append(spec.name)
                 out = last = yield from self._call(session, spec.name, args, _call_decision(reply, step), turn, cancel)
-                messages.append(ToolMessage(out.text, tool_call_id=call["id"], name=spec.name))
+                steps.append(ToolMessage(out.text, tool_call_id=call["id"], name=spec.name))
                 if cancel.is_set():
                     return
                 if not out.ok:
@@ -339,13 +341,18 @@ class _Turn:
         self.text = ""
         self.versions: list[str] = []
         self.error: str | None = None  # the last problem the turn reported
+        self._after_error = False
 
     def say(self, piece: str, error: str | None = None) -> str:
-        """Add ``piece`` to the reply; ``error``: it reports that problem (on a line of its own)."""
+        """Add ``piece`` to the reply; ``error``: it reports that problem (on a line of its own: what follows it
+        starts a new line too)."""
+        own_line = error is not None or self._after_error
+        if own_line and piece and self.text and not self.text.endswith("\n") and not piece.startswith("\n"):
+            piece = "\n" + piece
         if error is not None:
             self.error = error
-            if self.text and not self.text.endswith("\n"):
-                piece = "\n" + piece
+        if piece:
+            self._after_error = error is not None
         self.text += piece
         return piece
 

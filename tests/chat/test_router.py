@@ -14,6 +14,7 @@ from PIL import Image
 
 from chat.errors import UserError
 from chat.events import Delta, Done, Status, ToolFinished, ToolStarted
+from chat.lc_messages import content_text
 from chat.lc_model import LocalMultimodalChatModel
 from chat.router import Router
 from chat.session import Session
@@ -204,7 +205,7 @@ def test_a_failed_call_is_said_and_the_model_goes_on(assistant, session, calls, 
     fake.answers = [call("remove"), "Tell me which object."]
     events = run(Router(assistant, local(fake)), session, "remove it")
     said = "".join(d.text for d in of(events, Delta))
-    assert said == "Error: Nothing is marked: click on the object to remove, or name it.Tell me which object."
+    assert said == "Error: Nothing is marked: click on the object to remove, or name it.\nTell me which object."
     assert fake.turns[-1][-1].text.startswith("Result of the tool remove: Error: Nothing is marked")
     assert events[-1].error == "Nothing is marked: click on the object to remove, or name it."
     assert len(session.record("img1").versions) == 1
@@ -519,3 +520,37 @@ def test_regenerate_replays_what_the_last_message_ran(assistant, session, calls)
 def test_regenerate_with_nothing_asked_says_so(assistant):
     with pytest.raises(UserError, match="nothing to regenerate"):
         list(Router(assistant, local(FakeMLLM())).regenerate(Session()))
+
+
+def test_every_step_of_the_loop_is_fitted_to_the_context_window(assistant, session, monkeypatch):
+    """The calls' results make a message's prompt longer at each step: each step is fitted to the window again,
+    so the oldest earlier turns leave; the request, its calls and their results stay (LLaVA-1.5 has 2048 tokens)."""
+    class ShortContext(LocalMultimodalChatModel):
+        def context_window(self):
+            return 1000
+
+        def get_num_tokens_from_messages(self, messages, tools=None):
+            return sum(len(str(m.content)) // 4 for m in messages)
+
+    for name in ("vqa", "caption"):
+        replace_run(monkeypatch, name, lambda ctx, args, name=name: ToolOutput(name, f"{name}: " + "y" * 1000, name, {}))
+    fake = FakeMLLM(choice={"answer": 0.0}, answer="x" * 300)
+    router = Router(assistant, ShortContext(chat=fake))
+    for i in range(3):
+        run(router, session, f"question {i}")
+    fake.choice = [{"vqa": -0.1, "answer": -5.0}, {"caption": -0.1, "answer": -5.0}, {"answer": 0.0}]
+    fake.choices.clear()
+    fake.answers = [call("vqa", question="what colour?"), call("caption"), "Green, a square."]
+    fake.turns.clear()
+    prompts = []
+    build = router.prompts.messages
+    monkeypatch.setattr(router.prompts, "messages", lambda *a, **k: prompts.append(build(*a, **k)) or prompts[-1])
+    events = run(router, session, "what colour is it, and what is it?")
+    assert "".join(d.text for d in of(events, Delta)) == "Green, a square."
+    reserve = getattr(router.chat_model.options, "max_new_tokens", None) or 256  # what the answer may take
+    counts = [router.chat_model.get_num_tokens_from_messages(p) for p in prompts]
+    assert len(prompts) == 3 and all(n + reserve <= 1000 for n in counts), counts
+    asked = [[content_text(m.content) for m in p if m.type == "human"] for p in prompts]
+    assert len(asked[0]) > len(asked[2]) >= 1  # earlier turns left as the results came in
+    assert all(a[-1].endswith("what colour is it, and what is it?") for a in asked)  # the request stays
+    assert [m.type for m in prompts[2][-4:]] == ["ai", "tool", "ai", "tool"]  # both calls and results stay
