@@ -229,8 +229,8 @@ JA: dict[str, str] = {
     "the model answered in words": "モデルが文章で回答",
     "the answer after the {tool} tool": "{tool} ツールの結果を受けた回答",
     "the answer cites Set-of-Mark regions": "回答が Set-of-Mark の領域を引用",
-    "model tool call": "モデルのツール呼び出し",
-    "answer directly (the model has no tool calling)": "直接回答(モデルにツール呼び出し機能がない)",
+    "answered in words: this model cannot call tools": "文章で回答: このモデルはツールを呼び出せない",
+    "answered in words: the model's server refuses tools": "文章で回答: モデルのサーバーがツールを受け付けない",
     "error": "エラー",
 }
 

@@ -254,6 +254,10 @@ def decision_text(decision: str) -> str:
         return "the model asked for a tool it cannot use, so it answered in words"
     if decision == "model tool call: none, answered directly":
         return "the model answered in words"
+    if decision == "answer directly (the model has no tool calling)":
+        return "answered in words: this model cannot call tools"
+    if decision == "answer directly (the server refuses tools)":
+        return "answered in words: the model's server refuses tools"
     if decision.startswith("after "):
         return f"the answer after the {decision[6:]} tool"
     return decision

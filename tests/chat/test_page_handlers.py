@@ -343,6 +343,13 @@ def test_the_tool_loops_trace_and_notes_read_in_japanese():
         "モデルがこのツールを呼び出し(ステップ 2)"
     assert translate(decision_text("model choice: remove, but its arguments did not complete"), "ja") == \
         "モデルは remove を選んだが、引数を書き終えられなかった"
+    # a model that cannot call tools, or a server that refuses them: said in plain words, in both languages
+    assert decision_text("answer directly (the server refuses tools)") == \
+        "answered in words: the model's server refuses tools"
+    assert translate(decision_text("answer directly (the server refuses tools)"), "ja") == \
+        "文章で回答: モデルのサーバーがツールを受け付けない"
+    assert translate(decision_text("answer directly (the model has no tool calling)"), "ja") == \
+        "文章で回答: このモデルはツールを呼び出せない"
     said = translate("The model could not finish the arguments of the remove tool (it ran out of tokens); ask "
                      "again, or use its slash command.", "ja")
     assert said.startswith("モデルが remove ツールの引数を書き終えられませんでした") and said.endswith("使ってください。")
