@@ -237,8 +237,12 @@ def _queued(page: Page, session_id: str) -> list[dict]:
 
 
 def _switched(view: View) -> View:
-    """The page now shows another session: the previous one's export, score chart and table go."""
+    """The page now shows another session: the previous one's export, score chart and table go, and so do the
+    tool tabs' status lines (they named the previous session's images, whose ids the new one reuses)."""
+    from chat.ui.render import TAB_STATUS
+
     view.export, view.plot, view.scores = "", "", []
+    view.tabs = {tab: "" for tab in TAB_STATUS}
     return view
 
 

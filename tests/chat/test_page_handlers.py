@@ -68,6 +68,20 @@ def test_4_sessions_new_rename_delete_with_files(h, assistant, tmp_path):
     assert not folder.exists() and not assistant.sessions.exists(sid)
 
 
+def test_another_session_does_not_show_the_previous_ones_tab_results(h, assistant, tmp_path):
+    """After an edit and a score, New session (or opening another) left "Edited img1.v1 ...: the new version is
+    img1.v2" and the scores on the Edit and Score tabs, about images the new session does not have (its own
+    img1 is another picture)."""
+    sid = with_image(h, tmp_path)
+    h.add_point(sid, 100, 80)
+    edited = list(h.edit(sid, "make it snowy", steps="2"))[-1]
+    assert edited.tabs["edit"].startswith("✓")
+    list(h.score(sid, "cat | dog"))
+    for view in (h.confirm(sid, "new"), h.resume(None, sid)):
+        assert all(view.tabs.get(tab) == "" for tab in ("edit", "score", "generate", "compare")), view.tabs
+        assert view.scores == [] and view.plot == ""
+
+
 def test_5_a_second_tab_sees_what_the_first_did(h, tmp_path):
     sid = with_image(h, tmp_path)
     shown = h.load(sid).revision
