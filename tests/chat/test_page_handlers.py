@@ -273,6 +273,9 @@ def test_6_a_which_one_question_leaves_the_status_waiting(assistant, tmp_path):
     assert status.startswith("Waiting for your answer: say the number"), status
     japanese = translate(status, "ja")
     assert "番号" in japanese and "Waiting" not in japanese
+    # A reload (or a restart: a new page over the same store) still says the session waits for the number.
+    for page in (h, Handlers(assistant, router=WhichOneRouter(delay=0))):
+        assert page.load(sid).status.startswith("Waiting for your answer: say the number")
     h.store.get(sid).pending = None  # answered: the next turn ends on Ready again
     assert list(h.turn(sid, "thanks"))[-1].status.startswith("Ready")
 
