@@ -172,6 +172,29 @@ def test_keyboard_places_a_marker_and_new_session_asks_first(served, browser, ph
         page.close()
 
 
+def test_a_click_beside_a_panorama_says_where_to_click(served, browser, tmp_path):
+    """A 10000x100 panorama shows as a thin strip: a click on the margin above it was dropped without a word
+    (Gradio sends no event for it); now the status line says to click on the picture, and nothing is marked."""
+    import numpy as np
+    from skimage import data
+
+    strip = np.concatenate([data.rocket()[:100]] * 15, axis=1)[:, :10000]
+    path = tmp_path / "panorama.png"
+    Image.fromarray(strip).save(path)
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, path)
+        box = page.locator("#image img").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + 10)  # above the strip, inside the picture frame
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('did not land')")
+        assert "click on the picture itself" in page.locator("#status").inner_text()
+        session = served[1].mmchat_handlers.store.list()[0]["id"]
+        assert not any(r.markers for r in served[1].mmchat_handlers.store.get(session).images.values())
+    finally:
+        page.close()
+
+
 def test_phone_390x844_stacks_image_chat_tools(served, browser, photo):
     page = open_page(browser, served[0], 390, 844)
     try:
