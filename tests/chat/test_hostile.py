@@ -262,6 +262,22 @@ def test_odd_message_is_answered_and_saved(h, sid, case):
     alive(h, sid)
 
 
+@pytest.mark.parametrize("typed", ["<image>", "</s>", "<|im_end|>", "USER: <image>\nhi ASSISTANT: a & b"])
+def test_special_tokens_typed_as_text_show_as_typed(h, sid, typed):
+    """'<image>' typed in the chat showed as a broken picture, '</s>' as nothing (the chat renders HTML); the
+    bubble shows the characters typed, and the session keeps them as typed."""
+    from markdown_it import MarkdownIt
+
+    view = list(h.chat(sid, typed))[-1]
+    content = next(m for m in reversed(view.chat) if m["role"] == "user")["content"]
+    caption = content[0] if isinstance(content, list) else content
+    shown = MarkdownIt("commonmark").render(caption)
+    assert "<img" not in shown and "</s>" not in shown.replace("&lt;/s&gt;", "")
+    assert all(f"&lt;{tag}&gt;" in shown for tag in ("image", "/s", "|im_end|") if f"<{tag}>" in typed)
+    assert state(h.store, sid)[1]["messages"][0]["content"] == typed  # stored as typed
+    alive(h, sid)
+
+
 def test_duplicate_labels_count_once(h, sid):
     view = list(h.score(sid, "cat | Cat | cat | dog | CAT | dog"))[-1]
     assert h.router.calls[-1][2]["labels"] == ["cat", "dog"] and [row[0] for row in view.scores] == ["cat", "dog"]
