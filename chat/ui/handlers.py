@@ -202,10 +202,17 @@ class Handlers:
         return view
 
     def run_queue(self, session_id: str | None) -> Iterator[View]:
+        """Answer what :meth:`send` queued. Always yields: a stream that yields nothing (Enter in an empty box, or
+        a queue another call already answered) makes Gradio empty every output of the page."""
         if not session_id:
             yield View()
             return
-        yield from self.turns.run(session_id)
+        answered = False
+        for view in self.turns.run(session_id):
+            answered = True
+            yield view
+        if not answered:
+            yield View(session_id=session_id)
 
     def chat(self, session_id: str | None, message: dict | str | None) -> Iterator[View]:
         """The chat box in one call (the API): images dropped in are added first, then the text is answered."""

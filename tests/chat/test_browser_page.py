@@ -195,6 +195,32 @@ def test_a_click_beside_a_panorama_says_where_to_click(served, browser, tmp_path
         page.close()
 
 
+def test_enter_in_an_empty_chat_box_changes_nothing(served, browser, photo):
+    """Enter with nothing typed emptied the whole page (chat, strips, button labels) with a script error: the
+    answer stream yielded nothing. Now nothing happens, and the page keeps working."""
+    page = open_page(browser, served[0], 1440, 900)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        new_session(page)
+        upload(page, photo)
+        ask(page, "What is in the picture?")
+        bubbles = page.locator("#chat .message").count()
+        for typed in ("", "   "):
+            page.fill("#chat-input textarea", typed)
+            page.press("#chat-input textarea", "Enter")
+            time.sleep(2)
+            assert page.locator("#chat .message").count() == bubbles
+            assert page.locator("#thumbnails .thumbnail-item").count() == 1
+            assert page.locator("#edit").inner_text().strip(), "the Edit button keeps its label"
+        assert not errors, errors
+        page.fill("#chat-input textarea", "And now?")
+        page.press("#chat-input textarea", "Enter")
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('And now?')")
+    finally:
+        page.close()
+
+
 def test_phone_390x844_stacks_image_chat_tools(served, browser, photo):
     page = open_page(browser, served[0], 390, 844)
     try:
