@@ -29,7 +29,7 @@ from chat.ui.markers import CLICK_MODES, COLORS, SHAPES, Markers  # noqa: F401
 from chat.ui.progress import ProgressRelay, listen, progress_line  # noqa: F401
 from chat.ui.sessions import SessionList
 from chat.ui.tooltabs import ToolTabs
-from chat.ui.turns import Pending, TurnRunner
+from chat.ui.turns import Pending, TurnRunner, check_length
 from chat.ui.views import View
 
 
@@ -197,6 +197,7 @@ class Handlers:
             return view
         if not text.strip():
             return View(session_id=session.id)  # an empty box: nothing to send
+        check_length(text.strip(), self.page.limits.max_message_chars)  # refused here: the box keeps the text
         view = self.turns.submit(session.id, Pending(text, files=list(files)))
         view.warnings += [note] if note else []
         return view

@@ -43,6 +43,12 @@ class Pending:
     markers: list | None = None  # queued: the markers its image had when it was sent (the answer uses those)
 
 
+def check_length(text: str, limit: int) -> None:
+    """A message over the limit is refused in one sentence (before it is queued, so the box keeps it)."""
+    if len(text) > limit:
+        raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
+
+
 class TurnRunner:
     def __init__(self, page: Page):
         self.page = page
@@ -190,8 +196,7 @@ class TurnRunner:
         text = clean_text(text).strip()
         if not text and not action:
             raise UserError("Type a message first.")
-        if len(text) > page.limits.max_message_chars:
-            raise UserError(f"The message is {len(text)} characters long; the limit is {page.limits.max_message_chars}.")
+        check_length(text, page.limits.max_message_chars)
         changed_images = False
         if files:
             lock = page.store.lock(session.id)

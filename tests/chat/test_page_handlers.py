@@ -82,6 +82,18 @@ def test_another_session_does_not_show_the_previous_ones_tab_results(h, assistan
         assert view.scores == [] and view.plot == ""
 
 
+def test_a_message_over_the_limit_is_refused_before_the_box_is_emptied(h, tmp_path):
+    """A 180,000-character message was cleared from the chat box, then refused: what was typed was lost. It is
+    refused when sent, in one sentence, nothing is queued (the box keeps the text), and the session goes on."""
+    sid = with_image(h, tmp_path)
+    limit = h.page.limits.max_message_chars
+    with pytest.raises(UserError, match=f"characters long; the limit is {limit}"):
+        h.send(sid, {"text": "describe " * (limit // 4), "files": []})
+    assert list(h.run_queue(sid))[-1].chat is None  # nothing was queued: nothing answered, the chat as it was
+    assert h.send(sid, {"text": "hello", "files": []}).clear_input
+    assert "hello" in last_user_line(list(h.run_queue(sid))[-1])
+
+
 def test_5_a_second_tab_sees_what_the_first_did(h, tmp_path):
     sid = with_image(h, tmp_path)
     shown = h.load(sid).revision
