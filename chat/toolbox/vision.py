@@ -108,6 +108,8 @@ def read_score(text: str) -> dict:
         args["model"] = (model.group(1) or model.group(2)).lower()
         text = (text[:model.start()] + " " + text[model.end():]).strip()
     args["labels"] = parse_labels(text)
+    if not args["labels"]:  # in the page's syntax, not the tool schema's (["cat", "dog"])
+        raise UserError("Give the labels to score after /score, e.g. '/score cat | dog'.")
     return args
 
 

@@ -115,6 +115,8 @@ JA: dict[str, str] = {
     "There is no image yet; upload one first.": "まだ画像がありません。先にアップロードしてください。",
     "Type a message first.": "先にメッセージを入力してください。",
     "Type some labels to score, e.g. 'cat | dog'.": "採点するラベルを入力してください(例: 猫 | 犬)。",
+    "Give the labels to score after /score, e.g. '/score cat | dog'.":
+        "/score の後に採点するラベルを書いてください(例: /score 猫 | 犬)。",
     "Type an edit instruction, e.g. 'make it snowy'.": "編集の指示を入力してください(例: 雪景色にする)。",
     "Describe the picture to make, e.g. 'a cat on a sofa'.": "作りたい絵を説明してください(例: ソファの上の猫)。",
     "Choose one or more image files to upload.": "アップロードする画像ファイルを選んでください。",

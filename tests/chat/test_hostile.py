@@ -322,7 +322,8 @@ COMMANDS = {
     "/caption img1.v9": "no version 9",
     "/edit img99 snow": "no image 'img99'",
     "/score " + " | ".join(f"l{i}" for i in range(1000)): "at most 100",
-    "/score": "no labels given",
+    "/score": "Give the labels to score after /score, e.g. '/score cat | dog'.",  # the page's syntax
+    "/score siglip:": "e.g. '/score cat | dog'",
     "/mark": "has no markers",
     "/frobnicate \x00 \ud800": "Unknown command /frobnicate.",
     "/ask " + "x" * 9000: "the limit is 8000",
