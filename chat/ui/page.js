@@ -86,13 +86,17 @@
     }
   });
 
-  // 4. The current version (its caption starts with ★) is framed in the versions strip.
+  // 4. The current version and the active image (their captions start with ★) are framed in their strips.
   const frame = () => {
     const image = document.getElementById('image');  // focusable, so that keys can place markers
     if (image && image.tabIndex < 0) {
       image.tabIndex = 0;
       image.setAttribute('aria-label', 'Image: arrow keys move the cursor, Enter places a marker');
     }
+    document.querySelectorAll('#thumbnails .thumbnail-item').forEach((item) => {
+      const caption = item.querySelector('.caption-label');
+      item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));
+    });
     document.querySelectorAll('#versions .thumbnail-item').forEach((item) => {
       const caption = item.querySelector('.caption-label');
       const current = !!caption && caption.textContent.trim().startsWith('★');

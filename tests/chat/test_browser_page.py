@@ -221,6 +221,40 @@ def test_enter_in_an_empty_chat_box_changes_nothing(served, browser, photo):
         page.close()
 
 
+def test_only_the_active_image_is_framed_after_another_was_clicked(served, browser, tmp_path):
+    """Clicking img1 in the Images strip left Gradio's orange ring on it after uploading img3 (the active one):
+    the strip framed an image that was not the one being worked on. Only the ★ image is framed."""
+    from skimage import data
+
+    paths = []
+    for name in ("chelsea", "coffee", "rocket"):
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).save(paths[-1])
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, paths[0])
+        upload(page, paths[1])
+        page.wait_for_function("() => document.querySelectorAll('#thumbnails .thumbnail-item').length === 2")
+        page.locator("#thumbnails .thumbnail-item").first.click()
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('img1')")
+        page.locator("#thumbnails .thumbnail-item").first.click()
+        upload(page, paths[2])
+        page.wait_for_function("() => document.querySelectorAll('#thumbnails .thumbnail-item').length === 3")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('img3')")
+        time.sleep(0.5)
+        ringed = page.evaluate("""() => Array.from(document.querySelectorAll('#thumbnails .thumbnail-item'))
+            .filter((e) => { const s = getComputedStyle(e);
+                             return s.outlineStyle !== 'none'
+                                 || (s.boxShadow !== 'none' && !s.boxShadow.startsWith('rgba(0, 0, 0, 0)')); })
+            .map((e) => e.innerText.trim())""")
+        detail = page.evaluate("""() => Array.from(document.querySelectorAll('#thumbnails .thumbnail-item'))
+            .map((e) => e.className + ' | ' + getComputedStyle(e).outlineStyle + ' | ' + getComputedStyle(e).boxShadow)""")
+        assert len(ringed) == 1 and "img3" in ringed[0], (ringed, detail)
+    finally:
+        page.close()
+
+
 def test_phone_390x844_stacks_image_chat_tools(served, browser, photo):
     page = open_page(browser, served[0], 390, 844)
     try:
