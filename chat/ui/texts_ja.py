@@ -203,8 +203,8 @@ JA: dict[str, str] = {
         "{image} の「{phrase}」として領域 {n} に印を付けました。クリックで広げたり削ったり、取り消したりできます。",
     "Numbered {n} regions of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
         "{image} の領域 {n} か所に番号を付けました(Set-of-Mark)。[1]〜[{m}] で参照できます。",
-    "Numbered {n} region of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
-        "{image} の領域 {n} か所に番号を付けました(Set-of-Mark)。[1]〜[{m}] で参照できます。",
+    "Numbered 1 region of {image} (Set-of-Mark); refer to it as [1].":
+        "{image} の領域 1 か所に番号を付けました(Set-of-Mark)。[1] で参照できます。",
     "Drew {n} marker on {image}.": "{image} にマーカー {n} 個を描きました。",
     "Drew {n} markers on {image}.": "{image} にマーカー {n} 個を描きました。",
     "{model} scores for {image} ({mode}): {scores}": "{image} の {model} スコア({mode}): {scores}",

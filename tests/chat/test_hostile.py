@@ -447,3 +447,16 @@ def test_queue_size_is_the_configured_one(tiny_config, monkeypatch):
     config = tiny_config.model_copy(update={"server": tiny_config.server.model_copy(update={"queue_size": 3})})
     serve(config, port=0)
     assert seen["app"]._queue.max_size == 3 and seen["max_file_size"] == config.limits.max_upload_bytes
+
+
+def test_one_region_reads_as_one(assistant, real, tmp_path):
+    """Set-of-Mark on a 1x1 picture said "refer to them as [1] to [1]"; one region reads as one, in Japanese too."""
+    from chat.ui.handlers import Handlers
+    from chat.ui.texts import translate
+
+    hr = Handlers(assistant, router=real)
+    sid = hr.upload(None, [str(sample_image(tmp_path / "dot.png", size=(1, 1)))]).session_id
+    reply = list(hr.turn(sid, "/som"))[-1].chat[-1]["content"]
+    reply = reply if isinstance(reply, str) else reply[0]
+    assert reply == "Numbered 1 region of img1.v1 (Set-of-Mark); refer to it as [1].", reply
+    assert translate(reply, "ja") == "img1.v1 の領域 1 か所に番号を付けました(Set-of-Mark)。[1] で参照できます。"
