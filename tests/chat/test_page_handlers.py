@@ -332,6 +332,19 @@ def test_8_regenerate_replays_the_button_through_the_router(assistant, tmp_path)
     assert last_user_line(final).startswith("/som")
 
 
+def test_regenerate_of_a_tab_button_updates_that_tabs_status_line(assistant, tmp_path):
+    """Generate, then Regenerate: the chat said "Made img3" while the Generate tab still said "Made img2"; the tab
+    whose button ran the tool follows the new result (free text leaves the tabs alone)."""
+    h = Handlers(assistant, router=assistant.router)
+    sid = with_image(h, tmp_path)
+    first = list(h.generate(sid, "a lighthouse", steps="1", size="64x64"))[-1]
+    assert first.tabs["generate"].startswith("✓ Made img2")
+    again = list(h.regenerate(sid))[-1]
+    assert again.tabs.get("generate", "").startswith("✓ Made img3"), again.tabs
+    list(h.turn(sid, "what is it?"))
+    assert "generate" not in list(h.regenerate(sid))[-1].tabs
+
+
 def test_4_the_header_and_the_list_follow_the_first_message(h, tmp_path):
     """A new session is named by its first message: the turn's last update gives the header and the sessions
     list that name at once (not at the next reload)."""
