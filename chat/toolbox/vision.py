@@ -90,7 +90,8 @@ def som(ctx: ToolContext, a) -> ToolOutput:
         labels[mask] = number
     ctx.session.set_overlay(vid, marked, labels)
     n = len(marks)
-    text = f"Numbered {n} region{'s' if n != 1 else ''} of {vid} (Set-of-Mark); refer to them as [1] to [{n}]."
+    text = (f"Numbered {n} regions of {vid} (Set-of-Mark); refer to them as [1] to [{n}]." if n != 1 else
+            f"Numbered 1 region of {vid} (Set-of-Mark); refer to it as [1].")
     return ToolOutput("som", text, f"{n} region{'s' if n != 1 else ''}", {"image": vid, "method": method,
                       "max_regions": regions}, overlay=marked, data={"version": vid, "marks": marks, "masks": masks})
 
@@ -108,6 +109,8 @@ def read_score(text: str) -> dict:
         args["model"] = (model.group(1) or model.group(2)).lower()
         text = (text[:model.start()] + " " + text[model.end():]).strip()
     args["labels"] = parse_labels(text)
+    if not args["labels"]:  # in the page's syntax, not the tool schema's (["cat", "dog"])
+        raise UserError("Give the labels to score after /score, e.g. '/score cat | dog'.")
     return args
 
 

@@ -13,6 +13,8 @@ on one into a call of the matching handler (see ``page.js``). No Gradio here.
 
 from __future__ import annotations
 
+import html
+
 from chat.session import Message, Session, TraceEntry
 from chat.ui import views
 
@@ -53,7 +55,7 @@ class ChatView:
         self.download = download
 
     def user_content(self, session: Session, message: Message) -> list | str:
-        text = message.content
+        text = typed(message.content)
         if not message.images or not uses_image(text):
             return text
         ids = ", ".join(message.images)
@@ -119,5 +121,11 @@ class ChatView:
         return out
 
 
+def typed(text: str) -> str:
+    """What the person typed, shown as typed: the chat renders HTML, so '<image>' or '</s>' would become a tag
+    (a broken picture, or nothing); their '<' and '>' are shown as characters."""
+    return html.escape(text, quote=False)
+
+
 def queued_message(text: str) -> dict:
-    return {"role": "user", "content": f"{text}\n\n_{QUEUED}_"}
+    return {"role": "user", "content": f"{typed(text)}\n\n_{QUEUED}_"}

@@ -28,7 +28,7 @@ from chat.ui.images import Images
 from chat.ui.markers import CLICK_MODES, COLORS, SHAPES, Markers  # noqa: F401 - the layout's choices
 from chat.ui.sessions import SessionList
 from chat.ui.tooltabs import ToolTabs
-from chat.ui.turns import Pending, TurnRunner
+from chat.ui.turns import Pending, TurnRunner, check_length
 from chat.ui.views import View
 
 
@@ -196,15 +196,23 @@ class Handlers:
             return view
         if not text.strip():
             return View(session_id=session.id)  # an empty box: nothing to send
+        check_length(text.strip(), self.page.limits.max_message_chars)  # refused here: the box keeps the text
         view = self.turns.submit(session.id, Pending(text, files=list(files)))
         view.warnings += [note] if note else []
         return view
 
     def run_queue(self, session_id: str | None) -> Iterator[View]:
+        """Answer what :meth:`send` queued. Always yields: a stream that yields nothing (Enter in an empty box, or
+        a queue another call already answered) makes Gradio empty every output of the page."""
         if not session_id:
             yield View()
             return
-        yield from self.turns.run(session_id)
+        answered = False
+        for view in self.turns.run(session_id):
+            answered = True
+            yield view
+        if not answered:
+            yield View(session_id=session_id)
 
     def chat(self, session_id: str | None, message: dict | str | None) -> Iterator[View]:
         """The chat box in one call (the API): images dropped in are added first, then the text is answered."""

@@ -108,6 +108,8 @@ class Markers:
         """A marker placed from the keyboard: ``where`` is 'fx,fy', the keyboard cursor as fractions of the
         picture's width and height (0..1)."""
         session, _ = self.page.session(session_id)
+        if clean_text(where).strip() == "outside":  # the page: a mouse click beside the picture
+            raise UserError("That click did not land on the image; click on the picture itself.")
         try:
             fx, fy = (float(v) for v in clean_text(where).split(","))
         except ValueError:

@@ -60,6 +60,16 @@
     }
   }, true);
   window.addEventListener('scroll', () => { if (cursor.el && cursor.el.style.display === 'block') { show(); } }, true);
+  // A click beside the picture (on the margin around a very wide or tall one) is dropped by Gradio without an
+  // event: the server is told, and the status line says where to click.
+  document.addEventListener('click', (event) => {
+    const img = document.querySelector('#image img');
+    const box = picture();
+    if (!box || event.target !== img) { return; }
+    const inside = event.clientX >= box.left && event.clientX < box.left + box.width
+      && event.clientY >= box.top && event.clientY < box.top + box.height;
+    if (!inside) { send('api-key', 'api-key-btn', 'outside'); }
+  }, true);
 
   // 3. The sketch pad draws at once: its brush is picked when the pad appears.
   const brush = () => {
@@ -76,13 +86,17 @@
     }
   });
 
-  // 4. The current version (its caption starts with ★) is framed in the versions strip.
+  // 4. The current version and the active image (their captions start with ★) are framed in their strips.
   const frame = () => {
     const image = document.getElementById('image');  // focusable, so that keys can place markers
     if (image && image.tabIndex < 0) {
       image.tabIndex = 0;
       image.setAttribute('aria-label', 'Image: arrow keys move the cursor, Enter places a marker');
     }
+    document.querySelectorAll('#thumbnails .thumbnail-item').forEach((item) => {
+      const caption = item.querySelector('.caption-label');
+      item.classList.toggle('mm-current', !!caption && caption.textContent.trim().startsWith('★'));
+    });
     document.querySelectorAll('#versions .thumbnail-item').forEach((item) => {
       const caption = item.querySelector('.caption-label');
       const current = !!caption && caption.textContent.trim().startsWith('★');

@@ -85,9 +85,12 @@ class Outputs:
             values[name] = gr.update(interactive=not busy) if busy is not None else gr.skip()
         return tuple(values[name] for name in self.names)
 
-    def error(self, exc: BaseException, lang: str = "en") -> tuple:
+    def error(self, exc: BaseException, lang: str = "en", tab: str | None = None) -> tuple:
+        """One sentence in the status line, and in ``tab``'s own status line when a tab's button was refused
+        (else that line would still show the previous result)."""
         sentence = describe(exc)
-        return self.render(View(status=f"⚠ {sentence}", warnings=[sentence]), lang)
+        tabs = {tab: f"⚠ {sentence}"} if tab else {}
+        return self.render(View(status=f"⚠ {sentence}", warnings=[sentence], tabs=tabs), lang)
 
 
 def _image(view: View):
@@ -133,19 +136,20 @@ def _split(args: tuple, request) -> tuple[tuple, gr.Request | None]:
     return args, request
 
 
-def plain(outputs: Outputs, fn: Callable[..., View]) -> Callable:
+def plain(outputs: Outputs, fn: Callable[..., View], tab: str | None = None) -> Callable:
     def run(*args, request: gr.Request = None):
         args, request = _split(args, request)
         lang = language(request)
         try:
             return outputs.render(fn(*args), lang)
         except Exception as exc:  # noqa: BLE001 - one sentence, nothing lost
-            return outputs.error(exc, lang)
+            return outputs.error(exc, lang, tab)
 
     return _with_request(fn, run)
 
 
-def stream(outputs: Outputs, fn: Callable) -> Callable:
+def stream(outputs: Outputs, fn: Callable, tab: str | None = None) -> Callable:
+    """``tab``: the tool tab whose button runs ``fn``; a refusal is also said on that tab's status line."""
     def run(*args, request: gr.Request = None):
         args, request = _split(args, request)
         lang = language(request)
@@ -153,6 +157,6 @@ def stream(outputs: Outputs, fn: Callable) -> Callable:
             for view in fn(*args):
                 yield outputs.render(view, lang)
         except Exception as exc:  # noqa: BLE001 - one sentence, nothing lost
-            yield outputs.error(exc, lang)
+            yield outputs.error(exc, lang, tab)
 
     return _with_request(fn, run)

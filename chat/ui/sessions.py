@@ -65,8 +65,11 @@ class SessionList:
         return session_rows(self.page.store)
 
     def full(self, session: Session, note: str | None = None, status: str | None = None) -> View:
-        """Everything the page shows of a session (after a load, a switch, a sync)."""
-        view = self.page.view(session, note, chat=True, trace=True, status=status)
+        """Everything the page shows of a session (after a load, a switch, a sync); a session whose last answer
+        asked "which one?" still says it waits for the number (also after a reload or a restart)."""
+        from chat.ui.turnstate import waiting_text
+
+        view = self.page.view(session, note, chat=True, trace=True, status=status or waiting_text(session))
         view.chat = (view.chat or []) + [bubble for bubble in _queued(self.page, session.id)]
         view.sessions = self.rows()
         view.title = views.session_label(session, self._title(session))
@@ -237,8 +240,12 @@ def _queued(page: Page, session_id: str) -> list[dict]:
 
 
 def _switched(view: View) -> View:
-    """The page now shows another session: the previous one's export, score chart and table go."""
+    """The page now shows another session: the previous one's export, score chart and table go, and so do the
+    tool tabs' status lines (they named the previous session's images, whose ids the new one reuses)."""
+    from chat.ui.render import TAB_STATUS
+
     view.export, view.plot, view.scores = "", "", []
+    view.tabs = {tab: "" for tab in TAB_STATUS}
     return view
 
 

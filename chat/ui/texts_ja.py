@@ -115,6 +115,8 @@ JA: dict[str, str] = {
     "There is no image yet; upload one first.": "まだ画像がありません。先にアップロードしてください。",
     "Type a message first.": "先にメッセージを入力してください。",
     "Type some labels to score, e.g. 'cat | dog'.": "採点するラベルを入力してください(例: 猫 | 犬)。",
+    "Give the labels to score after /score, e.g. '/score cat | dog'.":
+        "/score の後に採点するラベルを書いてください(例: /score 猫 | 犬)。",
     "Type an edit instruction, e.g. 'make it snowy'.": "編集の指示を入力してください(例: 雪景色にする)。",
     "Describe the picture to make, e.g. 'a cat on a sofa'.": "作りたい絵を説明してください(例: ソファの上の猫)。",
     "Choose one or more image files to upload.": "アップロードする画像ファイルを選んでください。",
@@ -201,8 +203,8 @@ JA: dict[str, str] = {
         "{image} の「{phrase}」として領域 {n} に印を付けました。クリックで広げたり削ったり、取り消したりできます。",
     "Numbered {n} regions of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
         "{image} の領域 {n} か所に番号を付けました(Set-of-Mark)。[1]〜[{m}] で参照できます。",
-    "Numbered {n} region of {image} (Set-of-Mark); refer to them as [1] to [{m}].":
-        "{image} の領域 {n} か所に番号を付けました(Set-of-Mark)。[1]〜[{m}] で参照できます。",
+    "Numbered 1 region of {image} (Set-of-Mark); refer to it as [1].":
+        "{image} の領域 1 か所に番号を付けました(Set-of-Mark)。[1] で参照できます。",
     "Drew {n} marker on {image}.": "{image} にマーカー {n} 個を描きました。",
     "Drew {n} markers on {image}.": "{image} にマーカー {n} 個を描きました。",
     "{model} scores for {image} ({mode}): {scores}": "{image} の {model} スコア({mode}): {scores}",

@@ -43,6 +43,16 @@ class Pending:
     markers: list | None = None  # queued: the markers its image had when it was sent (the answer uses those)
 
 
+TAB_OF_TOOL = {"edit": "edit", "remove": "edit", "som": "edit", "score": "score", "generate": "generate",
+               "sketch": "generate"}  # the tab whose button runs each tool (see chat.ui.tooltabs)
+
+
+def check_length(text: str, limit: int) -> None:
+    """A message over the limit is refused in one sentence (before it is queued, so the box keeps it)."""
+    if len(text) > limit:
+        raise UserError(f"The message is {len(text)} characters long; the limit is {limit}.")
+
+
 class TurnRunner:
     def __init__(self, page: Page):
         self.page = page
@@ -145,14 +155,22 @@ class TurnRunner:
 
     # -- one answer -------------------------------------------------------------------------
     def _answer(self, session_id: str, item: Pending) -> Iterator[View]:
-        text, arguments, again = item.text, item.arguments, False
+        text, arguments, again, tab = item.text, item.arguments, False, item.tab
         if item.regenerate:
+            tab = tab or self._tab_of_last(session_id)  # a tab's button run again: its status line follows
             if callable(getattr(self.page.router, "regenerate", None)):
                 text, arguments, again = self._last_asked(session_id), None, True
             else:  # a router without regenerate: the last message is sent again, about the same version
                 text, arguments = self._take_back_last(session_id)
         yield from self.turn(session_id, text, action=item.action, arguments=arguments, files=item.files,
-                             tab=item.tab, note=item.note, regenerate=again, markers=item.markers)
+                             tab=tab, note=item.note, regenerate=again, markers=item.markers)
+
+    def _tab_of_last(self, session_id: str) -> str | None:
+        """The tool tab whose button runs the last message's tool (Edit, Score, Generate), None for free text."""
+        session, _ = self.page.session(session_id)
+        last = last_user(session)
+        action = session.messages[last].action if last is not None else None
+        return TAB_OF_TOOL.get(action or "")
 
     def _last_asked(self, session_id: str) -> str:
         session, _ = self.page.session(session_id)
@@ -190,8 +208,7 @@ class TurnRunner:
         text = clean_text(text).strip()
         if not text and not action:
             raise UserError("Type a message first.")
-        if len(text) > page.limits.max_message_chars:
-            raise UserError(f"The message is {len(text)} characters long; the limit is {page.limits.max_message_chars}.")
+        check_length(text, page.limits.max_message_chars)
         changed_images = False
         if files:
             lock = page.store.lock(session.id)

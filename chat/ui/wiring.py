@@ -84,9 +84,9 @@ def wire(app: gr.Blocks, h, c) -> None:
     c.clear.click(plain(out, h.clear_markers), [c.sid], api_name="clear_markers", **quick)
 
     # -- versions: compare two, download one --------------------------------------------------
-    c.compare_btn.click(plain(out, h.compare), [c.sid, c.left_id, c.right_id], api_name="compare", **quick)
+    c.compare_btn.click(plain(out, h.compare, "compare"), [c.sid, c.left_id, c.right_id], api_name="compare", **quick)
     for picker in (c.compare_left, c.compare_right):  # after the API twin, which keeps the name /compare
-        picker.input(plain(out, h.compare), [c.sid, c.compare_left, c.compare_right], **quick, **private)
+        picker.input(plain(out, h.compare, "compare"), [c.sid, c.compare_left, c.compare_right], **quick, **private)
     c.compare_current.click(plain(out, h.compare_parent), [c.sid, c.ref], api_name="compare_parent", **quick)
     c.download.click(plain(out, h.download_version), [c.sid, c.ref], api_name="download_version", **quick)
     c.act_btn.click(plain(out, h.chat_action), [c.sid, c.act], api_name="chat_action", **quick)
@@ -98,16 +98,16 @@ def wire(app: gr.Blocks, h, c) -> None:
     c.chat_btn.click(stream(out, h.chat), [c.sid, c.chat_input], api_name="chat", **turn)
     c.ask_btn.click(stream(out, h.ask), [c.sid, c.question], api_name="ask", **turn)
     c.regenerate.click(stream(out, h.regenerate), [c.sid], api_name="regenerate", **turn)
-    c.score.click(stream(out, h.score), [c.sid, c.labels, c.model], api_name="score", **turn)
-    c.labels.submit(stream(out, h.score), [c.sid, c.labels, c.model], **turn, **private)
-    c.som.click(stream(out, h.som), [c.sid], api_name="som", **turn)
+    c.score.click(stream(out, h.score, "score"), [c.sid, c.labels, c.model], api_name="score", **turn)
+    c.labels.submit(stream(out, h.score, "score"), [c.sid, c.labels, c.model], **turn, **private)
+    c.som.click(stream(out, h.som, "edit"), [c.sid], api_name="som", **turn)
     edit_inputs = [c.sid, c.instruction, c.steps, c.seed, c.guidance]
-    c.edit.click(stream(out, h.edit), edit_inputs, api_name="edit", **turn)
-    c.instruction.submit(stream(out, h.edit), edit_inputs, **turn, **private)
-    c.remove.click(stream(out, h.remove), [c.sid, c.target, c.steps, c.seed], api_name="remove", **turn)
+    c.edit.click(stream(out, h.edit, "edit"), edit_inputs, api_name="edit", **turn)
+    c.instruction.submit(stream(out, h.edit, "edit"), edit_inputs, **turn, **private)
+    c.remove.click(stream(out, h.remove, "edit"), [c.sid, c.target, c.steps, c.seed], api_name="remove", **turn)
     generate_inputs = [c.sid, c.prompt, c.sketch, c.gen_seed, c.size, c.gen_steps]
-    c.generate.click(stream(out, h.generate), generate_inputs, api_name="generate", **turn)
-    c.prompt.submit(stream(out, h.generate), generate_inputs, **turn, **private)
+    c.generate.click(stream(out, h.generate, "generate"), generate_inputs, api_name="generate", **turn)
+    c.prompt.submit(stream(out, h.generate, "generate"), generate_inputs, **turn, **private)
     c.stop.click(plain(out, h.stop), [c.sid], outs, api_name="stop", show_progress="hidden", concurrency_limit=None)
     c.clear_chat.click(plain(out, h.clear_chat), [c.sid], api_name="clear_chat", **quick)
     # The chat's own trash icon (it empties the display first) forgets the conversation too.

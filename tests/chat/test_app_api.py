@@ -147,6 +147,33 @@ def test_score_som_and_highlight(served, client, tmp_path):
     assert any(row[1] == "highlight" for row in final[TRACE]["data"])
 
 
+def _output_index(app, api_name: str, elem_id: str) -> int:
+    """Where the component ``elem_id`` is in what the client gets back from ``api_name`` (States, buttons and
+    layout blocks are not sent)."""
+    fn = next(f for f in app.fns.values() if f.api_name == api_name)
+    sent = [o for o in fn.outputs if not o.skip_api]
+    return next(i for i, o in enumerate(sent) if o.elem_id == elem_id)
+
+
+def test_a_refused_tab_button_says_so_on_its_own_tab(served, client, tmp_path):
+    """The Score tab's status line said the previous scores were fine after Score was pressed with no labels:
+    the refusal is said in the tab the person is looking at, not only in the status line under the chat."""
+    from gradio_client import handle_file
+
+    url, router, app = served
+    client.predict([handle_file(str(sample_image(tmp_path / "a.png")))], api_name="/upload")
+    out = client.predict("cat | dog", "clip", api_name="/score")
+    score_status = _output_index(app, "score", "score-status")
+    assert out[score_status].startswith("✓")
+    out = client.predict(" | ", "clip", api_name="/score")
+    assert "Type some labels" in out[STATUS]
+    assert out[score_status].startswith("⚠") and "Type some labels" in out[score_status]
+    out = client.predict("", "", "", "", api_name="/edit")
+    assert "Type an edit instruction" in out[_output_index(app, "edit", "edit-status")]
+    out = client.predict("a cat", None, "", "12x12", "", api_name="/generate")
+    assert "64 to 1024" in out[_output_index(app, "generate", "generate-status")]
+
+
 def test_bad_upload_and_stop(served, client, tmp_path):
     from gradio_client import handle_file
 

@@ -163,6 +163,89 @@ def test_keyboard_places_a_marker_and_new_session_asks_first(served, browser, ph
         page.close()
 
 
+def test_a_click_beside_a_panorama_says_where_to_click(served, browser, tmp_path):
+    """A 10000x100 panorama shows as a thin strip: a click on the margin above it was dropped without a word
+    (Gradio sends no event for it); now the status line says to click on the picture, and nothing is marked."""
+    import numpy as np
+    from skimage import data
+
+    strip = np.concatenate([data.rocket()[:100]] * 15, axis=1)[:, :10000]
+    path = tmp_path / "panorama.png"
+    Image.fromarray(strip).save(path)
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, path)
+        box = page.locator("#image img").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + 10)  # above the strip, inside the picture frame
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('did not land')")
+        assert "click on the picture itself" in page.locator("#status").inner_text()
+        session = served[1].mmchat_handlers.store.list()[0]["id"]
+        assert not any(r.markers for r in served[1].mmchat_handlers.store.get(session).images.values())
+    finally:
+        page.close()
+
+
+def test_enter_in_an_empty_chat_box_changes_nothing(served, browser, photo):
+    """Enter with nothing typed emptied the whole page (chat, strips, button labels) with a script error: the
+    answer stream yielded nothing. Now nothing happens, and the page keeps working."""
+    page = open_page(browser, served[0], 1440, 900)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        new_session(page)
+        upload(page, photo)
+        ask(page, "What is in the picture?")
+        bubbles = page.locator("#chat .message").count()
+        for typed in ("", "   "):
+            page.fill("#chat-input textarea", typed)
+            page.press("#chat-input textarea", "Enter")
+            time.sleep(2)
+            assert page.locator("#chat .message").count() == bubbles
+            assert page.locator("#thumbnails .thumbnail-item").count() == 1
+            assert page.locator("#edit").inner_text().strip(), "the Edit button keeps its label"
+        assert not errors, errors
+        page.fill("#chat-input textarea", "And now?")
+        page.press("#chat-input textarea", "Enter")
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('And now?')")
+    finally:
+        page.close()
+
+
+def test_only_the_active_image_is_framed_after_another_was_clicked(served, browser, tmp_path):
+    """Clicking img1 in the Images strip left Gradio's orange ring on it after uploading img3 (the active one):
+    the strip framed an image that was not the one being worked on. Only the ★ image is framed."""
+    from skimage import data
+
+    paths = []
+    for name in ("chelsea", "coffee", "rocket"):
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).save(paths[-1])
+    page = open_page(browser, served[0], 1440, 900)
+    try:
+        new_session(page)
+        upload(page, paths[0])
+        upload(page, paths[1])
+        page.wait_for_function("() => document.querySelectorAll('#thumbnails .thumbnail-item').length === 2")
+        page.locator("#thumbnails .thumbnail-item").first.click()
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('img1')")
+        page.locator("#thumbnails .thumbnail-item").first.click()
+        upload(page, paths[2])
+        page.wait_for_function("() => document.querySelectorAll('#thumbnails .thumbnail-item').length === 3")
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('img3')")
+        time.sleep(0.5)
+        ringed = page.evaluate("""() => Array.from(document.querySelectorAll('#thumbnails .thumbnail-item'))
+            .filter((e) => { const s = getComputedStyle(e);
+                             return s.outlineStyle !== 'none'
+                                 || (s.boxShadow !== 'none' && !s.boxShadow.startsWith('rgba(0, 0, 0, 0)')); })
+            .map((e) => e.innerText.trim())""")
+        detail = page.evaluate("""() => Array.from(document.querySelectorAll('#thumbnails .thumbnail-item'))
+            .map((e) => e.className + ' | ' + getComputedStyle(e).outlineStyle + ' | ' + getComputedStyle(e).boxShadow)""")
+        assert len(ringed) == 1 and "img3" in ringed[0], (ringed, detail)
+    finally:
+        page.close()
+
+
 def test_phone_390x844_stacks_image_chat_tools(served, browser, photo):
     page = open_page(browser, served[0], 390, 844)
     try:

@@ -262,6 +262,22 @@ def test_odd_message_is_answered_and_saved(h, sid, case):
     alive(h, sid)
 
 
+@pytest.mark.parametrize("typed", ["<image>", "</s>", "<|im_end|>", "USER: <image>\nhi ASSISTANT: a & b"])
+def test_special_tokens_typed_as_text_show_as_typed(h, sid, typed):
+    """'<image>' typed in the chat showed as a broken picture, '</s>' as nothing (the chat renders HTML); the
+    bubble shows the characters typed, and the session keeps them as typed."""
+    from markdown_it import MarkdownIt
+
+    view = list(h.chat(sid, typed))[-1]
+    content = next(m for m in reversed(view.chat) if m["role"] == "user")["content"]
+    caption = content[0] if isinstance(content, list) else content
+    shown = MarkdownIt("commonmark").render(caption)
+    assert "<img" not in shown and "</s>" not in shown.replace("&lt;/s&gt;", "")
+    assert all(f"&lt;{tag}&gt;" in shown for tag in ("image", "/s", "|im_end|") if f"<{tag}>" in typed)
+    assert state(h.store, sid)[1]["messages"][0]["content"] == typed  # stored as typed
+    alive(h, sid)
+
+
 def test_duplicate_labels_count_once(h, sid):
     view = list(h.score(sid, "cat | Cat | cat | dog | CAT | dog"))[-1]
     assert h.router.calls[-1][2]["labels"] == ["cat", "dog"] and [row[0] for row in view.scores] == ["cat", "dog"]
@@ -306,7 +322,8 @@ COMMANDS = {
     "/caption img1.v9": "no version 9",
     "/edit img99 snow": "no image 'img99'",
     "/score " + " | ".join(f"l{i}" for i in range(1000)): "at most 100",
-    "/score": "no labels given",
+    "/score": "Give the labels to score after /score, e.g. '/score cat | dog'.",  # the page's syntax
+    "/score siglip:": "e.g. '/score cat | dog'",
     "/mark": "has no markers",
     "/frobnicate \x00 \ud800": "Unknown command /frobnicate.",
     "/ask " + "x" * 9000: "the limit is 8000",
@@ -430,3 +447,16 @@ def test_queue_size_is_the_configured_one(tiny_config, monkeypatch):
     config = tiny_config.model_copy(update={"server": tiny_config.server.model_copy(update={"queue_size": 3})})
     serve(config, port=0)
     assert seen["app"]._queue.max_size == 3 and seen["max_file_size"] == config.limits.max_upload_bytes
+
+
+def test_one_region_reads_as_one(assistant, real, tmp_path):
+    """Set-of-Mark on a 1x1 picture said "refer to them as [1] to [1]"; one region reads as one, in Japanese too."""
+    from chat.ui.handlers import Handlers
+    from chat.ui.texts import translate
+
+    hr = Handlers(assistant, router=real)
+    sid = hr.upload(None, [str(sample_image(tmp_path / "dot.png", size=(1, 1)))]).session_id
+    reply = list(hr.turn(sid, "/som"))[-1].chat[-1]["content"]
+    reply = reply if isinstance(reply, str) else reply[0]
+    assert reply == "Numbered 1 region of img1.v1 (Set-of-Mark); refer to it as [1].", reply
+    assert translate(reply, "ja") == "img1.v1 の領域 1 か所に番号を付けました(Set-of-Mark)。[1] で参照できます。"

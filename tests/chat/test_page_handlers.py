@@ -68,6 +68,32 @@ def test_4_sessions_new_rename_delete_with_files(h, assistant, tmp_path):
     assert not folder.exists() and not assistant.sessions.exists(sid)
 
 
+def test_another_session_does_not_show_the_previous_ones_tab_results(h, assistant, tmp_path):
+    """After an edit and a score, New session (or opening another) left "Edited img1.v1 ...: the new version is
+    img1.v2" and the scores on the Edit and Score tabs, about images the new session does not have (its own
+    img1 is another picture)."""
+    sid = with_image(h, tmp_path)
+    h.add_point(sid, 100, 80)
+    edited = list(h.edit(sid, "make it snowy", steps="2"))[-1]
+    assert edited.tabs["edit"].startswith("✓")
+    list(h.score(sid, "cat | dog"))
+    for view in (h.confirm(sid, "new"), h.resume(None, sid)):
+        assert all(view.tabs.get(tab) == "" for tab in ("edit", "score", "generate", "compare")), view.tabs
+        assert view.scores == [] and view.plot == ""
+
+
+def test_a_message_over_the_limit_is_refused_before_the_box_is_emptied(h, tmp_path):
+    """A 180,000-character message was cleared from the chat box, then refused: what was typed was lost. It is
+    refused when sent, in one sentence, nothing is queued (the box keeps the text), and the session goes on."""
+    sid = with_image(h, tmp_path)
+    limit = h.page.limits.max_message_chars
+    with pytest.raises(UserError, match=f"characters long; the limit is {limit}"):
+        h.send(sid, {"text": "describe " * (limit // 4), "files": []})
+    assert list(h.run_queue(sid))[-1].chat is None  # nothing was queued: nothing answered, the chat as it was
+    assert h.send(sid, {"text": "hello", "files": []}).clear_input
+    assert "hello" in last_user_line(list(h.run_queue(sid))[-1])
+
+
 def test_5_a_second_tab_sees_what_the_first_did(h, tmp_path):
     sid = with_image(h, tmp_path)
     shown = h.load(sid).revision
@@ -259,6 +285,9 @@ def test_6_a_which_one_question_leaves_the_status_waiting(assistant, tmp_path):
     assert status.startswith("Waiting for your answer: say the number"), status
     japanese = translate(status, "ja")
     assert "番号" in japanese and "Waiting" not in japanese
+    # A reload (or a restart: a new page over the same store) still says the session waits for the number.
+    for page in (h, Handlers(assistant, router=WhichOneRouter(delay=0))):
+        assert page.load(sid).status.startswith("Waiting for your answer: say the number")
     h.store.get(sid).pending = None  # answered: the next turn ends on Ready again
     assert list(h.turn(sid, "thanks"))[-1].status.startswith("Ready")
 
@@ -301,6 +330,19 @@ def test_8_regenerate_replays_the_button_through_the_router(assistant, tmp_path)
     assert [row[-1] for row in final.trace] == ["a button on the page", "a button on the page"]
     assert [m.role for m in session.messages] == ["user", "assistant"]
     assert last_user_line(final).startswith("/som")
+
+
+def test_regenerate_of_a_tab_button_updates_that_tabs_status_line(assistant, tmp_path):
+    """Generate, then Regenerate: the chat said "Made img3" while the Generate tab still said "Made img2"; the tab
+    whose button ran the tool follows the new result (free text leaves the tabs alone)."""
+    h = Handlers(assistant, router=assistant.router)
+    sid = with_image(h, tmp_path)
+    first = list(h.generate(sid, "a lighthouse", steps="1", size="64x64"))[-1]
+    assert first.tabs["generate"].startswith("✓ Made img2")
+    again = list(h.regenerate(sid))[-1]
+    assert again.tabs.get("generate", "").startswith("✓ Made img3"), again.tabs
+    list(h.turn(sid, "what is it?"))
+    assert "generate" not in list(h.regenerate(sid))[-1].tabs
 
 
 def test_4_the_header_and_the_list_follow_the_first_message(h, tmp_path):

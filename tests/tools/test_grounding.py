@@ -270,3 +270,20 @@ def test_a_cache_too_small_for_the_renderings_says_so(tiny):
     roomy = find_regions(registry, image, {"phrase": "the blue square", "method": "circle"}, cache=EmbeddingCache(),
                          options=CandidateOptions(sam_points=0))
     assert not any("embedding cache" in n for n in roomy.notes)
+
+
+def test_summary_notes_are_not_part_of_the_last_region():
+    """In the chat (Markdown) the chat model's note was drawn inside the last region's list item, as if it
+    were about that region; it is its own paragraph after the list."""
+    from markdown_it import MarkdownIt
+
+    from tools.grounding import FindResult, Region
+
+    regions = [Region(id=k, bbox=(0, 0, 10 * k, 10 * k), score=-0.1 * k, method="ensemble", source="som")
+               for k in (1, 2, 3)]
+    result = FindResult(phrase="the eye", method="ensemble", model="clip", regions=regions, ambiguous=True,
+                        candidates=16, notes=["The chat model's box is empty. Scored by CLIP alone."])
+    html = MarkdownIt().render(result.summary())
+    items = html.split("<li>")[1:]
+    assert len(items) == 3 and all("Scored by CLIP alone" not in item.split("</li>")[0] for item in items)
+    assert "<p>note: The chat model's box is empty. Scored by CLIP alone.</p>" in html

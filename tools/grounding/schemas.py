@@ -96,7 +96,9 @@ class FindResult(BaseModel):
         }
 
     def summary(self) -> str:
-        """One line per region, e.g. ``[4] 12,30,88,140  score 3.21 (sam)``, plus the ambiguity note."""
+        """One line per region, e.g. ``[4] 12,30,88,140  score 3.21 (sam)``, plus the ambiguity note; the notes
+        follow after a blank line, unindented (in the chat's Markdown an indented note reads as part of the last
+        region's item)."""
         if not self.regions:
             return f"Nothing found for '{self.phrase}'."
         lines = [f"'{self.phrase}' ({self.method}, {self.candidates} candidates"
@@ -104,7 +106,8 @@ class FindResult(BaseModel):
         for rank, r in enumerate(self.regions, 1):
             lines.append(f"  {rank}. [{r.id}] box {r.bbox[0]},{r.bbox[1]},{r.bbox[2]},{r.bbox[3]}  "
                          f"score {r.score:.2f}  ({r.source}, {r.method})")
-        lines += [f"  note: {n}" for n in self.notes]
+        if self.notes:
+            lines += [""] + [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
