@@ -28,7 +28,8 @@ from pathlib import Path
 from chat.bench.timing import median, median_time, ms
 
 FIRST_QUESTION = "Describe the image in detail please."
-FOLLOW_UP_QUESTION = "What colour is the car on the left?"
+# a follow-up the router answers in words (a question about one thing's colour would go to find first), as long
+FOLLOW_UP_QUESTION = "How many cars are there on the road?"
 PARTS = ("scoring", "followup", "markers", "router", "grounding", "structured")
 
 

@@ -142,6 +142,8 @@ def router_followup(assistant, runs: int, image) -> dict:
         for event in router.respond(session, text):
             if first is None and isinstance(event, Delta):
                 first = time.perf_counter()
+        if session.trace[-1].tool != "answer" or session.trace[-1].error:  # timed the model's answer, nothing else
+            raise RuntimeError(f"the router did not answer {text!r} in words: {session.trace[-1]}")
         return (first or time.perf_counter()) - start, session.messages[-1].content
 
     firsts, follows, uncached, identical = [], [], [], True
